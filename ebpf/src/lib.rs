@@ -1,0 +1,1 @@
+//! Kernel programs and the event types shared with userspace.

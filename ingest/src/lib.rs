@@ -1,0 +1,1 @@
+//! Remote-write and eBPF events into storage appends.

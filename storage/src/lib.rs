@@ -37,12 +37,20 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod block;
 pub mod chunkenc;
+pub mod chunks;
+pub mod db;
 pub mod error;
+pub mod head;
 pub mod histogram;
+pub mod index;
 pub mod labels;
 pub mod matcher;
+pub mod metrics;
+pub mod mmap;
 pub mod series;
+pub mod wal;
 
 pub use api::{
     is_stale_nan, stale_nan, Appender, CommitStats, Exemplar, Metadata, MetricType, Querier, SeriesRef,

@@ -1,0 +1,1 @@
+//! eBPF HTTP events into series.

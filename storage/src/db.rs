@@ -1,0 +1,1 @@
+//! The database: head plus blocks.

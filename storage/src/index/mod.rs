@@ -1,0 +1,1 @@
+//! Symbols, postings and the block index format.

@@ -1,0 +1,536 @@
+//! Ingestion: validated series, samples, histograms, exemplars and metadata of one decoded
+//! request, appended into the caller's single appender transaction.
+//!
+//! Semantics follow Prometheus' receiver (`storage/remote/write_handler.go`): an invalid series
+//! or a refused sample does not stop the request; the valid rest is appended, and the response
+//! is 400 so that the sender drops the request instead of retrying it forever. Refused
+//! exemplars are counted and reported but do not turn the response into a 400 (Prometheus only
+//! logs them). The caller commits the transaction whatever the status, and answers 5xx only if
+//! the commit fails.
+//!
+//! Per series: labels resolved (2.0 symbol refs bounds-checked) and validated (see
+//! [`Rejection`]), sorted, empty values dropped (an empty value is an absent label); the series
+//! resolved once with [`Appender::series_ref`]; then the 2.0 created-timestamp zero sample (if
+//! enabled), float samples, histograms (integer deltas summed to absolute counts), exemplars,
+//! and 2.0 metadata through [`Appender::update_metadata`]. 1.0 `MetricMetadata` entries are
+//! recorded likewise, keyed by `metric_family_name`.
+
+use storage::labels::{is_valid_label_name, is_valid_metric_name};
+use storage::{Appender, Exemplar, Label, Labels, Metadata, MetricType, SeriesRef, METRIC_NAME};
+
+use super::content::{ProtoVersion, HEADER_EXEMPLARS_WRITTEN, HEADER_HISTOGRAMS_WRITTEN, HEADER_SAMPLES_WRITTEN};
+use super::decode::{parse_metadata_v1, Decoder, Request, SeriesScratch, Str};
+use super::error::{cut, IngestError, Rejection};
+use super::limits::{Limits, NameValidation};
+use super::wire::{Reader, LEN};
+
+/// What a rejection refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ItemKind {
+    /// A whole series (its samples, histograms and exemplars are counted as rejected too).
+    Series,
+    /// One float sample.
+    Sample,
+    /// One native histogram sample.
+    Histogram,
+    /// One exemplar.
+    Exemplar,
+    /// One metadata entry.
+    Metadata,
+}
+
+/// One refused item, for the response body and logs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RejectedItem {
+    /// What was refused.
+    pub kind: ItemKind,
+    /// The series in Prometheus' text form (`{__name__="up", job="a"}`), as received (lossy
+    /// UTF-8, cut to 1 KiB); for 1.0 metadata, the metric family name.
+    pub series: String,
+    /// The sample's, histogram's or exemplar's timestamp, ms since the epoch.
+    pub t_ms: Option<i64>,
+    /// Why.
+    pub rejection: Rejection,
+}
+
+/// The outcome of ingesting one request into the caller's appender (not yet committed).
+#[derive(Clone, Debug, PartialEq)]
+pub struct IngestReport {
+    /// Which protocol the body was.
+    pub version: ProtoVersion,
+    /// Float samples appended (for `X-Prometheus-Remote-Write-Samples-Written`). Created-
+    /// timestamp zero samples are not included.
+    pub samples_written: u64,
+    /// Native histogram samples appended (`X-Prometheus-Remote-Write-Histograms-Written`).
+    pub histograms_written: u64,
+    /// Exemplars appended (`X-Prometheus-Remote-Write-Exemplars-Written`).
+    pub exemplars_written: u64,
+    /// `update_metadata` calls made (consecutive identical 2.0 metadata is recorded once).
+    pub metadata_written: u64,
+    /// Created-timestamp zero samples and histograms appended (2.0, when enabled).
+    pub created_timestamp_zeros_written: u64,
+    /// Series refused as a whole.
+    pub series_rejected: u64,
+    /// Float samples refused (those of refused series included).
+    pub samples_rejected: u64,
+    /// Histogram samples refused (those of refused series included).
+    pub histograms_rejected: u64,
+    /// Exemplars refused (those of refused series included).
+    pub exemplars_rejected: u64,
+    /// The first [`Limits::max_reported_rejections`] refusals with details.
+    pub rejections: Vec<RejectedItem>,
+    /// True when the response must be 400: a series, sample, histogram or metadata entry was
+    /// refused (exemplar refusals alone do not count, as in Prometheus).
+    pub bad_request: bool,
+}
+
+impl IngestReport {
+    fn new(version: ProtoVersion) -> Self {
+        IngestReport {
+            version,
+            samples_written: 0,
+            histograms_written: 0,
+            exemplars_written: 0,
+            metadata_written: 0,
+            created_timestamp_zeros_written: 0,
+            series_rejected: 0,
+            samples_rejected: 0,
+            histograms_rejected: 0,
+            exemplars_rejected: 0,
+            rejections: Vec::new(),
+            bad_request: false,
+        }
+    }
+
+    /// The status to answer once the transaction is committed: 400 if
+    /// [`IngestReport::bad_request`], else 204.
+    pub fn http_status(&self) -> u16 {
+        if self.bad_request {
+            400
+        } else {
+            204
+        }
+    }
+
+    /// The 2.0 response headers and their values (the spec asks for them on every response to
+    /// a 2.0 request; harmless on 1.0).
+    pub fn response_headers(&self) -> [(&'static str, u64); 3] {
+        [
+            (HEADER_SAMPLES_WRITTEN, self.samples_written),
+            (HEADER_HISTOGRAMS_WRITTEN, self.histograms_written),
+            (HEADER_EXEMPLARS_WRITTEN, self.exemplars_written),
+        ]
+    }
+
+    /// A response body describing the refusals, `None` when nothing was refused.
+    pub fn error_message(&self) -> Option<String> {
+        let total = self.series_rejected
+            + self.samples_rejected
+            + self.histograms_rejected
+            + self.exemplars_rejected;
+        if self.rejections.is_empty() {
+            return None;
+        }
+        let mut s = String::new();
+        for (i, r) in self.rejections.iter().enumerate() {
+            if i > 0 {
+                s.push_str("; ");
+            }
+            s.push_str(&r.rejection.to_string());
+            s.push_str(" for series ");
+            s.push_str(&r.series);
+            if let Some(t) = r.t_ms {
+                s.push_str(&format!(" at {t} ms"));
+            }
+        }
+        s.push_str(&format!(
+            " ({} series, {} samples, {} histograms, {} exemplars refused in total; {} items in all)",
+            self.series_rejected, self.samples_rejected, self.histograms_rejected, self.exemplars_rejected, total
+        ));
+        Some(s)
+    }
+
+    fn reject(&mut self, limits: &Limits, kind: ItemKind, fails: bool, t_ms: Option<i64>, rejection: Rejection, series: impl FnOnce() -> String) {
+        if fails {
+            self.bad_request = true;
+        }
+        if self.rejections.len() < limits.max_reported_rejections {
+            self.rejections.push(RejectedItem { kind, series: series(), t_ms, rejection });
+        }
+    }
+}
+
+impl Request<'_> {
+    /// Validates and appends every series of the request into `appender`, one transaction;
+    /// the caller commits it (whatever the report's status) and maps a commit failure to 5xx.
+    ///
+    /// `now_ms` (ms since the epoch) bounds sample timestamps: newer than
+    /// `now_ms + limits.max_future_ms` is refused.
+    ///
+    /// # Errors
+    /// Only [`IngestError::Protobuf`], which cannot happen after a successful
+    /// [`Decoder::decode`] (the same bytes were walked there); per-item refusals are in the
+    /// report.
+    pub fn ingest<A: Appender + ?Sized>(self, appender: &mut A, limits: &Limits, now_ms: i64) -> Result<IngestReport, IngestError> {
+        let version = self.version;
+        let Decoder { body, symbols, series, hist, float_hist, pairs, .. } = &mut *self.dec;
+        let body: &[u8] = body;
+        let mut ctx = Ctx {
+            body,
+            symbols,
+            limits,
+            max_t_ms: now_ms.saturating_add(limits.max_future_ms),
+            report: IngestReport::new(version),
+            last_meta: None,
+        };
+        let mut r = Reader::new(body, 0);
+        while !r.is_empty() {
+            let (field, wt) = r.tag()?;
+            match (version, field) {
+                (ProtoVersion::V1, 1) => {
+                    r.expect(wt, LEN)?;
+                    let (b, at) = r.bytes()?;
+                    series.parse_v1(b, at)?;
+                    ctx.series(appender, series, pairs, hist, float_hist)?;
+                }
+                (ProtoVersion::V1, 3) => {
+                    r.expect(wt, LEN)?;
+                    let (b, at) = r.bytes()?;
+                    let m = parse_metadata_v1(b, at)?;
+                    ctx.metadata_v1(appender, m.metric_type, m.family, m.help, m.unit);
+                }
+                (ProtoVersion::V2, 5) => {
+                    r.expect(wt, LEN)?;
+                    let (b, at) = r.bytes()?;
+                    series.parse_v2(b, at)?;
+                    ctx.series(appender, series, pairs, hist, float_hist)?;
+                }
+                _ => r.skip(wt)?,
+            }
+        }
+        Ok(ctx.report)
+    }
+}
+
+/// State of one ingestion pass.
+struct Ctx<'a> {
+    body: &'a [u8],
+    symbols: &'a [Str],
+    limits: &'a Limits,
+    /// Newest accepted timestamp, ms.
+    max_t_ms: i64,
+    report: IngestReport,
+    /// The last 2.0 metadata recorded: (metric name, refs), to skip repeats.
+    last_meta: Option<(String, super::decode::MetaRefs)>,
+}
+
+fn metric_type(t: i32) -> MetricType {
+    match t {
+        1 => MetricType::Counter,
+        2 => MetricType::Gauge,
+        3 => MetricType::Histogram,
+        4 => MetricType::GaugeHistogram,
+        5 => MetricType::Summary,
+        6 => MetricType::Info,
+        7 => MetricType::StateSet,
+        _ => MetricType::Unknown,
+    }
+}
+
+impl Ctx<'_> {
+    fn bytes(&self, s: Str) -> &[u8] {
+        s.get(self.body)
+    }
+
+    /// A 2.0 symbol by ref.
+    fn symbol(&self, r: u32) -> Result<Str, Rejection> {
+        self.symbols
+            .get(r as usize)
+            .copied()
+            .ok_or(Rejection::BadSymbolRef { symbol_ref: r, symbols: self.symbols.len() })
+    }
+
+    /// Resolves 2.0 refs into `(name, value)` pairs.
+    fn resolve(&self, refs: &[u32], out: &mut Vec<(Str, Str)>) -> Result<(), Rejection> {
+        out.clear();
+        if refs.len() % 2 != 0 {
+            return Err(Rejection::OddLabelRefs { len: refs.len() });
+        }
+        for p in refs.chunks_exact(2) {
+            out.push((self.symbol(p[0])?, self.symbol(p[1])?));
+        }
+        Ok(())
+    }
+
+    /// Text form of raw pairs, for rejection reports only.
+    fn describe(&self, pairs: &[(Str, Str)]) -> String {
+        let mut s = String::from("{");
+        for (i, (n, v)) in pairs.iter().enumerate() {
+            if i > 0 {
+                s.push_str(", ");
+            }
+            s.push_str(&String::from_utf8_lossy(self.bytes(*n)));
+            s.push('=');
+            s.push_str(&format!("{:?}", String::from_utf8_lossy(self.bytes(*v))));
+        }
+        s.push('}');
+        cut(&s, 1024)
+    }
+
+    /// Validates and sorts `pairs` and builds the series' canonical label set.
+    fn labels(&self, pairs: &mut [(Str, Str)]) -> Result<Labels, Rejection> {
+        let l = self.limits;
+        if pairs.len() > l.max_labels_per_series {
+            return Err(Rejection::TooManyLabels { count: pairs.len(), limit: l.max_labels_per_series });
+        }
+        let body = self.body;
+        pairs.sort_unstable_by(|a, b| a.0.get(body).cmp(b.0.get(body)));
+        let mut out = Vec::with_capacity(pairs.len());
+        let mut prev: &str = "";
+        let mut has_name = false;
+        for (i, (n, v)) in pairs.iter().enumerate() {
+            let name = std::str::from_utf8(n.get(body)).map_err(|_| Rejection::InvalidUtf8)?;
+            let value = std::str::from_utf8(v.get(body)).map_err(|_| Rejection::InvalidUtf8)?;
+            if name.is_empty() {
+                return Err(Rejection::EmptyLabelName);
+            }
+            if name.len() > l.max_label_name_bytes {
+                return Err(Rejection::LabelNameTooLong { len_bytes: name.len(), limit_bytes: l.max_label_name_bytes });
+            }
+            if i > 0 && name == prev {
+                return Err(Rejection::DuplicateLabelName { name: cut(name, 256) });
+            }
+            prev = name;
+            if value.len() > l.max_label_value_bytes {
+                return Err(Rejection::LabelValueTooLong {
+                    name: cut(name, 256),
+                    len_bytes: value.len(),
+                    limit_bytes: l.max_label_value_bytes,
+                });
+            }
+            if l.name_validation == NameValidation::Legacy && !is_valid_label_name(name) {
+                return Err(Rejection::InvalidLabelName { name: cut(name, 256) });
+            }
+            if name == METRIC_NAME {
+                if value.is_empty() {
+                    return Err(Rejection::MissingMetricName);
+                }
+                if l.name_validation == NameValidation::Legacy && !is_valid_metric_name(value) {
+                    return Err(Rejection::InvalidMetricName { name: cut(value, 256) });
+                }
+                has_name = true;
+            }
+            if !value.is_empty() {
+                out.push(Label::new(name, value));
+            }
+        }
+        if !has_name {
+            return Err(Rejection::MissingMetricName);
+        }
+        Ok(Labels::from_sorted_unchecked(out))
+    }
+
+    fn reject_series(&mut self, s: &SeriesScratch, rejection: Rejection, series: String) {
+        let r = &mut self.report;
+        r.series_rejected += 1;
+        r.samples_rejected += s.samples.len() as u64;
+        r.histograms_rejected += s.histograms.len() as u64;
+        r.exemplars_rejected += s.exemplars.len() as u64;
+        r.reject(self.limits, ItemKind::Series, true, None, rejection, || series);
+    }
+
+    fn series<A: Appender + ?Sized>(
+        &mut self,
+        app: &mut A,
+        s: &SeriesScratch,
+        pairs: &mut Vec<(Str, Str)>,
+        hist: &mut super::histogram::HistScratch,
+        fh: &mut storage::FloatHistogram,
+    ) -> Result<(), IngestError> {
+        let v2 = self.report.version == ProtoVersion::V2;
+        if v2 {
+            if let Err(e) = self.resolve(&s.label_refs, pairs) {
+                let desc = format!("with labels_refs {:?}", &s.label_refs[..s.label_refs.len().min(32)]);
+                self.reject_series(s, e, desc);
+                return Ok(());
+            }
+        } else {
+            pairs.clear();
+            pairs.extend_from_slice(&s.labels);
+        }
+        let labels = match self.labels(pairs) {
+            Ok(l) => l,
+            Err(e) => {
+                let desc = self.describe(pairs);
+                self.reject_series(s, e, desc);
+                return Ok(());
+            }
+        };
+        let sref = match app.series_ref(&labels) {
+            Ok(r) => r,
+            Err(e) => {
+                self.reject_series(s, Rejection::Append(e), labels.to_string());
+                return Ok(());
+            }
+        };
+        let ct_on = v2 && self.limits.created_timestamp_zero_ingestion && s.created_t_ms != 0;
+        if ct_on {
+            if let Some(&(t0, _)) = s.samples.first() {
+                // Prometheus `AppendCTZeroSample`: only before the first sample; an order error
+                // (the zero sample was ingested with an earlier request) is expected and ignored.
+                if s.created_t_ms < t0 && app.append(sref, s.created_t_ms, 0.0).is_ok() {
+                    self.report.created_timestamp_zeros_written += 1;
+                }
+            }
+        }
+        for &(t_ms, v) in &s.samples {
+            let res = if t_ms > self.max_t_ms {
+                Err(Rejection::TooFarInFuture { t_ms, max_t_ms: self.max_t_ms })
+            } else {
+                app.append(sref, t_ms, v).map_err(Rejection::Append)
+            };
+            match res {
+                Ok(()) => self.report.samples_written += 1,
+                Err(e) => {
+                    self.report.samples_rejected += 1;
+                    self.report.reject(self.limits, ItemKind::Sample, true, Some(t_ms), e, || labels.to_string());
+                }
+            }
+        }
+        for (i, h) in s.histograms.iter().enumerate() {
+            hist.parse(h.get(self.body), h.off as usize)?;
+            let t_ms = hist.t_ms;
+            let mut res = if t_ms > self.max_t_ms {
+                Err(Rejection::TooFarInFuture { t_ms, max_t_ms: self.max_t_ms })
+            } else {
+                hist.to_float(fh)
+            };
+            if res.is_ok() {
+                if i == 0 && ct_on && s.created_t_ms < t_ms {
+                    self.created_zero_histogram(app, sref, s.created_t_ms, fh);
+                }
+                res = app.append_histogram(sref, t_ms, fh).map_err(Rejection::Append);
+            }
+            match res {
+                Ok(()) => self.report.histograms_written += 1,
+                Err(e) => {
+                    self.report.histograms_rejected += 1;
+                    self.report.reject(self.limits, ItemKind::Histogram, true, Some(t_ms), e, || labels.to_string());
+                }
+            }
+        }
+        for ex in &s.exemplars {
+            let res = self.exemplar(app, sref, s, ex, v2, pairs);
+            match res {
+                Ok(()) => self.report.exemplars_written += 1,
+                Err(e) => {
+                    self.report.exemplars_rejected += 1;
+                    // A malformed reference is a bad request; storage refusals and the length
+                    // limit are not (Prometheus only counts them).
+                    let fails = matches!(e, Rejection::BadSymbolRef { .. } | Rejection::OddLabelRefs { .. } | Rejection::InvalidUtf8);
+                    self.report.reject(self.limits, ItemKind::Exemplar, fails, Some(ex.t_ms), e, || labels.to_string());
+                }
+            }
+        }
+        if let Some(m) = s.meta {
+            self.metadata_v2(app, &labels, m);
+        }
+        Ok(())
+    }
+
+    /// Prometheus `AppendHistogramCTZeroSample`: an empty histogram with the counter-reset
+    /// hint, keeping schema, zero threshold and custom bounds of the first real one.
+    fn created_zero_histogram<A: Appender + ?Sized>(&mut self, app: &mut A, sref: SeriesRef, ct_ms: i64, like: &storage::FloatHistogram) {
+        let zero = storage::FloatHistogram {
+            counter_reset_hint: storage::histogram::CounterResetHint::CounterReset,
+            schema: like.schema,
+            zero_threshold: like.zero_threshold,
+            custom_values: like.custom_values.clone(),
+            ..Default::default()
+        };
+        if app.append_histogram(sref, ct_ms, &zero).is_ok() {
+            self.report.created_timestamp_zeros_written += 1;
+        }
+    }
+
+    fn exemplar<A: Appender + ?Sized>(
+        &self,
+        app: &mut A,
+        sref: SeriesRef,
+        s: &SeriesScratch,
+        ex: &super::decode::ExemplarDesc,
+        v2: bool,
+        pairs: &mut Vec<(Str, Str)>,
+    ) -> Result<(), Rejection> {
+        let (a, b) = (ex.labels_start as usize, ex.labels_end as usize);
+        if v2 {
+            self.resolve(s.exemplar_label_refs.get(a..b).unwrap_or(&[]), pairs)?;
+        } else {
+            pairs.clear();
+            pairs.extend_from_slice(s.exemplar_labels.get(a..b).unwrap_or(&[]));
+        }
+        let mut runes = 0usize;
+        let mut kv = Vec::with_capacity(pairs.len());
+        for (n, v) in pairs.iter() {
+            let n = std::str::from_utf8(self.bytes(*n)).map_err(|_| Rejection::InvalidUtf8)?;
+            let v = std::str::from_utf8(self.bytes(*v)).map_err(|_| Rejection::InvalidUtf8)?;
+            runes += n.chars().count() + v.chars().count();
+            kv.push((n, v));
+        }
+        if runes > self.limits.max_exemplar_label_runes {
+            return Err(Rejection::ExemplarLabelsTooLong { runes, limit: self.limits.max_exemplar_label_runes });
+        }
+        let e = Exemplar { labels: Labels::from_pairs(kv), value: ex.value, t_ms: ex.t_ms };
+        app.append_exemplar(sref, &e).map_err(Rejection::Append)
+    }
+
+    fn metadata_v2<A: Appender + ?Sized>(&mut self, app: &mut A, labels: &Labels, m: super::decode::MetaRefs) {
+        let name = labels.metric_name().unwrap_or_default();
+        if let Some((n, prev)) = &self.last_meta {
+            if *prev == m && n == name {
+                return;
+            }
+        }
+        // Ref 0 is the spec's mandatory empty first symbol; tolerate a table without it.
+        let text = |r: u32| -> Result<String, Rejection> {
+            if r == 0 && self.symbols.is_empty() {
+                return Ok(String::new());
+            }
+            let s = self.symbol(r)?;
+            Ok(String::from_utf8_lossy(self.bytes(s)).into_owned())
+        };
+        let md = match (text(m.help_ref), text(m.unit_ref)) {
+            (Ok(help), Ok(unit)) => Metadata { metric_type: metric_type(m.metric_type), help, unit },
+            (Err(e), _) | (_, Err(e)) => {
+                self.report.reject(self.limits, ItemKind::Metadata, true, None, e, || labels.to_string());
+                return;
+            }
+        };
+        if md == Metadata::default() {
+            // Nothing known: do not overwrite what an earlier request said.
+            return;
+        }
+        app.update_metadata(name, &md);
+        self.report.metadata_written += 1;
+        self.last_meta = Some((name.to_string(), m));
+    }
+
+    fn metadata_v1<A: Appender + ?Sized>(&mut self, app: &mut A, t: i32, family: Str, help: Str, unit: Str) {
+        let Ok(name) = std::str::from_utf8(self.bytes(family)) else {
+            let desc = String::from_utf8_lossy(self.bytes(family)).into_owned();
+            self.report.reject(self.limits, ItemKind::Metadata, true, None, Rejection::InvalidUtf8, || desc);
+            return;
+        };
+        if name.is_empty() {
+            self.report.reject(self.limits, ItemKind::Metadata, true, None, Rejection::MissingMetricName, String::new);
+            return;
+        }
+        let md = Metadata {
+            metric_type: metric_type(t),
+            help: String::from_utf8_lossy(self.bytes(help)).into_owned(),
+            unit: String::from_utf8_lossy(self.bytes(unit)).into_owned(),
+        };
+        app.update_metadata(name, &md);
+        self.report.metadata_written += 1;
+    }
+}

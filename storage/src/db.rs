@@ -1,1 +1,0 @@
-//! The database: head plus blocks.

@@ -1,0 +1,172 @@
+//! The head's read path: [`HeadQuerier`] (the [`Querier`] over the head) and the accessors
+//! compaction uses ([`super::Head::series_chunks`]).
+//!
+//! A select evaluates the matchers to postings ([`postings_for_matchers`]), collects for each
+//! series the chunks overlapping the range (handles to mmap'd chunks, and a copy of the open
+//! chunk taken under the series lock), and sorts the series by labels.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use roaring::RoaringBitmap;
+
+use crate::api::{Querier, SeriesRef};
+use crate::chunkenc::ChunkHandle;
+use crate::error::Result;
+use crate::index::{postings_for_matchers, IndexReader};
+use crate::labels::Labels;
+use crate::matcher::Matcher;
+use crate::series::Series;
+
+use super::{Head, HeadInner};
+
+/// A reader over the head. Reads see data committed before each call; chunk handles stay
+/// valid after a concurrent truncation (they hold the chunk file's mapping).
+pub struct HeadQuerier {
+    head: Arc<HeadInner>,
+}
+
+/// One series of a compaction read: its ref, labels and chunks.
+#[derive(Clone, Debug)]
+pub struct HeadSeriesChunks {
+    /// The series' ref in the head.
+    pub series_ref: SeriesRef,
+    /// Its labels.
+    pub labels: Labels,
+    /// Its chunks overlapping the requested range, oldest first. Because chunks never span a
+    /// multiple of the block range, for a block-aligned range every chunk lies inside it.
+    pub chunks: Vec<ChunkHandle>,
+}
+
+impl HeadQuerier {
+    pub(crate) fn new(head: Arc<HeadInner>) -> Self {
+        HeadQuerier { head }
+    }
+
+    /// Series ids matching `matchers` (all series when empty).
+    fn ids(&self, matchers: &[Matcher]) -> Result<RoaringBitmap> {
+        if matchers.is_empty() {
+            self.head.index.all_postings()
+        } else {
+            postings_for_matchers(&*self.head.index, matchers)
+        }
+    }
+
+    /// True if `[mint, maxt]` covers everything the head holds, so no per-series time check
+    /// is needed.
+    fn covers_head(&self, mint: i64, maxt: i64) -> bool {
+        use std::sync::atomic::Ordering;
+        mint <= self.head.min_t.load(Ordering::Acquire) && maxt >= self.head.max_t.load(Ordering::Acquire)
+    }
+
+    /// Symbol ids of the label names (or of `name`'s values) on the selected series.
+    fn collect_symbols(&self, ids: &RoaringBitmap, mint: i64, maxt: i64, name: Option<&str>) -> Vec<String> {
+        let name_id = match name {
+            Some(n) => match self.head.symbols.lookup(n) {
+                Some(id) => Some(id),
+                None => return Vec::new(),
+            },
+            None => None,
+        };
+        let check_time = !self.covers_head(mint, maxt);
+        let mut syms: BTreeSet<u32> = BTreeSet::new();
+        for id in ids {
+            let Some(s) = self.head.series.get(id) else { continue };
+            if check_time && !s.state.lock().overlaps(mint, maxt) {
+                continue;
+            }
+            match name_id {
+                Some(n) => {
+                    if let Some(&(_, v)) = s.labels.iter().find(|(ln, _)| *ln == n) {
+                        syms.insert(v);
+                    }
+                }
+                None => syms.extend(s.labels.iter().map(|&(n, _)| n)),
+            }
+        }
+        let mut out: Vec<String> =
+            syms.into_iter().filter_map(|id| self.head.symbols.resolve(id).map(str::to_string)).collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+}
+
+impl Querier for HeadQuerier {
+    fn select(&self, matchers: &[Matcher], mint_ms: i64, maxt_ms: i64) -> Result<Vec<Series>> {
+        if matchers.is_empty() || mint_ms > maxt_ms {
+            return Ok(Vec::new());
+        }
+        let ids = postings_for_matchers(&*self.head.index, matchers)?;
+        let mut out = Vec::with_capacity(ids.len() as usize);
+        let mut chunks = Vec::new();
+        for id in &ids {
+            let Some(s) = self.head.series.get(id) else { continue };
+            s.state.lock().chunks_in(mint_ms, maxt_ms, &self.head.chunks, &mut chunks);
+            if chunks.is_empty() {
+                continue;
+            }
+            out.push(Series {
+                labels: s.labels(&self.head.symbols),
+                chunks: std::mem::take(&mut chunks),
+                mint_ms,
+                maxt_ms,
+            });
+        }
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        Ok(out)
+    }
+
+    fn label_names(&self, matchers: &[Matcher], mint_ms: i64, maxt_ms: i64) -> Result<Vec<String>> {
+        if matchers.is_empty() && self.covers_head(mint_ms, maxt_ms) {
+            return self.head.index.label_names();
+        }
+        let ids = self.ids(matchers)?;
+        Ok(self.collect_symbols(&ids, mint_ms, maxt_ms, None))
+    }
+
+    fn label_values(&self, name: &str, matchers: &[Matcher], mint_ms: i64, maxt_ms: i64) -> Result<Vec<String>> {
+        if matchers.is_empty() && self.covers_head(mint_ms, maxt_ms) {
+            return self.head.index.label_values(name);
+        }
+        let ids = self.ids(matchers)?;
+        Ok(self.collect_symbols(&ids, mint_ms, maxt_ms, Some(name)))
+    }
+}
+
+impl Head {
+    /// Every series with data in `[mint_ms, maxt_ms]`, sorted by labels, with its chunks
+    /// overlapping the range: what compaction writes into a block. The open chunk is included
+    /// as a snapshot.
+    ///
+    /// # Errors
+    /// [`crate::StorageError`] from the index.
+    pub fn series_chunks(&self, mint_ms: i64, maxt_ms: i64) -> Result<Vec<HeadSeriesChunks>> {
+        let head = &self.inner;
+        let ids = head.index.all_postings()?;
+        let mut out = Vec::new();
+        let mut chunks = Vec::new();
+        for id in &ids {
+            let Some(s) = head.series.get(id) else { continue };
+            s.state.lock().chunks_in(mint_ms, maxt_ms, &head.chunks, &mut chunks);
+            if chunks.is_empty() {
+                continue;
+            }
+            out.push(HeadSeriesChunks {
+                series_ref: SeriesRef(u64::from(id)),
+                labels: s.labels(&head.symbols),
+                chunks: std::mem::take(&mut chunks),
+            });
+        }
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        Ok(out)
+    }
+
+    /// The ids of every series in the head, ascending (the head's postings of all series).
+    ///
+    /// # Errors
+    /// [`crate::StorageError`] from the index.
+    pub fn series_refs(&self) -> Result<Vec<SeriesRef>> {
+        Ok(self.inner.index.all_postings()?.iter().map(|id| SeriesRef(u64::from(id))).collect())
+    }
+}

@@ -1,0 +1,613 @@
+//! The head's series: [`MemSeries`] (interned labels + per-series state behind its own small
+//! lock) and [`SeriesMaps`], the sharded lookup by id and by label hash.
+//!
+//! # Locking
+//! - [`SeriesMaps`] has 256 shards per map, each a `parking_lot::RwLock`: a lookup takes one
+//!   shard's read lock for a hash-map probe, so appenders on many threads rarely meet.
+//! - [`MemSeries::state`] is a `Mutex` per series: appends to different series never contend,
+//!   and the critical sections are an order check or one chunk append.
+//! - Lock order: a map shard, then (after releasing it) a series; never the reverse.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::chunkenc::{ChunkBytes, ChunkHandle, Encoding, FloatChunkBuilder, HistogramChunkBuilder};
+use crate::histogram::FloatHistogram;
+use crate::index::Symbols;
+use crate::labels::{Label, Labels};
+
+use super::chunk_store::{ChunkStore, StoredChunk};
+
+/// Number of shards of each series map (a power of two).
+const SHARDS: usize = 256;
+
+/// A multiplicative hasher for integer keys that are already ids or hashes (xxh3 of labels).
+#[derive(Default, Clone, Copy)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.0 = u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+pub(crate) type IdBuild = BuildHasherDefault<IdHasher>;
+
+/// What kind of sample a series' newest sample (or its open chunk) holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    None,
+    Float,
+    Histogram,
+}
+
+/// The open (still growing) chunk of a series.
+pub(crate) enum OpenChunk {
+    None,
+    Float(FloatChunkBuilder),
+    Histogram(Box<HistogramChunkBuilder>),
+}
+
+impl OpenChunk {
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            OpenChunk::None => 0,
+            OpenChunk::Float(b) => b.len(),
+            OpenChunk::Histogram(b) => b.len(),
+        }
+    }
+
+    pub(crate) fn bounds(&self) -> Option<(i64, i64)> {
+        match self {
+            OpenChunk::None => None,
+            OpenChunk::Float(b) => Some((b.min_t()?, b.max_t()?)),
+            OpenChunk::Histogram(b) => Some((b.min_t()?, b.max_t()?)),
+        }
+    }
+
+    pub(crate) fn kind(&self) -> Kind {
+        match self {
+            OpenChunk::None => Kind::None,
+            OpenChunk::Float(_) => Kind::Float,
+            OpenChunk::Histogram(_) => Kind::Histogram,
+        }
+    }
+
+    /// A copy of the chunk as it stands, for a query.
+    pub(crate) fn snapshot(&self) -> Option<ChunkHandle> {
+        let (min_t_ms, max_t_ms) = self.bounds()?;
+        let (encoding, bytes) = match self {
+            OpenChunk::None => return None,
+            OpenChunk::Float(b) => b.snapshot_bytes(),
+            OpenChunk::Histogram(b) => b.snapshot_bytes(),
+        };
+        Some(ChunkHandle { min_t_ms, max_t_ms, encoding, bytes: ChunkBytes::from_vec(bytes) })
+    }
+
+    pub(crate) fn memory_bytes(&self) -> usize {
+        match self {
+            OpenChunk::None => 0,
+            OpenChunk::Float(b) => b.memory_bytes(),
+            OpenChunk::Histogram(b) => b.memory_bytes(),
+        }
+    }
+}
+
+/// A full chunk of a series: its time bounds and where its bytes are.
+pub(crate) struct ClosedChunk {
+    pub min_t: i64,
+    pub max_t: i64,
+    pub loc: StoredChunk,
+}
+
+/// Where a sample goes: the chunk-cutting parameters of the head.
+#[derive(Clone, Copy)]
+pub(crate) struct CutPolicy {
+    /// Cut float chunks at this many samples.
+    pub samples_per_chunk: usize,
+    /// Cut histogram chunks past this many bytes.
+    pub histogram_chunk_bytes: usize,
+    /// Block range, ms: no chunk spans a multiple of it.
+    pub chunk_range_ms: i64,
+}
+
+/// Everything mutable about one series. Guarded by [`MemSeries::state`].
+pub(crate) struct SeriesState {
+    pub open: OpenChunk,
+    /// Full chunks, oldest first, non-overlapping.
+    pub closed: Vec<ClosedChunk>,
+    /// Newest committed sample: timestamp (`i64::MIN` if none), value bits (floats), kind.
+    pub last_t: i64,
+    pub last_v: u64,
+    pub last_kind: Kind,
+    /// The newest committed histogram, kept only for histogram series (exact-duplicate check).
+    pub last_h: Option<Box<FloatHistogram>>,
+    /// The newest sample an uncommitted appender has accepted, and which appender: so that one
+    /// transaction's own samples are order-checked against each other at append time.
+    pub pending_owner: u64,
+    pub pending_t: i64,
+    pub pending_v: u64,
+    pub pending_kind: Kind,
+    /// Samples accepted by appenders and not yet committed or rolled back. A series with
+    /// pending samples is never garbage-collected.
+    pub pending: u32,
+    /// The truncation generation the series was created in: garbage collection spares series
+    /// created since the last truncation (an appender may hold their ref without samples yet).
+    pub gen: u32,
+    /// Set by garbage collection when the series is removed from the maps.
+    pub deleted: bool,
+}
+
+impl SeriesState {
+    fn new(gen: u32) -> Self {
+        SeriesState {
+            open: OpenChunk::None,
+            closed: Vec::new(),
+            last_t: i64::MIN,
+            last_v: 0,
+            last_kind: Kind::None,
+            last_h: None,
+            pending_owner: 0,
+            pending_t: i64::MIN,
+            pending_v: 0,
+            pending_kind: Kind::None,
+            pending: 0,
+            gen,
+            deleted: false,
+        }
+    }
+
+    /// Oldest timestamp held (closed or open), if any.
+    pub(crate) fn min_t(&self) -> Option<i64> {
+        self.closed.first().map(|c| c.min_t).or_else(|| self.open.bounds().map(|b| b.0))
+    }
+
+    /// Newest timestamp held, if any.
+    pub(crate) fn max_t(&self) -> Option<i64> {
+        self.open.bounds().map(|b| b.1).or_else(|| self.closed.last().map(|c| c.max_t))
+    }
+
+    /// True if the open chunk must be cut before a sample of `kind` at `t_ms`.
+    fn must_cut(&self, kind: Kind, t_ms: i64, p: &CutPolicy) -> bool {
+        let Some((min_t, _)) = self.open.bounds() else { return false };
+        if self.open.kind() != kind {
+            return true;
+        }
+        let range_end = min_t.div_euclid(p.chunk_range_ms).saturating_add(1).saturating_mul(p.chunk_range_ms);
+        if t_ms >= range_end {
+            return true;
+        }
+        match &self.open {
+            OpenChunk::Float(b) => b.len() >= p.samples_per_chunk,
+            OpenChunk::Histogram(b) => b.len() >= p.samples_per_chunk || b.size_bytes() >= p.histogram_chunk_bytes,
+            OpenChunk::None => false,
+        }
+    }
+
+    /// Moves the open chunk to the chunk store (or keeps it in memory if the write fails).
+    /// Returns 1 if a chunk was cut.
+    fn cut(&mut self, series_id: u32, store: &ChunkStore) -> u64 {
+        let Some((min_t, max_t)) = self.open.bounds() else { return 0 };
+        let (encoding, bytes): (Encoding, Vec<u8>) = match &mut self.open {
+            OpenChunk::Float(b) => b.finish(),
+            OpenChunk::Histogram(b) => b.finish(),
+            OpenChunk::None => return 0,
+        };
+        let loc = store.write(series_id, min_t, max_t, encoding, bytes);
+        self.closed.push(ClosedChunk { min_t, max_t, loc });
+        1
+    }
+
+    /// Appends a committed float sample to the chunks. The caller has checked order.
+    /// Returns the number of chunks cut (0 or 1).
+    pub(crate) fn append_float(&mut self, id: u32, t_ms: i64, v: f64, p: &CutPolicy, store: &ChunkStore) -> u64 {
+        let mut cut = 0;
+        if self.must_cut(Kind::Float, t_ms, p) {
+            cut = self.cut(id, store);
+        }
+        if !matches!(self.open, OpenChunk::Float(_)) {
+            self.open = OpenChunk::Float(FloatChunkBuilder::new());
+        }
+        if let OpenChunk::Float(b) = &mut self.open {
+            b.append(t_ms, v);
+        }
+        self.last_t = t_ms;
+        self.last_v = v.to_bits();
+        self.last_kind = Kind::Float;
+        self.last_h = None;
+        cut
+    }
+
+    /// Appends a committed histogram sample to the chunks. The caller has checked order.
+    pub(crate) fn append_histogram(
+        &mut self,
+        id: u32,
+        t_ms: i64,
+        h: &FloatHistogram,
+        p: &CutPolicy,
+        store: &ChunkStore,
+    ) -> u64 {
+        let mut cut = 0;
+        if self.must_cut(Kind::Histogram, t_ms, p) {
+            cut = self.cut(id, store);
+        }
+        if !matches!(self.open, OpenChunk::Histogram(_)) {
+            self.open = OpenChunk::Histogram(Box::default());
+        }
+        if let OpenChunk::Histogram(b) = &mut self.open {
+            b.append(t_ms, h);
+        }
+        self.last_t = t_ms;
+        self.last_kind = Kind::Histogram;
+        match &mut self.last_h {
+            Some(prev) => (**prev).clone_from(h),
+            None => self.last_h = Some(Box::new(h.clone())),
+        }
+        cut
+    }
+
+    /// The order rule for a committed-state check: `Ok(true)` to append, `Ok(false)` for an
+    /// exact duplicate (dropped silently), `Err` with the newest timestamp otherwise.
+    pub(crate) fn check_float(&self, t_ms: i64, v: f64) -> Result<bool, OrderViolation> {
+        check(self.last_t, self.last_kind, t_ms, Kind::Float, || self.last_v == v.to_bits())
+    }
+
+    /// As [`SeriesState::check_float`], for a histogram.
+    pub(crate) fn check_histogram(&self, t_ms: i64, h: &FloatHistogram) -> Result<bool, OrderViolation> {
+        check(self.last_t, self.last_kind, t_ms, Kind::Histogram, || {
+            self.last_h.as_deref().is_some_and(|p| histograms_identical(p, h))
+        })
+    }
+
+    /// Chunks overlapping `[mint, maxt]` as query handles, oldest first.
+    pub(crate) fn chunks_in(&self, mint: i64, maxt: i64, store: &ChunkStore, out: &mut Vec<ChunkHandle>) {
+        for c in &self.closed {
+            if c.max_t >= mint && c.min_t <= maxt {
+                if let Some(h) = store.handle(&c.loc, c.min_t, c.max_t) {
+                    out.push(h);
+                }
+            }
+        }
+        if let Some((a, b)) = self.open.bounds() {
+            if b >= mint && a <= maxt {
+                if let Some(h) = self.open.snapshot() {
+                    out.push(h);
+                }
+            }
+        }
+    }
+
+    /// True if the series holds a sample in `[mint, maxt]`'s chunk ranges.
+    pub(crate) fn overlaps(&self, mint: i64, maxt: i64) -> bool {
+        match (self.min_t(), self.max_t()) {
+            (Some(a), Some(b)) => b >= mint && a <= maxt,
+            _ => false,
+        }
+    }
+
+    /// Resident bytes of the state's heap parts (open chunk, chunk list, kept histogram).
+    pub(crate) fn memory_bytes(&self) -> usize {
+        self.open.memory_bytes()
+            + self.closed.capacity() * std::mem::size_of::<ClosedChunk>()
+            + self.closed.iter().map(|c| c.loc.memory_bytes()).sum::<usize>()
+            + self.last_h.as_ref().map_or(0, |_| std::mem::size_of::<FloatHistogram>())
+    }
+}
+
+/// An order rule broken by a sample, before it is mapped to an [`crate::AppendError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OrderViolation {
+    OutOfOrder { newest_t_ms: i64 },
+    Duplicate,
+    TypeConflict,
+}
+
+#[inline]
+fn check(last_t: i64, last_kind: Kind, t_ms: i64, kind: Kind, same_value: impl FnOnce() -> bool) -> Result<bool, OrderViolation> {
+    if last_kind == Kind::None || t_ms > last_t {
+        return Ok(true);
+    }
+    if t_ms < last_t {
+        return Err(OrderViolation::OutOfOrder { newest_t_ms: last_t });
+    }
+    if last_kind != kind {
+        return Err(OrderViolation::TypeConflict);
+    }
+    if same_value() {
+        Ok(false)
+    } else {
+        Err(OrderViolation::Duplicate)
+    }
+}
+
+/// The order rule against a transaction's own newest pending sample of the series, after the
+/// committed-state check returned `fresh`. A histogram at the same timestamp as a pending one is
+/// reported as a duplicate; the appender then compares it with its buffered histogram.
+#[inline]
+pub(crate) fn check_pending(st: &SeriesState, t_ms: i64, kind: Kind, v_bits: u64, fresh: bool) -> Result<bool, OrderViolation> {
+    if st.pending_kind == Kind::None || t_ms > st.pending_t {
+        return Ok(fresh);
+    }
+    if t_ms < st.pending_t {
+        return Err(OrderViolation::OutOfOrder { newest_t_ms: st.pending_t });
+    }
+    if st.pending_kind != kind {
+        return Err(OrderViolation::TypeConflict);
+    }
+    if kind == Kind::Float && st.pending_v == v_bits {
+        return Ok(false);
+    }
+    Err(OrderViolation::Duplicate)
+}
+
+/// Bit-exact equality of two histograms (NaN-safe), for the exact-duplicate rule.
+pub(crate) fn histograms_identical(a: &FloatHistogram, b: &FloatHistogram) -> bool {
+    let f = |x: &[f64], y: &[f64]| x.len() == y.len() && x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits());
+    a.counter_reset_hint == b.counter_reset_hint
+        && a.schema == b.schema
+        && a.zero_threshold.to_bits() == b.zero_threshold.to_bits()
+        && a.zero_count.to_bits() == b.zero_count.to_bits()
+        && a.count.to_bits() == b.count.to_bits()
+        && a.sum.to_bits() == b.sum.to_bits()
+        && a.positive_spans == b.positive_spans
+        && a.negative_spans == b.negative_spans
+        && f(&a.positive_buckets, &b.positive_buckets)
+        && f(&a.negative_buckets, &b.negative_buckets)
+        && f(&a.custom_values, &b.custom_values)
+}
+
+/// One series of the head.
+pub(crate) struct MemSeries {
+    /// Dense id; the series' [`crate::SeriesRef`] and its id in the postings.
+    pub id: u32,
+    /// `(name, value)` symbol ids, sorted by name string (the order of [`Labels`]).
+    pub labels: Box<[(u32, u32)]>,
+    /// Per-series lock: see the module doc.
+    pub state: Mutex<SeriesState>,
+}
+
+impl MemSeries {
+    pub(crate) fn new(id: u32, labels: Box<[(u32, u32)]>, gen: u32) -> Self {
+        MemSeries { id, labels, state: Mutex::new(SeriesState::new(gen)) }
+    }
+
+    /// The label set, resolved to strings.
+    pub(crate) fn labels(&self, symbols: &Symbols) -> Labels {
+        Labels::from_sorted_unchecked(
+            self.labels
+                .iter()
+                .map(|&(n, v)| Label::new(symbols.resolve(n).unwrap_or_default(), symbols.resolve(v).unwrap_or_default()))
+                .collect(),
+        )
+    }
+
+    /// True if this series' labels equal `labels` (no allocation).
+    pub(crate) fn labels_eq(&self, symbols: &Symbols, labels: &Labels) -> bool {
+        self.labels.len() == labels.len()
+            && self.labels.iter().zip(labels.iter()).all(|(&(n, v), l)| {
+                symbols.resolve(n) == Some(l.name.as_str()) && symbols.resolve(v) == Some(l.value.as_str())
+            })
+    }
+
+    /// Resident bytes of this series (struct, labels, state heap parts).
+    pub(crate) fn memory_bytes(&self) -> usize {
+        std::mem::size_of::<MemSeries>()
+            + 16 // Arc counters
+            + self.labels.len() * 8
+            + self.state.lock().memory_bytes()
+    }
+}
+
+/// A label-hash bucket: almost always one series; a hash collision makes a list.
+enum HashSlot {
+    One(Arc<MemSeries>),
+    Many(Vec<Arc<MemSeries>>),
+}
+
+/// The head's series by id and by label hash, each sharded 256 ways.
+pub(crate) struct SeriesMaps {
+    by_id: Box<[RwLock<HashMap<u32, Arc<MemSeries>, IdBuild>>]>,
+    by_hash: Box<[RwLock<HashMap<u64, HashSlot, IdBuild>>]>,
+}
+
+#[inline]
+fn id_shard(id: u32) -> usize {
+    id as usize & (SHARDS - 1)
+}
+
+#[inline]
+fn hash_shard(h: u64) -> usize {
+    (h >> 56) as usize & (SHARDS - 1)
+}
+
+impl SeriesMaps {
+    pub(crate) fn new() -> Self {
+        SeriesMaps {
+            by_id: (0..SHARDS).map(|_| RwLock::new(HashMap::default())).collect(),
+            by_hash: (0..SHARDS).map(|_| RwLock::new(HashMap::default())).collect(),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn get(&self, id: u32) -> Option<Arc<MemSeries>> {
+        self.by_id[id_shard(id)].read().get(&id).cloned()
+    }
+
+    /// The series with exactly `labels` (whose hash is `hash`), if any.
+    pub(crate) fn get_by_labels(&self, hash: u64, labels: &Labels, symbols: &Symbols) -> Option<Arc<MemSeries>> {
+        let shard = self.by_hash[hash_shard(hash)].read();
+        match shard.get(&hash)? {
+            HashSlot::One(s) => s.labels_eq(symbols, labels).then(|| Arc::clone(s)),
+            HashSlot::Many(v) => v.iter().find(|s| s.labels_eq(symbols, labels)).cloned(),
+        }
+    }
+
+    /// Inserts `s` unless a series with the same labels got there first; returns the series
+    /// that is in the map and whether it is `s`.
+    pub(crate) fn insert(&self, hash: u64, labels: &Labels, s: Arc<MemSeries>, symbols: &Symbols) -> (Arc<MemSeries>, bool) {
+        {
+            let mut shard = self.by_hash[hash_shard(hash)].write();
+            match shard.get_mut(&hash) {
+                None => {
+                    shard.insert(hash, HashSlot::One(Arc::clone(&s)));
+                }
+                Some(slot) => {
+                    let existing = match slot {
+                        HashSlot::One(x) => x.labels_eq(symbols, labels).then(|| Arc::clone(x)),
+                        HashSlot::Many(v) => v.iter().find(|x| x.labels_eq(symbols, labels)).cloned(),
+                    };
+                    if let Some(e) = existing {
+                        return (e, false);
+                    }
+                    match slot {
+                        HashSlot::One(x) => *slot = HashSlot::Many(vec![Arc::clone(x), Arc::clone(&s)]),
+                        HashSlot::Many(v) => v.push(Arc::clone(&s)),
+                    }
+                }
+            }
+        }
+        self.by_id[id_shard(s.id)].write().insert(s.id, Arc::clone(&s));
+        (s, true)
+    }
+
+    /// Inserts a series known to be new (WAL replay: ids and labels come from the log).
+    pub(crate) fn insert_replayed(&self, hash: u64, s: Arc<MemSeries>) {
+        {
+            let mut shard = self.by_hash[hash_shard(hash)].write();
+            match shard.get_mut(&hash) {
+                None => {
+                    shard.insert(hash, HashSlot::One(Arc::clone(&s)));
+                }
+                Some(HashSlot::One(x)) => {
+                    let x = Arc::clone(x);
+                    shard.insert(hash, HashSlot::Many(vec![x, Arc::clone(&s)]));
+                }
+                Some(HashSlot::Many(v)) => v.push(Arc::clone(&s)),
+            }
+        }
+        self.by_id[id_shard(s.id)].write().insert(s.id, s);
+    }
+
+    /// Removes series `id` (whose labels hash to `hash`).
+    pub(crate) fn remove(&self, hash: u64, id: u32) {
+        {
+            let mut shard = self.by_hash[hash_shard(hash)].write();
+            let empty = match shard.get_mut(&hash) {
+                Some(HashSlot::One(x)) => x.id == id,
+                Some(HashSlot::Many(v)) => {
+                    v.retain(|x| x.id != id);
+                    if v.len() == 1 {
+                        let last = v.pop().expect("one left");
+                        shard.insert(hash, HashSlot::One(last));
+                    }
+                    false
+                }
+                None => false,
+            };
+            if empty {
+                shard.remove(&hash);
+            }
+        }
+        self.by_id[id_shard(id)].write().remove(&id);
+    }
+
+    /// Calls `f` with every series (shard by shard; no lock held while `f` runs).
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&Arc<MemSeries>)) {
+        for shard in self.by_id.iter() {
+            let batch: Vec<Arc<MemSeries>> = shard.read().values().cloned().collect();
+            for s in &batch {
+                f(s);
+            }
+        }
+    }
+
+    /// Resident bytes of the two maps (entries and control bytes; not the series).
+    pub(crate) fn memory_bytes(&self) -> usize {
+        let id: usize = self.by_id.iter().map(|s| s.read().capacity() * (4 + 8 + 1)).sum();
+        let h: usize = self.by_hash.iter().map(|s| s.read().capacity() * (8 + 32 + 1)).sum();
+        id + h
+    }
+}
+
+/// The hash the series maps are keyed by: [`Labels::hash64`].
+#[inline]
+pub(crate) fn labels_hash(labels: &Labels) -> u64 {
+    labels.hash64()
+}
+
+/// The hash of a series from its interned labels (same value as [`labels_hash`]).
+pub(crate) fn interned_hash(labels: &[(u32, u32)], symbols: &Symbols) -> u64 {
+    crate::labels::hash_pairs(labels.iter().map(|&(n, v)| {
+        (
+            symbols.resolve(n).unwrap_or_default().as_bytes(),
+            symbols.resolve(v).unwrap_or_default().as_bytes(),
+        )
+    }))
+}
+
+#[allow(dead_code)]
+fn _assert_send_sync() {
+    fn f<T: Send + Sync>() {}
+    f::<MemSeries>();
+    f::<SeriesMaps>();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> CutPolicy {
+        CutPolicy { samples_per_chunk: 3, histogram_chunk_bytes: 1024, chunk_range_ms: 100 }
+    }
+
+    #[test]
+    fn order_rules() {
+        let mut st = SeriesState::new(0);
+        assert_eq!(st.check_float(5, 1.0), Ok(true));
+        st.last_t = 5;
+        st.last_v = 1.0f64.to_bits();
+        st.last_kind = Kind::Float;
+        assert_eq!(st.check_float(4, 1.0), Err(OrderViolation::OutOfOrder { newest_t_ms: 5 }));
+        assert_eq!(st.check_float(5, 1.0), Ok(false), "exact duplicate is dropped");
+        assert_eq!(st.check_float(5, 2.0), Err(OrderViolation::Duplicate));
+        assert_eq!(st.check_float(6, 2.0), Ok(true));
+        assert_eq!(st.check_histogram(5, &FloatHistogram::default()), Err(OrderViolation::TypeConflict));
+        st.last_v = crate::STALE_NAN_BITS;
+        assert_eq!(st.check_float(5, crate::stale_nan()), Ok(false), "stale marker compares bit-wise");
+        assert_eq!(st.check_float(5, f64::NAN), Err(OrderViolation::Duplicate), "other NaNs differ from the stale marker");
+    }
+
+    #[test]
+    fn cuts_at_sample_count_and_block_boundary() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ChunkStore::open(dir.path(), Arc::new(crate::metrics::StorageMetrics::default())).unwrap();
+        let mut st = SeriesState::new(0);
+        let p = policy();
+        let mut cuts = 0;
+        for t in [10, 20, 30, 40, 99, 100, 101] {
+            cuts += st.append_float(1, t, t as f64, &p, &store);
+        }
+        // [10,20,30] cut at count, [40,99] cut at the boundary 100, [100,101] open.
+        assert_eq!(cuts, 2);
+        let b: Vec<(i64, i64)> = st.closed.iter().map(|c| (c.min_t, c.max_t)).collect();
+        assert_eq!(b, vec![(10, 30), (40, 99)]);
+        assert_eq!(st.open.bounds(), Some((100, 101)));
+        let mut hs = Vec::new();
+        st.chunks_in(35, 100, &store, &mut hs);
+        assert_eq!(hs.len(), 2);
+    }
+}

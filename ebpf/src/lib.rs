@@ -1,1 +1,257 @@
-//! Kernel programs and the event types shared with userspace.
+//! Hearth's kernel programs and the event types they share with userspace.
+//!
+//! The kernel side is C (`bpf/http.bpf.c`, compiled by clang for the BPF target; see
+//! `build.rs` for how a machine without clang still builds from the checked-in object). It
+//! observes HTTP/1.x servers of any runtime at the syscall boundary: one BTF raw tracepoint on
+//! `sys_exit` pairs each request read with its response write on the same accepted connection
+//! and sends one [`HttpEvent`] per request through a ring buffer. The design, the per-connection
+//! state machine and its limits are in the C file's header comment.
+//!
+//! This crate holds only what both sides must agree on: the object bytes, the names of its
+//! program, maps and globals, and the `#[repr(C)]` mirror of `struct http_event`
+//! (`bpf/http_event.h`), whose layout is asserted on both sides. Loading and reading are in
+//! `ingest::ebpf` (the only crate that sees aya).
+#![warn(missing_docs)]
+
+/// Layout version of [`HttpEvent`], carried in its `version` byte (`HTTP_EVENT_VERSION`).
+pub const HTTP_EVENT_VERSION: u8 = 1;
+
+/// Bytes of the request kept in [`HttpEvent::head`] (`HTTP_HEAD_CAP`).
+pub const HTTP_HEAD_CAP: usize = 192;
+
+/// Name of the program in the object (a `tp_btf/sys_exit` program).
+pub const PROGRAM_SYS_EXIT: &str = "hearth_sys_exit";
+
+/// The BTF tracepoint the program attaches to.
+pub const TRACEPOINT_SYS_EXIT: &str = "sys_exit";
+
+/// Map names in the object.
+pub mod maps {
+    /// `BPF_MAP_TYPE_RINGBUF` of [`super::HttpEvent`]s; 1 MiB unless resized at load.
+    pub const EVENTS: &str = "events";
+    /// `BPF_MAP_TYPE_PERCPU_ARRAY`, one `u64` per CPU: ring buffer reserve failures.
+    pub const DROPPED: &str = "dropped";
+    /// `BPF_MAP_TYPE_ARRAY` of 65536 `u8` indexed by local TCP port: a [`super::PortMark`].
+    pub const PORT_FILTER: &str = "port_filter";
+    /// `BPF_MAP_TYPE_HASH` `u32` tgid → `u8` (1): processes to observe when `filter_pids` is set.
+    pub const TARGET_PIDS: &str = "target_pids";
+    /// `BPF_MAP_TYPE_LRU_HASH` of per-connection state (kernel-private layout).
+    pub const CONNS: &str = "conns";
+}
+
+/// `const volatile` globals in the object's `.rodata`, set before load.
+pub mod globals {
+    /// `u32`: tgid never observed (Hearth's own process).
+    pub const SELF_TGID: &str = "self_tgid";
+    /// `u32`: 1 = observe only ports marked [`super::PortMark::Observe`].
+    pub const FILTER_PORTS: &str = "filter_ports";
+    /// `u32`: 1 = observe only tgids in [`super::maps::TARGET_PIDS`].
+    pub const FILTER_PIDS: &str = "filter_pids";
+    /// `u64`: queued ring buffer bytes at which a submit wakes the reader (default 65536).
+    pub const WAKEUP_BYTES: &str = "wakeup_bytes";
+}
+
+/// Values of the [`maps::PORT_FILTER`] array.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PortMark {
+    /// Observed only when no port filter is configured.
+    Unset = 0,
+    /// Listed in `open_ports`.
+    Observe = 1,
+    /// Never observed (Hearth's own port).
+    Exclude = 2,
+}
+
+/// Why the kernel emitted an [`HttpEvent`] (`HTTP_END_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EndReason {
+    /// The response's last byte was written (by Content-Length, a chunked body's end, or the
+    /// header of a bodiless response).
+    Complete,
+    /// The next request on the connection began (response of unknown length).
+    NextRequest,
+    /// The connection closed after a response of unknown length.
+    Close,
+    /// The connection closed after a request and before any response; `status` is 0.
+    NoResponse,
+}
+
+impl EndReason {
+    /// Decodes the `end_reason` byte; `None` for an unknown value.
+    pub fn from_u8(v: u8) -> Option<EndReason> {
+        match v {
+            1 => Some(EndReason::Complete),
+            2 => Some(EndReason::NextRequest),
+            3 => Some(EndReason::Close),
+            4 => Some(EndReason::NoResponse),
+            _ => None,
+        }
+    }
+}
+
+/// One HTTP/1.x request and its response, as the kernel saw it: `struct http_event` in
+/// `bpf/http_event.h` (layout version [`HTTP_EVENT_VERSION`], 264 bytes, little-endian, field
+/// offsets in the C header and checked by a test). Times are `CLOCK_MONOTONIC` nanoseconds.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HttpEvent {
+    /// When the request's first read returned, ns (monotonic).
+    pub start_ns: u64,
+    /// When the response's last write returned (the close, for [`EndReason::NoResponse`]), ns.
+    pub end_ns: u64,
+    /// Bytes read for this request: request line, headers and body.
+    pub req_bytes: u64,
+    /// Bytes written for this response: status line, headers and body.
+    pub resp_bytes: u64,
+    /// The request's Content-Length, -1 when absent or not seen in the scanned bytes.
+    pub req_content_length: i64,
+    /// The response's Content-Length, -1 when absent or not seen.
+    pub resp_content_length: i64,
+    /// Server process id (tgid).
+    pub pid: u32,
+    /// Length of the request line and headers including the final CRLFCRLF; 0 if unseen.
+    pub req_header_bytes: u32,
+    /// Length of the status line and headers including the final CRLFCRLF; 0 if unseen.
+    pub resp_header_bytes: u32,
+    /// HTTP status code; 0 when no response was written.
+    pub status: u16,
+    /// Local (server) TCP port.
+    pub port: u16,
+    /// Valid bytes in `head`.
+    pub head_len: u16,
+    /// `HTTP_END_*`, see [`EndReason::from_u8`].
+    pub end_reason: u8,
+    /// [`HTTP_EVENT_VERSION`].
+    pub version: u8,
+    /// Explicit padding to the 8-byte boundary of `head`; zero.
+    pub _pad: [u8; 4],
+    /// The first bytes of the request (`GET /path HTTP/1.1\r\n...`).
+    pub head: [u8; HTTP_HEAD_CAP],
+}
+
+impl HttpEvent {
+    /// Size of the record in the ring buffer, bytes.
+    pub const SIZE: usize = std::mem::size_of::<HttpEvent>();
+
+    /// Decodes a ring buffer record; `None` when `bytes` is shorter than [`HttpEvent::SIZE`].
+    /// The version byte is not checked here (see [`HttpEvent::version`]).
+    pub fn from_bytes(bytes: &[u8]) -> Option<HttpEvent> {
+        if bytes.len() < Self::SIZE {
+            return None;
+        }
+        // SAFETY: HttpEvent is repr(C), made only of integers and byte arrays, so every bit
+        // pattern is a valid value; the source holds at least SIZE bytes and read_unaligned
+        // has no alignment requirement.
+        Some(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<HttpEvent>()) })
+    }
+
+    /// The valid bytes of [`HttpEvent::head`].
+    pub fn head(&self) -> &[u8] {
+        &self.head[..usize::from(self.head_len).min(HTTP_HEAD_CAP)]
+    }
+
+    /// Request duration, seconds (0 if the clock readings are inverted).
+    pub fn duration_seconds(&self) -> f64 {
+        self.end_ns.saturating_sub(self.start_ns) as f64 / 1e9
+    }
+}
+
+/// Where the compiled object came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ObjectSource {
+    /// Compiled from `bpf/http.bpf.c` by clang during this build.
+    Clang,
+    /// The checked-in `bpf/http.bpf.o` (no clang, or `HEARTH_EBPF_CLANG=off`).
+    CheckedIn,
+}
+
+/// How this build got its object.
+pub const OBJECT_SOURCE: ObjectSource = if env!("HEARTH_EBPF_OBJECT_SOURCE").len() == 5 {
+    ObjectSource::Clang
+} else {
+    ObjectSource::CheckedIn
+};
+
+/// The clang version line used to compile the object ("" for the checked-in object).
+pub const CLANG_VERSION: &str = env!("HEARTH_EBPF_CLANG_VERSION");
+
+/// 8-byte alignment for the embedded ELF object (the ELF parser reads headers in place).
+#[repr(C, align(8))]
+struct Aligned<T: ?Sized>(T);
+
+static OBJECT: &Aligned<[u8]> = &Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/http.bpf.o")));
+
+/// The BPF ELF object (`http.bpf.o`), 8-byte aligned, for `aya::Ebpf::load`.
+pub fn object() -> &'static [u8] {
+    &OBJECT.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::mem::{offset_of, size_of};
+
+    /// The same offsets as the `_Static_assert`s in bpf/http_event.h.
+    #[test]
+    fn http_event_layout_matches_c() {
+        assert_eq!(size_of::<HttpEvent>(), 264);
+        assert_eq!(std::mem::align_of::<HttpEvent>(), 8);
+        assert_eq!(offset_of!(HttpEvent, start_ns), 0);
+        assert_eq!(offset_of!(HttpEvent, end_ns), 8);
+        assert_eq!(offset_of!(HttpEvent, req_bytes), 16);
+        assert_eq!(offset_of!(HttpEvent, resp_bytes), 24);
+        assert_eq!(offset_of!(HttpEvent, req_content_length), 32);
+        assert_eq!(offset_of!(HttpEvent, resp_content_length), 40);
+        assert_eq!(offset_of!(HttpEvent, pid), 48);
+        assert_eq!(offset_of!(HttpEvent, req_header_bytes), 52);
+        assert_eq!(offset_of!(HttpEvent, resp_header_bytes), 56);
+        assert_eq!(offset_of!(HttpEvent, status), 60);
+        assert_eq!(offset_of!(HttpEvent, port), 62);
+        assert_eq!(offset_of!(HttpEvent, head_len), 64);
+        assert_eq!(offset_of!(HttpEvent, end_reason), 66);
+        assert_eq!(offset_of!(HttpEvent, version), 67);
+        assert_eq!(offset_of!(HttpEvent, _pad), 68);
+        assert_eq!(offset_of!(HttpEvent, head), 72);
+    }
+
+    /// A golden record: bytes as the kernel writes them decode to the expected fields.
+    #[test]
+    fn http_event_golden_bytes() {
+        let mut b = vec![0u8; 264];
+        b[0..8].copy_from_slice(&1_000u64.to_le_bytes());
+        b[8..16].copy_from_slice(&3_500u64.to_le_bytes());
+        b[16..24].copy_from_slice(&80u64.to_le_bytes());
+        b[24..32].copy_from_slice(&120u64.to_le_bytes());
+        b[32..40].copy_from_slice(&(-1i64).to_le_bytes());
+        b[40..48].copy_from_slice(&20i64.to_le_bytes());
+        b[48..52].copy_from_slice(&4242u32.to_le_bytes());
+        b[52..56].copy_from_slice(&80u32.to_le_bytes());
+        b[56..60].copy_from_slice(&100u32.to_le_bytes());
+        b[60..62].copy_from_slice(&404u16.to_le_bytes());
+        b[62..64].copy_from_slice(&8080u16.to_le_bytes());
+        b[64..66].copy_from_slice(&5u16.to_le_bytes());
+        b[66] = 1;
+        b[67] = HTTP_EVENT_VERSION;
+        b[72..77].copy_from_slice(b"GET /");
+        let ev = HttpEvent::from_bytes(&b).expect("264 bytes decode");
+        assert_eq!((ev.start_ns, ev.end_ns, ev.req_bytes, ev.resp_bytes), (1_000, 3_500, 80, 120));
+        assert_eq!((ev.req_content_length, ev.resp_content_length), (-1, 20));
+        assert_eq!((ev.pid, ev.req_header_bytes, ev.resp_header_bytes), (4242, 80, 100));
+        assert_eq!((ev.status, ev.port), (404, 8080));
+        assert_eq!(ev.head(), b"GET /");
+        assert_eq!(EndReason::from_u8(ev.end_reason), Some(EndReason::Complete));
+        assert_eq!(ev.version, HTTP_EVENT_VERSION);
+        assert!((ev.duration_seconds() - 2.5e-6).abs() < 1e-12);
+        assert_eq!(HttpEvent::from_bytes(&b[..263]), None);
+    }
+
+    #[test]
+    fn object_is_a_bpf_elf() {
+        let o = object();
+        assert_eq!(&o[..4], b"\x7fELF");
+        assert_eq!(o.as_ptr() as usize % 8, 0);
+        // e_machine (offset 18, little-endian) is EM_BPF = 247.
+        assert_eq!(u16::from_le_bytes([o[18], o[19]]), 247);
+    }
+}

@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: Apache-2.0 OR GPL-2.0 */
+/*
+ * The few kernel types and BPF helpers http.bpf.c needs, declared by hand so that compiling it
+ * takes only clang (no libbpf-dev, no 2.8 MB vmlinux.h).
+ *
+ * Kernel structs carry __attribute__((preserve_access_index)): clang records a CO-RE relocation
+ * for every field access and the loader (aya) rewrites the offsets to the running kernel's
+ * layout from /sys/kernel/btf/vmlinux. Only the fields we read are declared; their offsets here
+ * are irrelevant.
+ *
+ * Helper ids are the kernel UAPI's `enum bpf_func_id` (include/uapi/linux/bpf.h), stable ABI.
+ */
+#ifndef HEARTH_BPF_H
+#define HEARTH_BPF_H
+
+typedef unsigned char __u8;
+typedef unsigned short __u16;
+typedef unsigned int __u32;
+typedef unsigned long long __u64;
+typedef signed char __s8;
+typedef short __s16;
+typedef int __s32;
+typedef long long __s64;
+
+#define SEC(name) __attribute__((section(name), used))
+#define __always_inline inline __attribute__((always_inline))
+#define __uint(name, val) int (*name)[val]
+#define __type(name, val) typeof(val) *name
+
+/* enum bpf_map_type */
+#define BPF_MAP_TYPE_HASH 1
+#define BPF_MAP_TYPE_ARRAY 2
+#define BPF_MAP_TYPE_PERCPU_ARRAY 6
+#define BPF_MAP_TYPE_LRU_HASH 9
+#define BPF_MAP_TYPE_RINGBUF 27
+
+/* map update flags */
+#define BPF_ANY 0
+#define BPF_NOEXIST 1
+
+/* bpf_ringbuf_submit flags and bpf_ringbuf_query selectors */
+#define BPF_RB_NO_WAKEUP 1
+#define BPF_RB_FORCE_WAKEUP 2
+#define BPF_RB_AVAIL_DATA 0
+
+/* Helpers: `static` function pointers whose value is the helper id. */
+static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)1;
+static long (*bpf_map_update_elem)(void *map, const void *key, const void *value, __u64 flags) = (void *)2;
+static long (*bpf_map_delete_elem)(void *map, const void *key) = (void *)3;
+static __u64 (*bpf_ktime_get_ns)(void) = (void *)5;
+static __u64 (*bpf_get_current_pid_tgid)(void) = (void *)14;
+static long (*bpf_probe_read_user)(void *dst, __u32 size, const void *unsafe_ptr) = (void *)112;
+static long (*bpf_probe_read_kernel)(void *dst, __u32 size, const void *unsafe_ptr) = (void *)113;
+static void *(*bpf_ringbuf_reserve)(void *ringbuf, __u64 size, __u64 flags) = (void *)131;
+static void (*bpf_ringbuf_submit)(void *data, __u64 flags) = (void *)132;
+static __u64 (*bpf_ringbuf_query)(void *ringbuf, __u64 flags) = (void *)134;
+static struct task_struct *(*bpf_get_current_task_btf)(void) = (void *)158;
+
+/* Kernel types, x86_64. */
+struct pt_regs {
+	unsigned long r10;
+	unsigned long r8;
+	unsigned long dx;
+	unsigned long si;
+	unsigned long di;
+	unsigned long orig_ax;
+} __attribute__((preserve_access_index));
+
+struct sock_common {
+	unsigned short skc_family;
+	__u16 skc_num;
+} __attribute__((preserve_access_index));
+
+struct sock {
+	struct sock_common __sk_common;
+} __attribute__((preserve_access_index));
+
+struct socket {
+	struct sock *sk;
+} __attribute__((preserve_access_index));
+
+struct file {
+	void *private_data;
+} __attribute__((preserve_access_index));
+
+struct fdtable {
+	unsigned int max_fds;
+	struct file **fd;
+} __attribute__((preserve_access_index));
+
+struct files_struct {
+	struct fdtable *fdt;
+} __attribute__((preserve_access_index));
+
+struct task_struct {
+	struct files_struct *files;
+} __attribute__((preserve_access_index));
+
+/* User-space ABI structs (fixed layout, no relocation needed). */
+struct iovec {
+	void *iov_base;
+	__u64 iov_len;
+};
+
+struct user_msghdr {
+	void *msg_name;
+	int msg_namelen;
+	struct iovec *msg_iov;
+	__u64 msg_iovlen;
+	void *msg_control;
+	__u64 msg_controllen;
+	unsigned int msg_flags;
+};
+
+/* Reads `field` of kernel object `ptr` through a CO-RE relocated address; 0 on fault. */
+#define READ_KERNEL(ptr, field)                                                                  \
+	({                                                                                       \
+		typeof((ptr)->field) __v = 0;                                                    \
+		bpf_probe_read_kernel(&__v, sizeof(__v),                                         \
+				      __builtin_preserve_access_index(&(ptr)->field));           \
+		__v;                                                                             \
+	})
+
+#endif

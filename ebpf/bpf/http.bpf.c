@@ -1,0 +1,584 @@
+/* SPDX-License-Identifier: Apache-2.0 OR GPL-2.0 */
+/*
+ * HTTP/1.x RED events from unmodified servers, observed at the syscall boundary.
+ *
+ * One program on the BTF raw tracepoint `sys_exit` (needs CAP_BPF + CAP_PERFMON, no tracefs).
+ * At a syscall's exit the x86_64 pt_regs still hold its arguments (the kernel only writes ax),
+ * so one hook sees the fd, the user buffer and the result together; no sys_enter program and no
+ * per-thread map between enter and exit are needed, which halves the per-syscall cost.
+ *
+ * Per connection (key tgid<<32 | fd, LRU hash), a small state machine:
+ *
+ *   accept/accept4 ── local port from task->files->fdt->fd[fd]->private_data->sk, filtered by
+ *                     port_filter and target_pids ──► IDLE
+ *   IDLE ── read whose first byte is 'A'..'Z' ──► REQUEST (start_ns; first 256 bytes kept,
+ *            later reads appended while fewer than 64 are kept: Go's 1-byte read, split requests)
+ *   IDLE ── anything else ──► IGNORE (TLS, HTTP/2, other protocols)
+ *   REQUEST ── write starting "HTTP/1.x NNN" (1xx other than 101 skipped) ──► RESPONSE
+ *   RESPONSE ── more writes/sendfile: bytes counted; done when bytes reach header + Content-Length,
+ *               right after the header for HEAD/204/304, or at a "0\r\n\r\n" chunk end
+ *               ──► emit HTTP_END_COMPLETE, IDLE
+ *   RESPONSE ── read (next request) ──► emit HTTP_END_NEXT_REQUEST, then as IDLE
+ *   close ── emit HTTP_END_CLOSE (RESPONSE) or HTTP_END_NO_RESPONSE with status 0 (REQUEST)
+ *
+ * Headers are scanned (bpf_loop, first 256 bytes of each read/write while the header is
+ * incomplete) for the end of the header (CRLFCRLF) and Content-Length; a header line split
+ * across two reads, or a chunk longer than 256 bytes before the header end, stops the scan
+ * (fields then report "unseen"). Pipelined requests (two in one read) count as one.
+ *
+ * Events go to a ring buffer without waking the reader, except when wakeup_bytes are queued;
+ * userspace drains on a timer as well. Reserve failures are counted per CPU in `dropped`.
+ */
+#include "hearth_bpf.h"
+#include "http_event.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* Set by userspace before load (EbpfLoader::override_global). */
+const volatile __u32 self_tgid = 0;      /* never observed (Hearth itself) */
+const volatile __u32 filter_ports = 0;   /* 1: only ports marked PORT_OBSERVE */
+const volatile __u32 filter_pids = 0;    /* 1: only tgids in target_pids */
+const volatile __u64 wakeup_bytes = 65536; /* force a wakeup once this much data is queued */
+
+#define SCAN_CAP 256
+#define CONN_HEAD_CAP 256
+#define STITCH_BELOW 64
+
+#define ST_IDLE 0
+#define ST_REQUEST 1
+#define ST_RESPONSE 2
+#define ST_IGNORE 3
+
+/* hscan.done */
+#define SCAN_RUNNING 0
+#define SCAN_FOUND 1
+#define SCAN_GAVE_UP 2
+
+/* x86_64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl). */
+#define NR_read 0
+#define NR_write 1
+#define NR_close 3
+#define NR_readv 19
+#define NR_writev 20
+#define NR_sendfile 40
+#define NR_accept 43
+#define NR_sendto 44
+#define NR_recvfrom 45
+#define NR_sendmsg 46
+#define NR_recvmsg 47
+#define NR_accept4 288
+
+struct hscan {
+	__s64 content_length; /* -1 until a Content-Length value is parsed */
+	__u32 pos;            /* stream bytes scanned; the header length once found */
+	__u8 done;            /* SCAN_* */
+	__u8 match;           /* bytes of "\ncontent-length:" matched so far */
+	__u8 crlf;            /* bytes of "\r\n\r\n" matched so far */
+	__u8 digits;          /* 1 while reading the Content-Length value */
+};
+
+struct conn {
+	__u64 start_ns;
+	__u64 end_ns;
+	__u64 req_bytes;
+	__u64 resp_bytes;
+	struct hscan req;
+	struct hscan resp;
+	__u32 pid;
+	__u16 port;
+	__u16 status;
+	__u16 head_len;
+	__u8 state;
+	__u8 no_body;
+	char head[CONN_HEAD_CAP];
+};
+
+struct scratch {
+	char buf[SCAN_CAP];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} dropped SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, __u8);
+} port_filter SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u8);
+} target_pids SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct conn);
+} conns SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} scratch SEC(".maps");
+
+/* All zero; the initial value of a new connection (too large for the stack). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct conn);
+} conn_zero SEC(".maps");
+
+static long (*bpf_loop)(__u32 nr_loops, void *callback_fn, void *callback_ctx, __u64 flags) = (void *)181;
+
+/* In .rodata (volatile: not folded into a .rodata.cst16 section the loader would not map). */
+const volatile char cl_pattern[16] = "\ncontent-length:";
+
+struct scan_ctx {
+	const char *buf;
+	__u32 len;
+	__u32 found_at; /* index after the CRLFCRLF, 0 if not found */
+	__s64 content_length;
+	__u8 match;
+	__u8 crlf;
+	__u8 digits;
+};
+
+/* bpf_loop callback: one byte of header. Returns 1 to stop. */
+static long scan_step(__u32 i, void *data)
+{
+	struct scan_ctx *s = data;
+	if (i >= s->len || i >= SCAN_CAP)
+		return 1;
+	char c = s->buf[i & (SCAN_CAP - 1)];
+
+	if (c == '\r')
+		s->crlf = (s->crlf == 0 || s->crlf == 2) ? s->crlf + 1 : 1;
+	else if (c == '\n')
+		s->crlf = (s->crlf == 1 || s->crlf == 3) ? s->crlf + 1 : 0;
+	else
+		s->crlf = 0;
+	if (s->crlf == 4) {
+		s->found_at = i + 1;
+		return 1;
+	}
+
+	if (s->digits) {
+		if (c >= '0' && c <= '9') {
+			if (s->content_length < 0)
+				s->content_length = 0;
+			if (s->content_length < (1LL << 50))
+				s->content_length = s->content_length * 10 + (c - '0');
+		} else if (!((c == ' ' || c == '\t') && s->content_length < 0)) {
+			s->digits = 0;
+		}
+	}
+	char l = (c >= 'A' && c <= 'Z') ? c + ('a' - 'A') : c;
+	if (l == cl_pattern[s->match & 15]) {
+		s->match++;
+		if (s->match == 16) {
+			s->digits = 1;
+			s->match = 0;
+		}
+	} else {
+		s->match = (c == '\n') ? 1 : 0;
+	}
+	return 0;
+}
+
+/* Scans the first SCAN_CAP bytes of one user segment of `len` bytes for the header end and
+ * Content-Length, continuing the state in `h`. */
+static __always_inline void scan_segment(struct hscan *h, const void *ptr, __u64 len)
+{
+	if (h->done != SCAN_RUNNING || len == 0)
+		return;
+	__u32 zero = 0;
+	struct scratch *sc = bpf_map_lookup_elem(&scratch, &zero);
+	if (!sc)
+		return;
+	__u32 n = len > SCAN_CAP ? SCAN_CAP : (__u32)len;
+	if (bpf_probe_read_user(sc->buf, n & (2 * SCAN_CAP - 1) & 0x1ff, ptr) != 0) {
+		h->done = SCAN_GAVE_UP;
+		return;
+	}
+	struct scan_ctx s = {
+		.buf = sc->buf,
+		.len = n,
+		.found_at = 0,
+		.content_length = h->content_length,
+		.match = h->match,
+		.crlf = h->crlf,
+		.digits = h->digits,
+	};
+	bpf_loop(n, scan_step, &s, 0);
+	h->content_length = s.content_length;
+	h->match = s.match;
+	h->crlf = s.crlf;
+	h->digits = s.digits;
+	if (s.found_at) {
+		h->pos += s.found_at;
+		h->done = SCAN_FOUND;
+	} else if (len > n) {
+		h->done = SCAN_GAVE_UP;
+	} else {
+		h->pos += n;
+	}
+}
+
+static __always_inline void hscan_init(struct hscan *h)
+{
+	h->content_length = -1;
+	h->pos = 0;
+	h->done = SCAN_RUNNING;
+	h->match = 1; /* the start of the stream counts as a line start */
+	h->crlf = 2;  /* ... and a CRLF: an empty header block ends at once */
+	h->digits = 0;
+}
+
+static __always_inline __u64 wake_flags(void)
+{
+	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
+									       : BPF_RB_NO_WAKEUP;
+}
+
+static __always_inline void emit(struct conn *c, __u8 reason)
+{
+	struct http_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+	if (!ev) {
+		__u32 zero = 0;
+		__u64 *d = bpf_map_lookup_elem(&dropped, &zero);
+		if (d)
+			*d += 1;
+		return;
+	}
+	ev->start_ns = c->start_ns;
+	ev->end_ns = c->end_ns;
+	ev->req_bytes = c->req_bytes;
+	ev->resp_bytes = c->resp_bytes;
+	ev->req_content_length = c->req.content_length;
+	ev->resp_content_length = c->resp.content_length;
+	ev->pid = c->pid;
+	ev->req_header_bytes = c->req.done == SCAN_FOUND ? c->req.pos : 0;
+	ev->resp_header_bytes = c->resp.done == SCAN_FOUND ? c->resp.pos : 0;
+	ev->status = c->status;
+	ev->port = c->port;
+	ev->head_len = c->head_len > HTTP_HEAD_CAP ? HTTP_HEAD_CAP : c->head_len;
+	ev->end_reason = reason;
+	ev->version = HTTP_EVENT_VERSION;
+	__builtin_memset(ev->_pad, 0, sizeof(ev->_pad));
+	__builtin_memcpy(ev->head, c->head, HTTP_HEAD_CAP);
+	bpf_ringbuf_submit(ev, wake_flags());
+}
+
+static __always_inline void reset(struct conn *c)
+{
+	c->state = ST_IDLE;
+	c->start_ns = 0;
+	c->end_ns = 0;
+	c->req_bytes = 0;
+	c->resp_bytes = 0;
+	c->status = 0;
+	c->head_len = 0;
+	c->no_body = 0;
+}
+
+/* Up to two data segments of one syscall (buffer, or the first iovecs). */
+struct segs {
+	const void *p0;
+	__u64 n0;
+	const void *p1;
+	__u64 n1;
+	const void *tail; /* the last 5 bytes written, or 0 */
+};
+
+static __always_inline void on_read(struct conn *c, struct segs *s, __u64 total)
+{
+	__u64 now = bpf_ktime_get_ns();
+	if (c->state == ST_IGNORE)
+		return;
+	if (c->state == ST_RESPONSE) {
+		emit(c, HTTP_END_NEXT_REQUEST);
+		reset(c);
+	}
+	if (c->state == ST_IDLE) {
+		__u32 n = s->n0 > CONN_HEAD_CAP ? CONN_HEAD_CAP : (__u32)s->n0;
+		if (n == 0 || bpf_probe_read_user(c->head, n & 0x1ff, s->p0) != 0)
+			return;
+		if (c->head[0] < 'A' || c->head[0] > 'Z') {
+			c->state = ST_IGNORE;
+			return;
+		}
+		c->state = ST_REQUEST;
+		c->start_ns = now;
+		c->head_len = n;
+		hscan_init(&c->req);
+		hscan_init(&c->resp);
+	} else if (c->head_len < STITCH_BELOW) {
+		__u32 off = c->head_len & (STITCH_BELOW - 1);
+		__u32 n = s->n0 > (CONN_HEAD_CAP - STITCH_BELOW) ? (CONN_HEAD_CAP - STITCH_BELOW) : (__u32)s->n0;
+		if (n > 0 && bpf_probe_read_user(&c->head[off], n & 0xff, s->p0) == 0)
+			c->head_len = off + n;
+	}
+	c->req_bytes += total;
+	scan_segment(&c->req, s->p0, s->n0);
+	if (s->n0 <= SCAN_CAP)
+		scan_segment(&c->req, s->p1, s->n1);
+}
+
+static __always_inline int is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+static __always_inline void on_write(struct conn *c, struct segs *s, __u64 total)
+{
+	if (c->state == ST_REQUEST) {
+		char b[12];
+		if (s->n0 < 12 || bpf_probe_read_user(b, sizeof(b), s->p0) != 0)
+			return;
+		if (b[0] != 'H' || b[1] != 'T' || b[2] != 'T' || b[3] != 'P' || b[4] != '/' ||
+		    b[5] != '1' || b[6] != '.' || b[8] != ' ' || !is_digit(b[9]) ||
+		    !is_digit(b[10]) || !is_digit(b[11]))
+			return;
+		__u16 status = (b[9] - '0') * 100 + (b[10] - '0') * 10 + (b[11] - '0');
+		if (status >= 100 && status < 200 && status != 101)
+			return; /* interim response (100 Continue): the final one follows */
+		c->state = ST_RESPONSE;
+		c->status = status;
+		c->resp_bytes = 0;
+		c->no_body = status == 204 || status == 304 ||
+			     (c->head[0] == 'H' && c->head[1] == 'E' && c->head[2] == 'A' &&
+			      c->head[3] == 'D' && c->head[4] == ' ');
+	} else if (c->state != ST_RESPONSE) {
+		return;
+	}
+	c->resp_bytes += total;
+	c->end_ns = bpf_ktime_get_ns();
+	if (c->status == 101) {
+		emit(c, HTTP_END_COMPLETE);
+		reset(c);
+		c->state = ST_IGNORE; /* protocol switched */
+		return;
+	}
+	scan_segment(&c->resp, s->p0, s->n0);
+	if (s->n0 <= SCAN_CAP)
+		scan_segment(&c->resp, s->p1, s->n1);
+	if (c->resp.done != SCAN_FOUND)
+		return;
+	__u64 head = c->resp.pos;
+	int complete = 0;
+	if (c->no_body) {
+		complete = c->resp_bytes >= head;
+	} else if (c->resp.content_length >= 0) {
+		complete = c->resp_bytes >= head + (__u64)c->resp.content_length;
+	} else if (s->tail) {
+		char t[5];
+		complete = bpf_probe_read_user(t, sizeof(t), s->tail) == 0 && t[0] == '0' &&
+			   t[1] == '\r' && t[2] == '\n' && t[3] == '\r' && t[4] == '\n';
+	}
+	if (complete) {
+		emit(c, HTTP_END_COMPLETE);
+		reset(c);
+	}
+}
+
+static __always_inline void on_accept(__u32 tgid, long fd)
+{
+	if (fd < 0)
+		return;
+	if (filter_pids && !bpf_map_lookup_elem(&target_pids, &tgid))
+		return;
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct files_struct *files = READ_KERNEL(task, files);
+	if (!files)
+		return;
+	struct fdtable *fdt = READ_KERNEL(files, fdt);
+	if (!fdt)
+		return;
+	if ((unsigned long)fd >= READ_KERNEL(fdt, max_fds))
+		return;
+	struct file **fds = READ_KERNEL(fdt, fd);
+	struct file *file = 0;
+	if (!fds || bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) != 0 || !file)
+		return;
+	struct socket *sock = READ_KERNEL(file, private_data);
+	if (!sock)
+		return;
+	struct sock *sk = READ_KERNEL(sock, sk);
+	if (!sk)
+		return;
+	unsigned short family = READ_KERNEL(sk, __sk_common.skc_family);
+	if (family != 2 /* AF_INET */ && family != 10 /* AF_INET6 */)
+		return;
+	__u32 port = READ_KERNEL(sk, __sk_common.skc_num);
+	__u8 *mark = bpf_map_lookup_elem(&port_filter, &port);
+	__u8 m = mark ? *mark : PORT_UNSET;
+	if (m == PORT_EXCLUDE || (filter_ports && m != PORT_OBSERVE))
+		return;
+
+	__u32 zero = 0;
+	struct conn *init = bpf_map_lookup_elem(&conn_zero, &zero);
+	if (!init)
+		return;
+	__u64 key = ((__u64)tgid << 32) | (__u32)fd;
+	if (bpf_map_update_elem(&conns, &key, init, BPF_ANY) != 0)
+		return;
+	struct conn *c = bpf_map_lookup_elem(&conns, &key);
+	if (!c)
+		return;
+	c->pid = tgid;
+	c->port = port;
+	c->state = ST_IDLE;
+}
+
+static __always_inline void on_close(__u64 key)
+{
+	struct conn *c = bpf_map_lookup_elem(&conns, &key);
+	if (!c)
+		return;
+	if (c->state == ST_REQUEST) {
+		c->end_ns = bpf_ktime_get_ns();
+		c->status = 0;
+		emit(c, HTTP_END_NO_RESPONSE);
+	} else if (c->state == ST_RESPONSE) {
+		emit(c, HTTP_END_CLOSE);
+	}
+	bpf_map_delete_elem(&conns, &key);
+}
+
+/* Fills s->p0/n0 (and p1/n1) from an iovec array with `cnt` entries, `total` bytes moved. */
+static __always_inline void iov_segs(struct segs *s, const struct iovec *iov, __u64 cnt, __u64 total)
+{
+	struct iovec v;
+	if (cnt == 0 || bpf_probe_read_user(&v, sizeof(v), &iov[0]) != 0)
+		return;
+	s->p0 = v.iov_base;
+	s->n0 = v.iov_len < total ? v.iov_len : total;
+	if (cnt > 1 && s->n0 < total && bpf_probe_read_user(&v, sizeof(v), &iov[1]) == 0) {
+		s->p1 = v.iov_base;
+		s->n1 = v.iov_len < total - s->n0 ? v.iov_len : total - s->n0;
+	}
+	/* The chunk-end check wants the last iovec's last bytes. */
+	if (cnt <= 1024 && bpf_probe_read_user(&v, sizeof(v), &iov[cnt - 1]) == 0 && v.iov_len >= 5)
+		s->tail = (const char *)v.iov_base + v.iov_len - 5;
+}
+
+SEC("tp_btf/sys_exit")
+int hearth_sys_exit(__u64 *ctx)
+{
+	struct pt_regs *regs = (struct pt_regs *)ctx[0];
+	long ret = (long)ctx[1];
+	long id = READ_KERNEL(regs, orig_ax);
+
+	switch (id) {
+	case NR_read:
+	case NR_write:
+	case NR_close:
+	case NR_readv:
+	case NR_writev:
+	case NR_sendfile:
+	case NR_accept:
+	case NR_sendto:
+	case NR_recvfrom:
+	case NR_sendmsg:
+	case NR_recvmsg:
+	case NR_accept4:
+		break;
+	default:
+		return 0;
+	}
+
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (tgid == self_tgid)
+		return 0;
+	if (id == NR_accept || id == NR_accept4) {
+		on_accept(tgid, ret);
+		return 0;
+	}
+
+	__u32 fd = (__u32)READ_KERNEL(regs, di);
+	__u64 key = ((__u64)tgid << 32) | fd;
+	if (id == NR_close) {
+		if (ret == 0)
+			on_close(key);
+		return 0;
+	}
+	struct conn *c = bpf_map_lookup_elem(&conns, &key);
+	if (!c || ret <= 0)
+		return 0;
+
+	struct segs s = {};
+	__u64 total = (__u64)ret;
+	const void *arg1 = (const void *)READ_KERNEL(regs, si);
+	switch (id) {
+	case NR_read:
+	case NR_recvfrom:
+		s.p0 = arg1;
+		s.n0 = total;
+		on_read(c, &s, total);
+		break;
+	case NR_readv:
+		iov_segs(&s, arg1, READ_KERNEL(regs, dx), total);
+		s.tail = 0;
+		on_read(c, &s, total);
+		break;
+	case NR_recvmsg: {
+		struct user_msghdr msg;
+		if (bpf_probe_read_user(&msg, sizeof(msg), arg1) != 0)
+			return 0;
+		iov_segs(&s, msg.msg_iov, msg.msg_iovlen, total);
+		s.tail = 0;
+		on_read(c, &s, total);
+		break;
+	}
+	case NR_write:
+	case NR_sendto:
+		s.p0 = arg1;
+		s.n0 = total;
+		if (total >= 5)
+			s.tail = (const char *)arg1 + total - 5;
+		on_write(c, &s, total);
+		break;
+	case NR_writev:
+		iov_segs(&s, arg1, READ_KERNEL(regs, dx), total);
+		on_write(c, &s, total);
+		break;
+	case NR_sendmsg: {
+		struct user_msghdr msg;
+		if (bpf_probe_read_user(&msg, sizeof(msg), arg1) != 0)
+			return 0;
+		iov_segs(&s, msg.msg_iov, msg.msg_iovlen, total);
+		on_write(c, &s, total);
+		break;
+	}
+	case NR_sendfile:
+		/* File bytes: counted, never a response start, never scanned. */
+		if (c->state == ST_RESPONSE) {
+			c->resp_bytes += total;
+			c->end_ns = bpf_ktime_get_ns();
+			if (c->resp.done == SCAN_FOUND && c->resp.content_length >= 0 &&
+			    c->resp_bytes >= c->resp.pos + (__u64)c->resp.content_length) {
+				emit(c, HTTP_END_COMPLETE);
+				reset(c);
+			}
+		}
+		break;
+	}
+	return 0;
+}

@@ -1,0 +1,295 @@
+//! Requests into cumulative RED series with Grafana Beyla's Prometheus names and labels.
+//!
+//! Per (service_name, server_port, http_request_method, http_response_status_code,
+//! http_route) three classic histograms are kept: `http_server_request_duration_seconds`,
+//! `http_server_request_body_size_bytes` and `http_server_response_body_size_bytes`, each
+//! written as `_bucket{le}` (cumulative, `+Inf` included), `_sum` and `_count`, plus `instance`
+//! and `job`. Values only grow (they are counters since start), so `rate()` and
+//! `histogram_quantile()` work on them as on any scraped histogram.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use storage::{AppendError, Appender, Labels, Metadata, MetricType, SeriesRef};
+
+use super::parse::Request;
+
+/// `http_server_request_duration_seconds` bucket bounds (Beyla's defaults, the OpenTelemetry
+/// semantic conventions' boundaries), seconds; `+Inf` is implied.
+pub const DURATION_BUCKETS_SECONDS: [f64; 15] =
+    [0.0, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0];
+
+/// Body size bucket bounds (Beyla's `request_size_histogram`/`response_size_histogram`
+/// defaults), bytes; `+Inf` is implied.
+pub const BODY_SIZE_BUCKETS_BYTES: [f64; 10] = [0.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0, 8192.0];
+
+/// Metric family names.
+pub const DURATION_METRIC: &str = "http_server_request_duration_seconds";
+/// Request body size family.
+pub const REQUEST_BODY_METRIC: &str = "http_server_request_body_size_bytes";
+/// Response body size family.
+pub const RESPONSE_BODY_METRIC: &str = "http_server_response_body_size_bytes";
+
+/// A classic histogram: per-bucket (non-cumulative) counts, sum and count.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Histogram {
+    bounds: &'static [f64],
+    /// `bounds.len() + 1` counts; the last is the `+Inf` overflow.
+    counts: Vec<u64>,
+    sum: f64,
+    count: u64,
+}
+
+impl Histogram {
+    fn new(bounds: &'static [f64]) -> Self {
+        Histogram { bounds, counts: vec![0; bounds.len() + 1], sum: 0.0, count: 0 }
+    }
+
+    /// Records one observation (Prometheus: counted in every bucket with `v <= le`).
+    pub fn observe(&mut self, v: f64) {
+        let i = self.bounds.iter().position(|&le| v <= le).unwrap_or(self.bounds.len());
+        self.counts[i] += 1;
+        self.sum += v;
+        self.count += 1;
+    }
+
+    /// Cumulative counts per bound, `+Inf` last (the `_bucket` values).
+    pub fn cumulative(&self) -> Vec<u64> {
+        self.counts
+            .iter()
+            .scan(0u64, |acc, c| {
+                *acc += c;
+                Some(*acc)
+            })
+            .collect()
+    }
+
+    /// Sum of observations.
+    pub fn sum(&self) -> f64 {
+        self.sum
+    }
+
+    /// Number of observations.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+}
+
+/// The identity of one group of series (all but `instance`, `job` and `le`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SeriesKey {
+    /// `service_name`.
+    pub service_name: Arc<str>,
+    /// `server_port`.
+    pub server_port: u16,
+    /// `http_request_method`.
+    pub method: &'static str,
+    /// `http_response_status_code` (0: closed without a response).
+    pub status: u16,
+    /// `http_route`.
+    pub route: String,
+}
+
+/// The three histograms of one [`SeriesKey`].
+#[derive(Clone, Debug)]
+pub struct Red {
+    /// Duration, seconds.
+    pub duration: Histogram,
+    /// Request body size, bytes.
+    pub request_body: Histogram,
+    /// Response body size, bytes.
+    pub response_body: Histogram,
+    /// Series refs in [`Aggregator::samples_of`] order, once resolved.
+    refs: Option<Vec<SeriesRef>>,
+}
+
+/// What one flush wrote.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlushStats {
+    /// Samples accepted by the appender.
+    pub samples: u64,
+    /// Samples refused (counted, the rest of the flush goes on).
+    pub rejected: u64,
+}
+
+/// Cumulative RED histograms for every observed series group.
+#[derive(Debug)]
+pub struct Aggregator {
+    instance: String,
+    job: Option<String>,
+    groups: HashMap<SeriesKey, Red>,
+    duration_le: Vec<String>,
+    body_le: Vec<String>,
+}
+
+fn le_strings(bounds: &[f64]) -> Vec<String> {
+    bounds.iter().map(|b| format!("{b}")).chain(std::iter::once("+Inf".to_string())).collect()
+}
+
+impl Aggregator {
+    /// An empty aggregator. `job` is the `job` label (the service name when `None`).
+    pub fn new(instance: String, job: Option<String>) -> Self {
+        Aggregator {
+            instance,
+            job,
+            groups: HashMap::new(),
+            duration_le: le_strings(&DURATION_BUCKETS_SECONDS),
+            body_le: le_strings(&BODY_SIZE_BUCKETS_BYTES),
+        }
+    }
+
+    /// Adds one request to its group.
+    pub fn observe(&mut self, service_name: &Arc<str>, r: &Request) {
+        let key = SeriesKey {
+            service_name: Arc::clone(service_name),
+            server_port: r.port,
+            method: r.method,
+            status: r.status,
+            route: r.route.clone(),
+        };
+        let red = self.groups.entry(key).or_insert_with(|| Red {
+            duration: Histogram::new(&DURATION_BUCKETS_SECONDS),
+            request_body: Histogram::new(&BODY_SIZE_BUCKETS_BYTES),
+            response_body: Histogram::new(&BODY_SIZE_BUCKETS_BYTES),
+            refs: None,
+        });
+        red.duration.observe(r.duration_seconds);
+        red.request_body.observe(r.request_body_bytes as f64);
+        red.response_body.observe(r.response_body_bytes as f64);
+    }
+
+    /// The groups observed so far.
+    pub fn groups(&self) -> impl Iterator<Item = (&SeriesKey, &Red)> {
+        self.groups.iter()
+    }
+
+    /// Number of series a flush writes.
+    pub fn series_count(&self) -> usize {
+        self.groups.len() * (DURATION_BUCKETS_SECONDS.len() + 2 * BODY_SIZE_BUCKETS_BYTES.len() + 3 * 3)
+    }
+
+    /// The labels and current values of every series of one group, in a fixed order.
+    fn samples_of(&self, key: &SeriesKey, red: &Red, with_labels: bool) -> Vec<(Option<Labels>, f64)> {
+        let port = key.server_port.to_string();
+        let status = key.status.to_string();
+        let job = self.job.as_deref().unwrap_or(&key.service_name);
+        let base = [
+            ("http_request_method", key.method),
+            ("http_response_status_code", status.as_str()),
+            ("http_route", key.route.as_str()),
+            ("server_port", port.as_str()),
+            ("service_name", &key.service_name),
+            ("instance", self.instance.as_str()),
+            ("job", job),
+        ];
+        let labels = |name: String, le: Option<&str>| -> Option<Labels> {
+            with_labels.then(|| {
+                Labels::from_pairs(
+                    base.iter()
+                        .map(|&(n, v)| (n.to_string(), v.to_string()))
+                        .chain(std::iter::once(("__name__".to_string(), name)))
+                        .chain(le.map(|le| ("le".to_string(), le.to_string()))),
+                )
+            })
+        };
+        let mut out = Vec::with_capacity(44);
+        for (family, h, les) in [
+            (DURATION_METRIC, &red.duration, &self.duration_le),
+            (REQUEST_BODY_METRIC, &red.request_body, &self.body_le),
+            (RESPONSE_BODY_METRIC, &red.response_body, &self.body_le),
+        ] {
+            for (le, c) in les.iter().zip(h.cumulative()) {
+                out.push((labels(format!("{family}_bucket"), Some(le)), c as f64));
+            }
+            out.push((labels(format!("{family}_sum"), None), h.sum()));
+            out.push((labels(format!("{family}_count"), None), h.count() as f64));
+        }
+        out
+    }
+
+    /// Writes every series' current cumulative value at `t_ms` into `app` (the caller commits).
+    /// Series refs are cached across flushes and re-resolved when the storage no longer knows
+    /// one. A refused sample is counted and skipped.
+    pub fn write_to<A: Appender>(&mut self, app: &mut A, t_ms: i64) -> FlushStats {
+        let mut stats = FlushStats::default();
+        for (family, help, unit) in [
+            (DURATION_METRIC, "Duration of HTTP server requests, observed by eBPF.", "seconds"),
+            (REQUEST_BODY_METRIC, "Size of HTTP server request bodies, observed by eBPF.", "bytes"),
+            (RESPONSE_BODY_METRIC, "Size of HTTP server response bodies, observed by eBPF.", "bytes"),
+        ] {
+            app.update_metadata(
+                family,
+                &Metadata { metric_type: MetricType::Histogram, help: help.to_string(), unit: unit.to_string() },
+            );
+        }
+        let mut keys: Vec<SeriesKey> = self.groups.keys().cloned().collect();
+        keys.sort();
+        for key in keys {
+            let Some(red) = self.groups.get(&key) else { continue };
+            let cached = red.refs.clone();
+            let values = self.samples_of(&key, red, cached.is_none());
+            let mut refs = cached.unwrap_or_default();
+            let resolve = refs.is_empty();
+            let mut stale_refs = false;
+            for (i, (labels, v)) in values.into_iter().enumerate() {
+                let r = if resolve {
+                    let Some(labels) = labels else { continue };
+                    match app.series_ref(&labels) {
+                        Ok(r) => {
+                            refs.push(r);
+                            r
+                        }
+                        Err(_) => {
+                            stats.rejected += 1;
+                            stale_refs = true;
+                            continue;
+                        }
+                    }
+                } else {
+                    refs[i]
+                };
+                match app.append(r, t_ms, v) {
+                    Ok(()) => stats.samples += 1,
+                    Err(AppendError::UnknownSeriesRef(_)) => {
+                        stats.rejected += 1;
+                        stale_refs = true;
+                    }
+                    Err(_) => stats.rejected += 1,
+                }
+            }
+            if let Some(red) = self.groups.get_mut(&key) {
+                red.refs = if stale_refs { None } else { Some(refs) };
+            }
+        }
+        stats
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_inclusive_upper_bounds() {
+        let mut h = Histogram::new(&DURATION_BUCKETS_SECONDS);
+        for v in [0.0, 0.005, 0.0051, 0.3, 11.0] {
+            h.observe(v);
+        }
+        let c = h.cumulative();
+        assert_eq!(c.len(), 16);
+        assert_eq!(c[0], 1); // le=0
+        assert_eq!(c[1], 2); // le=0.005 (inclusive)
+        assert_eq!(c[2], 3); // le=0.01
+        assert_eq!(c[8], 4); // le=0.5
+        assert_eq!(c[14], 4); // le=10
+        assert_eq!(c[15], 5); // +Inf
+        assert_eq!(h.count(), 5);
+        assert!((h.sum() - 11.3101).abs() < 1e-9);
+    }
+
+    #[test]
+    fn le_labels_format_like_prometheus() {
+        assert_eq!(le_strings(&DURATION_BUCKETS_SECONDS)[..3], ["0", "0.005", "0.01"]);
+        assert_eq!(le_strings(&BODY_SIZE_BUCKETS_BYTES)[9..], ["8192", "+Inf"]);
+    }
+}

@@ -1,0 +1,125 @@
+//! Loading the kernel object with aya: globals, map sizes, the port filter, and the attach.
+
+use std::collections::HashSet;
+
+use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
+use aya::programs::BtfTracePoint;
+use aya::{Btf, Ebpf, EbpfLoader};
+use ebpf::{globals, maps, PortMark, PROGRAM_SYS_EXIT, TRACEPOINT_SYS_EXIT};
+
+use super::config::EbpfConfig;
+use super::error::EbpfError;
+
+/// The loaded object: the ring buffer, and the rest.
+pub(crate) struct Loaded {
+    /// The event ring buffer.
+    pub ring: RingBuf<MapData>,
+    /// Programs and the other maps.
+    pub bpf: Bpf,
+}
+
+/// The attached program (detached when `_ebpf` drops) and the maps userspace reads or writes.
+pub(crate) struct Bpf {
+    /// Owns the program and its link; dropping it detaches.
+    pub _ebpf: Ebpf,
+    /// Per-CPU reserve failure counters.
+    pub dropped: PerCpuArray<MapData, u64>,
+    /// Processes to observe (used when `exe_path` is set).
+    pub target_pids: BpfHashMap<MapData, u32, u8>,
+    /// Pids currently in `target_pids`.
+    pub target_set: HashSet<u32>,
+    /// `name (attach point)` of each attached program.
+    pub attached: Vec<String>,
+}
+
+fn map_err(map: &'static str) -> impl Fn(String) -> EbpfError {
+    move |reason| EbpfError::Map { map, reason }
+}
+
+/// Loads, configures and attaches.
+///
+/// # Errors
+/// [`EbpfError::Load`], [`EbpfError::Map`] or [`EbpfError::Attach`] with the kernel's reason.
+pub(crate) fn load(cfg: &EbpfConfig) -> Result<Loaded, EbpfError> {
+    let self_tgid: u32 = std::process::id();
+    let filter_ports: u32 = u32::from(!cfg.open_ports.is_empty());
+    let filter_pids: u32 = u32::from(cfg.exe_path.is_some());
+    let btf = Btf::from_sys_fs().map_err(|e| EbpfError::Load(format!("kernel BTF: {e}")))?;
+    let mut ebpf = EbpfLoader::new()
+        .btf(Some(&btf))
+        .override_global(globals::SELF_TGID, &self_tgid, true)
+        .override_global(globals::FILTER_PORTS, &filter_ports, true)
+        .override_global(globals::FILTER_PIDS, &filter_pids, true)
+        .override_global(globals::WAKEUP_BYTES, &cfg.wakeup_bytes, true)
+        .map_max_entries(maps::EVENTS, cfg.ring_bytes.next_power_of_two())
+        .load(ebpf::object())
+        .map_err(|e| EbpfError::Load(error_chain(&e)))?;
+
+    {
+        let m = ebpf.map_mut(maps::PORT_FILTER).ok_or_else(|| map_err(maps::PORT_FILTER)("missing".into()))?;
+        let mut ports: Array<&mut MapData, u8> = Array::try_from(m).map_err(|e| map_err(maps::PORT_FILTER)(e.to_string()))?;
+        for p in cfg.open_ports.ports() {
+            ports.set(u32::from(p), PortMark::Observe as u8, 0).map_err(|e| map_err(maps::PORT_FILTER)(e.to_string()))?;
+        }
+        for &p in &cfg.exclude_ports {
+            ports.set(u32::from(p), PortMark::Exclude as u8, 0).map_err(|e| map_err(maps::PORT_FILTER)(e.to_string()))?;
+        }
+    }
+
+    let prog: &mut BtfTracePoint = ebpf
+        .program_mut(PROGRAM_SYS_EXIT)
+        .ok_or_else(|| EbpfError::Load(format!("program {PROGRAM_SYS_EXIT} missing from the object")))?
+        .try_into()
+        .map_err(|e: aya::programs::ProgramError| EbpfError::Load(e.to_string()))?;
+    let attach_err = |e: aya::programs::ProgramError| EbpfError::Attach {
+        program: PROGRAM_SYS_EXIT.to_string(),
+        reason: error_chain(&e),
+    };
+    prog.load(TRACEPOINT_SYS_EXIT, &btf).map_err(attach_err)?;
+    prog.attach().map_err(attach_err)?;
+    let attached = vec![format!("{PROGRAM_SYS_EXIT} (tp_btf/{TRACEPOINT_SYS_EXIT})")];
+
+    let take = |ebpf: &mut Ebpf, name: &'static str| ebpf.take_map(name).ok_or_else(|| map_err(name)("missing".into()));
+    let ring = RingBuf::try_from(take(&mut ebpf, maps::EVENTS)?).map_err(|e| map_err(maps::EVENTS)(e.to_string()))?;
+    let dropped =
+        PerCpuArray::try_from(take(&mut ebpf, maps::DROPPED)?).map_err(|e| map_err(maps::DROPPED)(e.to_string()))?;
+    let target_pids = BpfHashMap::try_from(take(&mut ebpf, maps::TARGET_PIDS)?)
+        .map_err(|e| map_err(maps::TARGET_PIDS)(e.to_string()))?;
+    Ok(Loaded { ring, bpf: Bpf { _ebpf: ebpf, dropped, target_pids, target_set: HashSet::new(), attached } })
+}
+
+impl Bpf {
+    /// Sum of the per-CPU reserve failure counters.
+    pub(crate) fn dropped_total(&self) -> Result<u64, EbpfError> {
+        let v = self.dropped.get(&0, 0).map_err(|e| map_err(maps::DROPPED)(e.to_string()))?;
+        Ok(v.iter().sum())
+    }
+
+    /// Makes `target_pids` hold exactly `pids`.
+    pub(crate) fn set_targets(&mut self, pids: &[u32]) -> Result<(), EbpfError> {
+        let want: HashSet<u32> = pids.iter().copied().collect();
+        for gone in self.target_set.difference(&want).copied().collect::<Vec<_>>() {
+            // Already absent is fine: the goal is absence.
+            let _ = self.target_pids.remove(&gone);
+            self.target_set.remove(&gone);
+        }
+        for &p in pids {
+            if self.target_set.insert(p) {
+                self.target_pids.insert(p, 1, 0).map_err(|e| map_err(maps::TARGET_PIDS)(e.to_string()))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An error and its sources in one line (the verifier log included, when the kernel gave one).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}

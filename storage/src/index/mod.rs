@@ -17,7 +17,7 @@ pub mod stats;
 pub mod symbols;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use roaring::RoaringBitmap;
 

@@ -131,18 +131,6 @@ impl<'a> Cursor<'a> {
         let u = self.uvarint()?;
         Some(((u >> 1) as i64) ^ -((u & 1) as i64))
     }
-
-    pub(crate) fn u32(&mut self) -> Option<u32> {
-        let s = self.b.get(self.pos..self.pos.checked_add(4)?)?;
-        self.pos += 4;
-        Some(u32::from_le_bytes(s.try_into().ok()?))
-    }
-
-    pub(crate) fn u64(&mut self) -> Option<u64> {
-        let s = self.b.get(self.pos..self.pos.checked_add(8)?)?;
-        self.pos += 8;
-        Some(u64::from_le_bytes(s.try_into().ok()?))
-    }
 }
 
 #[cfg(test)]

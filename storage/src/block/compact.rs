@@ -1,0 +1,252 @@
+//! Compaction: which blocks to merge ([`plan`]) and merging them ([`compact`]).
+//!
+//! Planning is Prometheus' `tsdb/compact.go` `LeveledCompactor.plan`:
+//! 1. blocks overlapping in time are merged first, whatever their size (vertical compaction);
+//! 2. otherwise the newest block is left alone (it was just cut from the head), and for each
+//!    range after the first (`6h`, `18h`, ...), blocks are grouped by aligned windows of that
+//!    range; the first group of more than one block that either fills its window or lies
+//!    entirely before the newest block is merged.
+//!
+//! Ranges grow exponentially from the head's block range: `2h, 6h, 18h, 54h, ...` (×3), up to
+//! 10 % of the retention (at most 31 days), as Prometheus' `ExponentialBlockRanges` and its
+//! `MaxBlockDuration` default.
+//!
+//! Merging takes series from every input in label order (a k-way merge over the blocks' dense,
+//! label-ordered ids). A series present in several blocks gets their chunks concatenated in
+//! time order; where chunks overlap in time (overlapping blocks), their float samples are
+//! decoded, deduplicated by timestamp (the first block in input order wins) and re-encoded.
+
+use std::sync::Arc;
+
+use ulid::Ulid;
+
+use super::meta::{BlockCompaction, BlockMeta};
+use super::reader::Block;
+use super::writer::BlockWriter;
+use crate::chunkenc::{raw, ChunkBytes, ChunkHandle, ChunkIter, Encoding, ValueType};
+use crate::error::Result;
+use crate::labels::Labels;
+
+/// Two hours in ms: the head's block range and the first compaction range.
+pub const DEFAULT_BLOCK_RANGE_MS: i64 = 2 * 3600 * 1000;
+/// The largest block range when no retention bounds it: 31 days in ms.
+pub const MAX_BLOCK_DURATION_MS: i64 = 31 * 24 * 3600 * 1000;
+/// Samples per chunk when re-encoding overlapping chunks (the head's cut size).
+const MERGED_SAMPLES_PER_CHUNK: usize = 120;
+
+/// `steps` ranges starting at `min_ms`, each `step_size` times the previous
+/// (Prometheus' `ExponentialBlockRanges`).
+pub fn exponential_block_ranges(min_ms: i64, steps: usize, step_size: i64) -> Vec<i64> {
+    let mut out = Vec::with_capacity(steps);
+    let mut cur = min_ms;
+    for _ in 0..steps {
+        out.push(cur);
+        cur = cur.saturating_mul(step_size);
+    }
+    out
+}
+
+/// The compaction ranges for a retention: `2h × 3^i` for i in 0..10, dropping every range above
+/// the maximum block duration, which is 10 % of `retention_ms` capped at 31 days (31 days
+/// when `retention_ms` is 0, i.e. unlimited), and never below 2h.
+pub fn block_ranges(retention_ms: i64) -> Vec<i64> {
+    let mut max = MAX_BLOCK_DURATION_MS;
+    if retention_ms > 0 && retention_ms / 10 < max {
+        max = retention_ms / 10;
+    }
+    let max = max.max(DEFAULT_BLOCK_RANGE_MS);
+    exponential_block_ranges(DEFAULT_BLOCK_RANGE_MS, 10, 3).into_iter().take_while(|r| *r <= max).collect()
+}
+
+/// The blocks to merge next, or an empty list when there is nothing to do. `metas` in any
+/// order; `ranges` from [`block_ranges`].
+pub fn plan(metas: &[BlockMeta], ranges: &[i64]) -> Vec<Ulid> {
+    let mut ms: Vec<&BlockMeta> = metas.iter().collect();
+    ms.sort_by_key(|m| (m.min_time_ms, m.ulid));
+    let overlapping = select_overlapping(&ms);
+    if !overlapping.is_empty() {
+        return overlapping;
+    }
+    if ms.is_empty() {
+        return Vec::new();
+    }
+    // Leave the newest block out: it was just cut from the head.
+    ms.pop();
+    select_dirs(&ms, ranges).into_iter().map(|m| m.ulid).collect()
+}
+
+/// The first run of blocks that overlap in time (sorted by min time).
+fn select_overlapping(ms: &[&BlockMeta]) -> Vec<Ulid> {
+    let mut out = Vec::new();
+    let Some(first) = ms.first() else { return out };
+    let mut global_max = first.max_time_ms;
+    for i in 1..ms.len() {
+        let m = ms[i];
+        if m.min_time_ms < global_max {
+            if out.is_empty() {
+                out.push(ms[i - 1].ulid);
+            }
+            out.push(m.ulid);
+        } else if !out.is_empty() {
+            break;
+        }
+        global_max = global_max.max(m.max_time_ms);
+    }
+    out
+}
+
+fn select_dirs<'a>(ms: &[&'a BlockMeta], ranges: &[i64]) -> Vec<&'a BlockMeta> {
+    if ranges.len() < 2 || ms.is_empty() {
+        return Vec::new();
+    }
+    let high_time = ms[ms.len() - 1].min_time_ms;
+    for &r in &ranges[1..] {
+        for group in split_by_range(ms, r) {
+            let mint = group[0].min_time_ms;
+            let maxt = group[group.len() - 1].max_time_ms;
+            if (maxt - mint == r || maxt <= high_time) && group.len() > 1 {
+                return group;
+            }
+        }
+    }
+    Vec::new()
+}
+
+/// Groups blocks (sorted by min time) by the aligned window of size `r` they fall in; blocks
+/// that do not fit in one window are skipped.
+fn split_by_range<'a>(ms: &[&'a BlockMeta], r: i64) -> Vec<Vec<&'a BlockMeta>> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < ms.len() {
+        let t0 = ms[i].min_time_ms.div_euclid(r) * r;
+        if ms[i].max_time_ms > t0 + r {
+            i += 1;
+            continue;
+        }
+        let mut group = Vec::new();
+        while i < ms.len() && ms[i].max_time_ms <= t0 + r {
+            group.push(ms[i]);
+            i += 1;
+        }
+        if !group.is_empty() {
+            out.push(group);
+        }
+    }
+    out
+}
+
+/// Merges `blocks` into one new block in `blocks_dir` and returns its metadata, or `None` when
+/// the inputs hold no series (then no block is written). The inputs are left in place: the
+/// caller swaps the new block in and deletes them ([`super::retention::delete_block`]).
+///
+/// # Errors
+/// [`crate::StorageError`] if an input is corrupt or the new block cannot be written.
+pub fn compact(blocks_dir: &std::path::Path, blocks: &[Arc<Block>]) -> Result<Option<BlockMeta>> {
+    if blocks.is_empty() {
+        return Ok(None);
+    }
+    let mut sources: Vec<Ulid> = blocks.iter().flat_map(|b| b.meta().compaction.sources.iter().copied()).collect();
+    sources.sort_unstable();
+    sources.dedup();
+    let compaction = BlockCompaction {
+        level: blocks.iter().map(|b| b.meta().compaction.level).max().unwrap_or(0) + 1,
+        sources,
+        parents: blocks.iter().map(|b| b.meta().ulid).collect(),
+    };
+    let min_t = blocks.iter().map(|b| b.meta().min_time_ms).min().unwrap_or(0);
+    let max_t = blocks.iter().map(|b| b.meta().max_time_ms).max().unwrap_or(0);
+    let mut w = BlockWriter::create_with(blocks_dir, Ulid::new(), min_t, max_t, compaction)?;
+
+    // One cursor per block: its next series id and that series' labels.
+    let mut cursors: Vec<(u32, Option<Labels>)> = Vec::with_capacity(blocks.len());
+    for b in blocks {
+        let first = if b.index().num_series() > 0 { Some(b.series(0)?.0) } else { None };
+        cursors.push((0, first));
+    }
+    let mut chunks: Vec<(usize, ChunkHandle)> = Vec::new();
+    loop {
+        let Some(min) = cursors.iter().filter_map(|c| c.1.as_ref()).min().cloned() else { break };
+        chunks.clear();
+        for (bi, (b, cur)) in blocks.iter().zip(cursors.iter_mut()).enumerate() {
+            if cur.1.as_ref() != Some(&min) {
+                continue;
+            }
+            let (_, metas) = b.series(cur.0)?;
+            for m in &metas {
+                chunks.push((bi, b.chunk(m)?));
+            }
+            cur.0 += 1;
+            cur.1 = if cur.0 < b.index().num_series() { Some(b.series(cur.0)?.0) } else { None };
+        }
+        let merged = merge_chunks(&mut chunks);
+        w.add_series(&min, &merged)?;
+    }
+    if w.num_series() == 0 {
+        return Ok(None);
+    }
+    w.finish().map(Some)
+}
+
+/// Orders a series' chunks from several blocks by time; runs of chunks that overlap in time
+/// are decoded, deduplicated by timestamp (lowest block index first) and re-encoded. Runs with
+/// histogram samples are kept as they are (the series iterator then skips re-visited times).
+fn merge_chunks(chunks: &mut [(usize, ChunkHandle)]) -> Vec<ChunkHandle> {
+    chunks.sort_by_key(|(bi, c)| (c.min_t_ms, c.max_t_ms, *bi));
+    let mut out = Vec::with_capacity(chunks.len());
+    let mut i = 0;
+    while i < chunks.len() {
+        let mut run_max = chunks[i].1.max_t_ms;
+        let mut j = i + 1;
+        while j < chunks.len() && chunks[j].1.min_t_ms <= run_max {
+            run_max = run_max.max(chunks[j].1.max_t_ms);
+            j += 1;
+        }
+        let run = &chunks[i..j];
+        if run.len() == 1 {
+            out.push(run[0].1.clone());
+        } else {
+            match reencode_floats(run) {
+                Some(merged) => out.extend(merged),
+                None => out.extend(run.iter().map(|(_, c)| c.clone())),
+            }
+        }
+        i = j;
+    }
+    out
+}
+
+/// Decodes overlapping float chunks into one deduplicated, time-ordered run of raw chunks.
+/// `None` if any chunk holds histograms or fails to decode.
+fn reencode_floats(run: &[(usize, ChunkHandle)]) -> Option<Vec<ChunkHandle>> {
+    let mut samples: Vec<(i64, usize, f64)> = Vec::new();
+    for (bi, c) in run {
+        let mut it = ChunkIter::new(c.encoding, c.bytes.as_slice());
+        loop {
+            match it.next() {
+                ValueType::None => break,
+                ValueType::Float => {
+                    let (t, v) = it.at();
+                    samples.push((t, *bi, v));
+                }
+                ValueType::Histogram => return None,
+            }
+        }
+        if it.err().is_some() {
+            return None;
+        }
+    }
+    samples.sort_by_key(|s| (s.0, s.1));
+    samples.dedup_by_key(|s| s.0);
+    let mut out = Vec::new();
+    for part in samples.chunks(MERGED_SAMPLES_PER_CHUNK) {
+        let ts: Vec<i64> = part.iter().map(|s| s.0).collect();
+        let vs: Vec<f64> = part.iter().map(|s| s.2).collect();
+        out.push(ChunkHandle {
+            min_t_ms: ts[0],
+            max_t_ms: ts[ts.len() - 1],
+            encoding: Encoding::Raw,
+            bytes: ChunkBytes::from_vec(raw::encode(&ts, &vs)),
+        });
+    }
+    Some(out)
+}

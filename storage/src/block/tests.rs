@@ -1,0 +1,298 @@
+//! Block round trips (model-based), corruption, compaction planning and merging, retention.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use proptest::prelude::*;
+use ulid::Ulid;
+
+use super::compact::{block_ranges, compact, exponential_block_ranges, plan};
+use super::retention::{beyond_size_retention, beyond_time_retention, delete_block, remove_leftovers};
+use super::*;
+use crate::api::Querier;
+use crate::chunkenc::ValueType;
+use crate::error::StorageError;
+use crate::index::tests::{arb_labels, arb_matcher, model_select};
+use crate::labels::Labels;
+use crate::matcher::Matcher;
+use crate::series::Series;
+
+type Model = BTreeMap<Labels, Vec<(i64, f64)>>;
+
+/// Writes `series` (samples sorted by time) as one block, each series cut into chunks of
+/// `per_chunk` samples.
+fn write_block(dir: &Path, series: &Model, per_chunk: usize) -> BlockMeta {
+    let mint = series.values().flatten().map(|s| s.0).min().unwrap_or(0);
+    let maxt = series.values().flatten().map(|s| s.0).max().unwrap_or(0) + 1;
+    let mut w = BlockWriter::create(dir, mint, maxt).expect("create");
+    for (l, samples) in series {
+        let chunks: Vec<_> = samples
+            .chunks(per_chunk.max(1))
+            .map(|p| Series::from_samples(l.clone(), p).chunks.remove(0))
+            .collect();
+        w.add_series(l, &chunks).expect("add");
+    }
+    w.finish().expect("finish")
+}
+
+fn samples_of(s: &Series) -> Vec<(i64, f64)> {
+    let mut it = s.iter();
+    let mut out = Vec::new();
+    while it.next() == ValueType::Float {
+        out.push(it.at());
+    }
+    out
+}
+
+fn select_all(q: &dyn Querier, mint: i64, maxt: i64) -> Vec<(Labels, Vec<(i64, f64)>)> {
+    let m = Matcher::regex("__name__", ".+").expect("re");
+    let mut out: Vec<_> = q.select(&[m], mint, maxt).expect("select").iter().map(|s| (s.labels.clone(), samples_of(s))).collect();
+    let mut anon = q.select(&[Matcher::equal("__name__", "")], mint, maxt).expect("select");
+    out.extend(anon.drain(..).map(|s| (s.labels.clone(), samples_of(&s))));
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+fn open(dir: &Path, meta: &BlockMeta) -> Arc<Block> {
+    Arc::new(Block::open(&dir.join(meta.ulid.to_string())).expect("open"))
+}
+
+fn arb_model() -> impl Strategy<Value = Model> {
+    proptest::collection::btree_map(
+        arb_labels().prop_filter("non-empty labels", |l| !l.is_empty()),
+        proptest::collection::btree_map(0i64..500, -1e6f64..1e6, 1..30).prop_map(|m| m.into_iter().collect()),
+        0..20,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, failure_persistence: None, rng_seed: proptest::test_runner::RngSeed::Fixed(3), ..ProptestConfig::default() })]
+
+    #[test]
+    fn block_select_matches_model(
+        model in arb_model(),
+        per_chunk in 1usize..8,
+        matchers in proptest::collection::vec(arb_matcher(), 1..3),
+        range in (0i64..500, 0i64..500),
+    ) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let meta = write_block(dir.path(), &model, per_chunk);
+        let q = BlockQuerier::new(open(dir.path(), &meta));
+        let (mint, maxt) = (range.0.min(range.1), range.0.max(range.1));
+        let sets: Vec<Labels> = model.keys().cloned().collect();
+        let want: Vec<(Labels, Vec<(i64, f64)>)> = model_select(&sets, &matchers)
+            .iter()
+            .map(|i| (sets[i as usize].clone(), model[&sets[i as usize]].iter().copied().filter(|s| s.0 >= mint && s.0 <= maxt).collect::<Vec<_>>()))
+            .filter(|(_, s)| !s.is_empty())
+            .collect();
+        let got: Vec<(Labels, Vec<(i64, f64)>)> = q
+            .select(&matchers, mint, maxt)
+            .expect("select")
+            .iter()
+            .map(|s| (s.labels.clone(), samples_of(s)))
+            .filter(|(_, s)| !s.is_empty())
+            .collect();
+        prop_assert_eq!(got, want);
+        // Everything reads back over the full range.
+        let full: Vec<_> = model.iter().map(|(l, s)| (l.clone(), s.clone())).collect();
+        prop_assert_eq!(select_all(&q, i64::MIN, i64::MAX), full);
+        prop_assert_eq!(meta.stats.num_samples, model.values().map(|s| s.len() as u64).sum::<u64>());
+    }
+}
+
+fn small_model(name: &str, jobs: &[&str], ts: std::ops::Range<i64>) -> Model {
+    jobs.iter()
+        .map(|j| (Labels::from_pairs([("__name__", name), ("job", j)]), ts.clone().map(|t| (t, t as f64)).collect()))
+        .collect()
+}
+
+#[test]
+fn label_names_and_values_respect_matchers_and_range() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut model = small_model("up", &["a", "b"], 0..10);
+    model.insert(Labels::from_pairs([("__name__", "late"), ("zone", "z1")]), vec![(100, 1.0)]);
+    let meta = write_block(dir.path(), &model, 4);
+    let q = BlockQuerier::new(open(dir.path(), &meta));
+    assert_eq!(q.label_names(&[], 0, 1000).expect("names"), vec!["__name__", "job", "zone"]);
+    assert_eq!(q.label_names(&[Matcher::equal("__name__", "up")], 0, 1000).expect("names"), vec!["__name__", "job"]);
+    assert_eq!(q.label_names(&[Matcher::regex("__name__", ".+").expect("re")], 50, 1000).expect("names"), vec!["__name__", "zone"]);
+    assert_eq!(q.label_values("job", &[], 0, 1000).expect("values"), vec!["a", "b"]);
+    assert_eq!(q.label_values("__name__", &[Matcher::equal("job", "a")], 0, 1000).expect("values"), vec!["up"]);
+    assert!(q.label_values("job", &[], 2000, 3000).expect("values").is_empty(), "outside the block");
+    assert!(q.select(&[], 0, 1000).expect("select").is_empty(), "no matchers selects nothing");
+}
+
+#[test]
+fn corrupt_index_and_chunks_are_typed_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let meta = write_block(dir.path(), &small_model("up", &["a", "b", "c"], 0..50), 7);
+    let bdir = dir.path().join(meta.ulid.to_string());
+    let index = std::fs::read(bdir.join(INDEX_FILENAME)).expect("read");
+    for i in (0..index.len()).step_by(7) {
+        let mut b = index.clone();
+        b[i] ^= 0x10;
+        std::fs::write(bdir.join(INDEX_FILENAME), &b).expect("write");
+        match Block::open(&bdir) {
+            Err(StorageError::Corruption { .. }) | Err(StorageError::UnsupportedVersion { .. }) => {}
+            other => panic!("index byte {i}: {other:?}"),
+        }
+    }
+    std::fs::write(bdir.join(INDEX_FILENAME), &index).expect("restore");
+    let seg = bdir.join(CHUNKS_DIRNAME).join("000001");
+    let chunks = std::fs::read(&seg).expect("read");
+    for i in (8..chunks.len()).step_by(5) {
+        let mut b = chunks.clone();
+        b[i] ^= 0x04;
+        std::fs::write(&seg, &b).expect("write");
+        let block = Arc::new(Block::open(&bdir).expect("chunk bytes are checked on read"));
+        let r = BlockQuerier::new(block).select(&[Matcher::equal("__name__", "up")], 0, 100);
+        assert!(matches!(r, Err(StorageError::Corruption { .. })), "chunk byte {i}: {r:?}");
+    }
+    std::fs::write(&seg, &chunks).expect("restore");
+    let mut m = std::fs::read_to_string(bdir.join("meta.json")).expect("meta");
+    m = m.replace("\"version\": 1", "\"version\": 9");
+    std::fs::write(bdir.join("meta.json"), m).expect("write");
+    assert!(matches!(Block::open(&bdir), Err(StorageError::UnsupportedVersion { .. })));
+}
+
+#[test]
+fn compact_merges_series_across_blocks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = write_block(dir.path(), &small_model("up", &["a", "b"], 0..100), 30);
+    let b = write_block(dir.path(), &small_model("up", &["b", "c"], 100..200), 30);
+    let blocks = vec![open(dir.path(), &a), open(dir.path(), &b)];
+    let meta = compact(dir.path(), &blocks).expect("compact").expect("non-empty");
+    assert_eq!((meta.min_time_ms, meta.max_time_ms), (0, 200));
+    assert_eq!(meta.compaction.level, 2);
+    assert_eq!(meta.compaction.parents, vec![a.ulid, b.ulid]);
+    let mut sources = vec![a.ulid, b.ulid];
+    sources.sort();
+    assert_eq!(meta.compaction.sources, sources);
+    assert_eq!(meta.stats.num_series, 3);
+    assert_eq!(meta.stats.num_samples, 400);
+    let got = select_all(&BlockQuerier::new(open(dir.path(), &meta)), i64::MIN, i64::MAX);
+    let want_b: Vec<(i64, f64)> = (0..200).map(|t| (t, t as f64)).collect();
+    assert_eq!(got.len(), 3);
+    assert_eq!(got[1].0.get("job"), Some("b"));
+    assert_eq!(got[1].1, want_b, "chunks of both blocks, in time order");
+    assert_eq!(got[2].1.len(), 100);
+}
+
+#[test]
+fn compact_deduplicates_overlapping_blocks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = write_block(dir.path(), &small_model("up", &["a"], 0..60), 25);
+    let mut later = small_model("up", &["a"], 40..100);
+    for s in later.values_mut() {
+        for (t, v) in s.iter_mut() {
+            if *t < 60 {
+                *v = -1.0; // conflicting duplicates: the first block wins
+            }
+        }
+    }
+    let b = write_block(dir.path(), &later, 25);
+    assert_eq!(plan(&[a.clone(), b.clone()], &block_ranges(0)).len(), 2, "overlapping blocks are planned");
+    let meta = compact(dir.path(), &[open(dir.path(), &a), open(dir.path(), &b)]).expect("compact").expect("some");
+    let got = select_all(&BlockQuerier::new(open(dir.path(), &meta)), i64::MIN, i64::MAX);
+    let want: Vec<(i64, f64)> = (0..100).map(|t| (t, t as f64)).collect();
+    assert_eq!(got[0].1, want);
+    assert_eq!(meta.stats.num_samples, 100);
+}
+
+fn meta_at(min: i64, max: i64) -> BlockMeta {
+    BlockMeta {
+        ulid: Ulid::new(),
+        min_time_ms: min,
+        max_time_ms: max,
+        stats: BlockStats::default(),
+        compaction: BlockCompaction { level: 1, sources: vec![], parents: vec![] },
+        version: meta::BLOCK_VERSION,
+    }
+}
+
+#[test]
+fn ranges_follow_prometheus() {
+    const H: i64 = 3600 * 1000;
+    assert_eq!(exponential_block_ranges(2 * H, 4, 3), vec![2 * H, 6 * H, 18 * H, 54 * H]);
+    // 15 days of retention: max block 36h.
+    assert_eq!(block_ranges(15 * 24 * H), vec![2 * H, 6 * H, 18 * H]);
+    // Unlimited: up to 31 days (2h × 3^5 = 486h fits, × 3^6 = 1458h does not).
+    assert_eq!(block_ranges(0).len(), 6);
+    assert_eq!(block_ranges(H), vec![2 * H], "never below the head's range");
+}
+
+#[test]
+fn plan_is_prometheus_leveled() {
+    const H: i64 = 3600 * 1000;
+    let ranges = vec![2 * H, 6 * H, 18 * H];
+    // Three 2h blocks fill a 6h window, but the newest is excluded, so nothing yet.
+    let ms = vec![meta_at(0, 2 * H), meta_at(2 * H, 4 * H), meta_at(4 * H, 6 * H)];
+    assert!(plan(&ms, &ranges).is_empty());
+    // With a fourth (newest) block, the first window [0, 6h) is complete.
+    let mut ms4 = ms.clone();
+    ms4.push(meta_at(6 * H, 8 * H));
+    let want: Vec<Ulid> = ms.iter().map(|m| m.ulid).collect();
+    assert_eq!(plan(&ms4, &ranges), want);
+    // Two blocks of a window that lies before the newest block are merged even with a gap.
+    let gap = vec![meta_at(0, 2 * H), meta_at(4 * H, 6 * H), meta_at(8 * H, 10 * H)];
+    assert_eq!(plan(&gap, &ranges), vec![gap[0].ulid, gap[1].ulid]);
+    // Overlap wins over everything.
+    let ov = vec![meta_at(0, 2 * H), meta_at(H, 3 * H), meta_at(10 * H, 12 * H)];
+    assert_eq!(plan(&ov, &ranges), vec![ov[0].ulid, ov[1].ulid]);
+    assert!(plan(&[], &ranges).is_empty());
+}
+
+#[test]
+fn retention_by_time_and_size() {
+    let ms = vec![meta_at(0, 100), meta_at(100, 200), meta_at(200, 300)];
+    assert_eq!(beyond_time_retention(&ms, 300, 150), vec![ms[0].ulid]);
+    assert_eq!(beyond_time_retention(&ms, 300, 100), vec![ms[0].ulid, ms[1].ulid]);
+    assert!(beyond_time_retention(&ms, 300, 0).is_empty());
+    let sized: Vec<(BlockMeta, u64)> = ms.iter().map(|m| (m.clone(), 10)).collect();
+    assert_eq!(beyond_size_retention(&sized, 25, 0), vec![ms[0].ulid], "newest two fit in 25 bytes");
+    assert_eq!(beyond_size_retention(&sized, 25, 10), vec![ms[1].ulid, ms[0].ulid], "head bytes count too");
+    assert!(beyond_size_retention(&sized, 30, 0).is_empty());
+    assert!(beyond_size_retention(&sized, 0, 1000).is_empty());
+}
+
+#[test]
+fn delete_and_leftovers_are_crash_safe() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = write_block(dir.path(), &small_model("up", &["a"], 0..10), 5);
+    let b = write_block(dir.path(), &small_model("up", &["b"], 0..10), 5);
+    let a_dir = dir.path().join(a.ulid.to_string());
+    // A reader holding the block keeps working after deletion.
+    let held = open(dir.path(), &a);
+    delete_block(&a_dir).expect("delete");
+    assert!(!a_dir.exists());
+    assert_eq!(select_all(&BlockQuerier::new(held), 0, 100)[0].1.len(), 10);
+    assert_eq!(list_block_dirs(dir.path()).expect("list"), vec![(b.ulid, dir.path().join(b.ulid.to_string()))]);
+    // Interrupted operations leave temp dirs that are not blocks and are cleaned up.
+    std::fs::create_dir(dir.path().join(format!("{}{}", Ulid::new(), TMP_DELETION_SUFFIX))).expect("mk");
+    std::fs::create_dir(dir.path().join(format!("{}{}", Ulid::new(), TMP_CREATION_SUFFIX))).expect("mk");
+    assert_eq!(list_block_dirs(dir.path()).expect("list").len(), 1);
+    assert_eq!(remove_leftovers(dir.path()).expect("clean"), 2);
+    assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 1);
+    // An unfinished writer leaves nothing behind.
+    let w = BlockWriter::create(dir.path(), 0, 10).expect("create");
+    drop(w);
+    assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 1);
+}
+
+#[test]
+fn meta_json_is_prometheus_shaped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let meta = write_block(dir.path(), &small_model("up", &["a"], 0..10), 5);
+    let text = std::fs::read_to_string(dir.path().join(meta.ulid.to_string()).join("meta.json")).expect("read");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(v["ulid"], meta.ulid.to_string());
+    assert_eq!(v["minTime"], 0);
+    assert_eq!(v["maxTime"], 10);
+    assert_eq!(v["stats"]["numSamples"], 10);
+    assert_eq!(v["stats"]["numSeries"], 1);
+    assert_eq!(v["stats"]["numChunks"], 2);
+    assert_eq!(v["compaction"]["level"], 1);
+    assert_eq!(v["compaction"]["sources"][0], meta.ulid.to_string());
+    assert_eq!(v["version"], 1);
+}

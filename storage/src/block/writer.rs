@@ -1,0 +1,160 @@
+//! [`BlockWriter`]: writes a new block directory, atomically.
+//!
+//! Everything is written under `<blocks_dir>/<ULID>.tmp-for-creation/`, fsynced, and the
+//! directory is renamed to `<blocks_dir>/<ULID>/` only when complete, so a crash leaves either
+//! no block or a whole one (leftover temp directories are removed by
+//! [`super::retention::remove_leftovers`]).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use ulid::Ulid;
+
+use super::chunk_store::ChunkSegmentWriter;
+use super::meta::{BlockCompaction, BlockMeta, BlockStats, BLOCK_VERSION};
+use super::{fsync_dir, CHUNKS_DIRNAME, INDEX_FILENAME, TMP_CREATION_SUFFIX};
+use crate::chunkenc::{ChunkHandle, ChunkIter, ValueType};
+use crate::error::{Result, StorageError};
+use crate::index::disk::{ChunkMeta, IndexWriter};
+use crate::labels::Labels;
+
+/// Builds one block from series given in label order.
+///
+/// ```text
+/// let mut w = BlockWriter::create(blocks_dir, mint_ms, maxt_ms)?;   // maxt exclusive
+/// for (labels, chunks) in series_sorted_by_labels { w.add_series(&labels, &chunks)?; }
+/// let meta = w.finish()?;                                            // now <blocks_dir>/<ulid>/
+/// ```
+/// Dropping an unfinished writer removes its temp directory.
+pub struct BlockWriter {
+    parent: PathBuf,
+    tmp: PathBuf,
+    meta: BlockMeta,
+    index: IndexWriter,
+    chunks: Option<ChunkSegmentWriter>,
+    metas: Vec<ChunkMeta>,
+    finished: bool,
+}
+
+impl BlockWriter {
+    /// Starts a level-1 block (cut from the head) covering `[min_time_ms, max_time_ms)`.
+    ///
+    /// # Errors
+    /// [`StorageError::Io`] if the temp directory cannot be created.
+    pub fn create(blocks_dir: &Path, min_time_ms: i64, max_time_ms: i64) -> Result<Self> {
+        let ulid = Ulid::new();
+        let compaction = BlockCompaction { level: 1, sources: vec![ulid], parents: Vec::new() };
+        Self::create_with(blocks_dir, ulid, min_time_ms, max_time_ms, compaction)
+    }
+
+    /// Starts a block with the given id and lineage (used by compaction).
+    ///
+    /// # Errors
+    /// [`StorageError::Io`] if the temp directory cannot be created.
+    pub fn create_with(
+        blocks_dir: &Path,
+        ulid: Ulid,
+        min_time_ms: i64,
+        max_time_ms: i64,
+        compaction: BlockCompaction,
+    ) -> Result<Self> {
+        let tmp = blocks_dir.join(format!("{ulid}{TMP_CREATION_SUFFIX}"));
+        if tmp.exists() {
+            fs::remove_dir_all(&tmp).map_err(|e| StorageError::io(format!("remove {}", tmp.display()), e))?;
+        }
+        fs::create_dir_all(&tmp).map_err(|e| StorageError::io(format!("create {}", tmp.display()), e))?;
+        let chunks = ChunkSegmentWriter::create(&tmp.join(CHUNKS_DIRNAME))?;
+        Ok(BlockWriter {
+            parent: blocks_dir.to_path_buf(),
+            tmp,
+            meta: BlockMeta {
+                ulid,
+                min_time_ms,
+                max_time_ms,
+                stats: BlockStats::default(),
+                compaction,
+                version: BLOCK_VERSION,
+            },
+            index: IndexWriter::new(),
+            chunks: Some(chunks),
+            metas: Vec::new(),
+            finished: false,
+        })
+    }
+
+    /// The new block's id.
+    pub fn ulid(&self) -> Ulid {
+        self.meta.ulid
+    }
+
+    /// Series added so far (series without chunks are not counted).
+    pub fn num_series(&self) -> u64 {
+        self.meta.stats.num_series
+    }
+
+    /// Adds the next series with its chunks (any order; stored sorted by `min_t_ms`). A series
+    /// without chunks is skipped.
+    ///
+    /// # Errors
+    /// [`StorageError::Io`] if a chunk cannot be written.
+    ///
+    /// # Panics
+    /// If `labels` does not sort strictly after the previous series' (caller bug).
+    pub fn add_series(&mut self, labels: &Labels, chunks: &[ChunkHandle]) -> Result<()> {
+        if chunks.is_empty() {
+            return Ok(());
+        }
+        let w = self.chunks.as_mut().expect("chunk writer lives until finish");
+        self.metas.clear();
+        let mut order: Vec<&ChunkHandle> = chunks.iter().collect();
+        order.sort_by_key(|c| (c.min_t_ms, c.max_t_ms));
+        for c in order {
+            let chunk_ref = w.append(c.encoding, c.bytes.as_slice())?;
+            self.meta.stats.num_samples += count_samples(c);
+            self.metas.push(ChunkMeta { min_t_ms: c.min_t_ms, max_t_ms: c.max_t_ms, chunk_ref });
+        }
+        self.meta.stats.num_chunks += chunks.len() as u64;
+        self.meta.stats.num_series += 1;
+        self.index.add_series(labels, &self.metas);
+        Ok(())
+    }
+
+    /// Writes the index and `meta.json`, fsyncs everything and renames the directory into
+    /// place. Returns the block's metadata; the block is then at `<blocks_dir>/<ulid>/`.
+    ///
+    /// # Errors
+    /// [`StorageError::Io`].
+    pub fn finish(mut self) -> Result<BlockMeta> {
+        let chunks = self.chunks.take().expect("finish runs once");
+        chunks.finish()?;
+        let index = std::mem::take(&mut self.index);
+        index.write(&self.tmp.join(INDEX_FILENAME))?;
+        self.meta.write(&self.tmp)?;
+        fsync_dir(&self.tmp)?;
+        let dst = self.parent.join(self.meta.ulid.to_string());
+        fs::rename(&self.tmp, &dst)
+            .map_err(|e| StorageError::io(format!("rename {} to {}", self.tmp.display(), dst.display()), e))?;
+        fsync_dir(&self.parent)?;
+        self.finished = true;
+        Ok(self.meta.clone())
+    }
+}
+
+impl Drop for BlockWriter {
+    fn drop(&mut self) {
+        if !self.finished {
+            // Best effort: a leftover is also removed at the next open of the blocks dir.
+            let _ = fs::remove_dir_all(&self.tmp);
+        }
+    }
+}
+
+/// Number of samples in a chunk, by decoding it (exact for every encoding).
+pub(crate) fn count_samples(c: &ChunkHandle) -> u64 {
+    let mut it = ChunkIter::new(c.encoding, c.bytes.as_slice());
+    let mut n = 0;
+    while it.next() != ValueType::None {
+        n += 1;
+    }
+    n
+}

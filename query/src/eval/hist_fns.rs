@@ -1,0 +1,287 @@
+//! Histogram functions (Prometheus `functions.go` and `quantile.go`): `histogram_quantile`
+//! over native histograms and over classic `le` buckets (with the monotonicity fix and +Inf
+//! handling of `BucketQuantile`), `histogram_fraction`, `histogram_count/sum/avg` and
+//! `histogram_stddev/stdvar`.
+
+use std::collections::HashMap;
+
+use promql_parser::parser::Expr;
+use storage::{FloatHistogram, Labels, METRIC_NAME};
+
+use super::aggregate::{fmt_go, kahan_inc};
+use super::Evaluator;
+use crate::error::{QueryError, Result};
+use crate::histogram as hist;
+use crate::value::{Matrix, Sample, Vector};
+
+/// A classic bucket: upper bound and cumulative count.
+#[derive(Clone, Copy, Debug)]
+struct CBucket {
+    upper: f64,
+    count: f64,
+}
+
+/// Prometheus `BucketQuantile`: `(value, forced_monotonic)`.
+fn bucket_quantile(q: f64, buckets: &mut Vec<CBucket>) -> (f64, bool) {
+    if q.is_nan() {
+        return (f64::NAN, false);
+    }
+    if q < 0.0 {
+        return (f64::NEG_INFINITY, false);
+    }
+    if q > 1.0 {
+        return (f64::INFINITY, false);
+    }
+    buckets.sort_by(|a, b| a.upper.total_cmp(&b.upper));
+    if buckets.last().map_or(true, |b| b.upper != f64::INFINITY) {
+        return (f64::NAN, false);
+    }
+    coalesce(buckets);
+    let forced = ensure_monotonic(buckets);
+    if buckets.len() < 2 {
+        return (f64::NAN, forced);
+    }
+    let observations = buckets[buckets.len() - 1].count;
+    if observations == 0.0 {
+        return (f64::NAN, forced);
+    }
+    let mut rank = q * observations;
+    let n = buckets.len() - 1;
+    let b = buckets[..n].partition_point(|x| x.count < rank);
+    if b == n {
+        return (buckets[n - 1].upper, forced);
+    }
+    if b == 0 && buckets[0].upper <= 0.0 {
+        return (buckets[0].upper, forced);
+    }
+    let mut start = 0.0;
+    let end = buckets[b].upper;
+    let mut count = buckets[b].count;
+    if b > 0 {
+        start = buckets[b - 1].upper;
+        count -= buckets[b - 1].count;
+        rank -= buckets[b - 1].count;
+    }
+    (start + (end - start) * (rank / count), forced)
+}
+
+fn coalesce(b: &mut Vec<CBucket>) {
+    let mut out: Vec<CBucket> = Vec::with_capacity(b.len());
+    for x in b.drain(..) {
+        match out.last_mut() {
+            Some(l) if l.upper == x.upper => l.count += x.count,
+            _ => out.push(x),
+        }
+    }
+    *b = out;
+}
+
+/// Returns true if a decrease had to be removed.
+fn ensure_monotonic(b: &mut [CBucket]) -> bool {
+    let mut forced = false;
+    let mut prev = b[0].count;
+    for x in b.iter_mut().skip(1) {
+        let cur = x.count;
+        if cur == prev {
+            continue;
+        }
+        if almost_equal(prev, cur, 1e-12) {
+            x.count = prev;
+            continue;
+        }
+        if cur < prev {
+            x.count = prev;
+            forced = true;
+            continue;
+        }
+        prev = cur;
+    }
+    forced
+}
+
+fn almost_equal(a: f64, b: f64, eps: f64) -> bool {
+    if a == b {
+        return true;
+    }
+    let abs = a.abs() + b.abs();
+    let diff = (a - b).abs();
+    if a == 0.0 || b == 0.0 || abs < f64::MIN_POSITIVE {
+        return diff < eps * f64::MIN_POSITIVE;
+    }
+    diff / abs.min(f64::MAX) < eps
+}
+
+/// Parses an `le` label value as Prometheus does (Go `strconv.ParseFloat`).
+fn parse_le(s: &str) -> Option<f64> {
+    match s {
+        "+Inf" | "Inf" | "+inf" | "inf" => Some(f64::INFINITY),
+        "-Inf" | "-inf" => Some(f64::NEG_INFINITY),
+        "NaN" => Some(f64::NAN),
+        _ => s.parse::<f64>().ok(),
+    }
+}
+
+impl Evaluator<'_> {
+    /// `histogram_*` functions over instant vectors.
+    pub fn eval_histogram_fn(&mut self, name: &str, args: &[&Expr]) -> Result<Matrix> {
+        let name = name.to_string();
+        match name.as_str() {
+            "histogram_quantile" => self.range_eval(args, |ev, vs, _| {
+                let q = vs[0].first().map_or(f64::NAN, |s| s.f);
+                let input = std::mem::take(&mut vs[1]);
+                Ok(ev.histogram_quantile(q, input))
+            }),
+            "histogram_fraction" => self.range_eval(args, |_, vs, _| {
+                let lo = vs[0].first().map_or(f64::NAN, |s| s.f);
+                let hi = vs[1].first().map_or(f64::NAN, |s| s.f);
+                let input = std::mem::take(&mut vs[2]);
+                Ok(hist_only(input, |h| hist::fraction(lo, hi, h)))
+            }),
+            "histogram_count" => self.range_eval(args, |_, vs, _| Ok(hist_only(std::mem::take(&mut vs[0]), |h| h.count))),
+            "histogram_sum" => self.range_eval(args, |_, vs, _| Ok(hist_only(std::mem::take(&mut vs[0]), |h| h.sum))),
+            "histogram_avg" => self.range_eval(args, |_, vs, _| Ok(hist_only(std::mem::take(&mut vs[0]), |h| h.sum / h.count))),
+            "histogram_stddev" | "histogram_stdvar" => {
+                let sd = name == "histogram_stddev";
+                self.range_eval(args, move |_, vs, _| {
+                    Ok(hist_only(std::mem::take(&mut vs[0]), |h| {
+                        let v = hist_variance(h);
+                        if sd {
+                            v.sqrt()
+                        } else {
+                            v
+                        }
+                    }))
+                })
+            }
+            other => Err(QueryError::BadData(format!("function {other:?} is not supported"))),
+        }
+    }
+
+    fn histogram_quantile(&mut self, q: f64, input: Vector) -> Vector {
+        if !(0.0..=1.0).contains(&q) {
+            self.warn(format!("quantile value should be between 0 and 1, got {}", fmt_go(q)), "histogram_quantile");
+        }
+        let mut out = Vec::new();
+        let mut native_sigs: Vec<Labels> = Vec::new();
+        for s in &input {
+            if let Some(h) = &s.h {
+                if h.sum.is_nan() || h.count.is_nan() {
+                    let name = s.metric.metric_name().unwrap_or("");
+                    let sk = if q == 1.0 { "is NaN" } else { "is skewed higher" };
+                    let _ = sk;
+                    let _ = name;
+                }
+                native_sigs.push(s.metric.without(METRIC_NAME));
+                out.push(Sample { metric: s.metric.clone(), t: s.t, f: hist::quantile(q, h), h: None, drop_name: true });
+            }
+        }
+        let mut order: Vec<Labels> = Vec::new();
+        let mut groups: HashMap<Labels, (Labels, Vec<CBucket>)> = HashMap::new();
+        for s in input {
+            if s.h.is_some() {
+                continue;
+            }
+            let name = s.metric.metric_name().unwrap_or("").to_string();
+            let Some(le) = s.metric.get("le").and_then(parse_le) else {
+                let raw = s.metric.get("le").unwrap_or("");
+                self.warn(
+                    format!("bucket label \"le\" is missing or has a malformed value of {raw:?} for metric name {name:?}"),
+                    "histogram_quantile",
+                );
+                continue;
+            };
+            let metric = s.metric.without("le");
+            let key = metric.without(METRIC_NAME);
+            let g = groups.entry(key.clone()).or_insert_with(|| {
+                order.push(key.clone());
+                (metric.clone(), Vec::new())
+            });
+            g.1.push(CBucket { upper: le, count: s.f });
+        }
+        for key in order {
+            let (metric, mut buckets) = groups.remove(&key).expect("group exists");
+            if native_sigs.contains(&key) {
+                let name = metric.metric_name().unwrap_or("").to_string();
+                self.warn(format!("vector contains a mix of classic and native histograms for metric name {name:?}"), "histogram_quantile");
+                continue;
+            }
+            let (v, forced) = bucket_quantile(q, &mut buckets);
+            if forced {
+                let name = metric.metric_name().unwrap_or("").to_string();
+                self.info(
+                    format!("input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) for metric name {name:?}"),
+                    "histogram_quantile",
+                );
+            }
+            out.push(Sample { metric, t: 0, f: v, h: None, drop_name: true });
+        }
+        out
+    }
+}
+
+/// Applies `f` to histogram samples; float samples are dropped.
+fn hist_only(v: Vector, f: impl Fn(&FloatHistogram) -> f64) -> Vector {
+    v.into_iter()
+        .filter_map(|s| {
+            let h = s.h.as_ref()?;
+            let val = f(h);
+            Some(Sample { f: val, h: None, drop_name: true, ..s })
+        })
+        .collect()
+}
+
+/// Prometheus `histogram_stdvar`: bucket midpoints (geometric for exponential buckets,
+/// arithmetic for custom, 0 for the zero bucket) weighted by counts, around `sum / count`.
+fn hist_variance(h: &FloatHistogram) -> f64 {
+    let mean = h.sum / h.count;
+    let (mut var, mut c) = (0.0, 0.0);
+    for b in hist::all_buckets(h) {
+        if b.count == 0.0 {
+            continue;
+        }
+        let val = if h.uses_custom_buckets() {
+            (b.upper + b.lower) / 2.0
+        } else if b.lower <= 0.0 && b.upper >= 0.0 {
+            0.0
+        } else {
+            let v = (b.upper * b.lower).sqrt();
+            if b.upper < 0.0 {
+                -v
+            } else {
+                v
+            }
+        };
+        let d = val - mean;
+        (var, c) = kahan_inc(b.count * d * d, var, c);
+    }
+    (var + c) / h.count
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classic_quantile_interpolates() {
+        let mut b = vec![
+            CBucket { upper: 1.0, count: 10.0 },
+            CBucket { upper: 2.0, count: 20.0 },
+            CBucket { upper: f64::INFINITY, count: 20.0 },
+        ];
+        // rank 10 of 20 lands at the top of the first bucket.
+        assert_eq!(bucket_quantile(0.5, &mut b).0, 1.0);
+        assert_eq!(bucket_quantile(0.75, &mut b).0, 1.5);
+        assert_eq!(bucket_quantile(1.0, &mut b).0, 2.0);
+    }
+
+    #[test]
+    fn classic_quantile_fixes_monotonicity() {
+        let mut b = vec![
+            CBucket { upper: 1.0, count: 10.0 },
+            CBucket { upper: 2.0, count: 8.0 },
+            CBucket { upper: f64::INFINITY, count: 10.0 },
+        ];
+        let (_, forced) = bucket_quantile(0.5, &mut b);
+        assert!(forced);
+    }
+}

@@ -1,0 +1,346 @@
+//! The evaluator: walks a parsed expression over the steps of a query.
+//!
+//! Every vector- or scalar-typed node evaluates to a [`Matrix`] holding one point per step at
+//! which it has a value (Prometheus `promql/engine.go`, `evaluator.eval`): scalars are one series
+//! without labels, instant vectors one series per label set. Operators and instant-vector
+//! functions go through [`Evaluator::range_eval`], which slices its argument matrices into one
+//! [`Vector`] per step, applies the operation and reassembles the outputs by label set.
+//! Functions over range vectors (matrix selectors and subqueries) go through
+//! [`selector::RangeInput`], which slides the window `(t - range, t]` over each series' columns.
+//!
+//! Concerns live in submodules: [`selector`] (vector/matrix selectors, offsets, `@`),
+//! [`subquery`], [`binary`] (operators and vector matching), [`aggregate`], [`functions`]
+//! (instant-vector functions), [`range_fns`] (the `*_over_time`, rate family), [`hist_fns`]
+//! (histogram functions).
+
+pub(crate) mod aggregate;
+pub(crate) mod binary;
+pub(crate) mod functions;
+pub(crate) mod hist_fns;
+pub(crate) mod range_fns;
+pub(crate) mod selector;
+pub(crate) mod subquery;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use promql_parser::parser::{AtModifier, Expr, Offset};
+use promql_parser::parser::value::ValueType as PType;
+use storage::{Labels, METRIC_NAME};
+
+use crate::error::{QueryError, Result};
+use crate::source::SampleSource;
+use crate::value::{Annotations, FPoint, HPoint, Matrix, Sample, Series, Vector};
+
+/// The value of a node: a matrix over the steps, or a string.
+pub(crate) enum EvalValue {
+    Matrix(Matrix),
+    String(String),
+}
+
+/// Settings shared by the evaluators of one query.
+pub(crate) struct EvalCtx<'a> {
+    pub src: &'a dyn SampleSource,
+    pub query: &'a str,
+    pub lookback_ms: i64,
+    pub no_step_subquery_interval_ms: i64,
+    pub max_samples: usize,
+    pub deadline: Option<Instant>,
+    pub cancel: Option<&'a AtomicBool>,
+    /// Start and end of the whole query, for `@ start()` / `@ end()`.
+    pub query_start_ms: i64,
+    pub query_end_ms: i64,
+}
+
+/// One evaluation over `[start, end]` with `interval` between steps.
+pub(crate) struct Evaluator<'a> {
+    pub ctx: &'a EvalCtx<'a>,
+    pub start: i64,
+    pub end: i64,
+    pub interval: i64,
+    pub cur_samples: usize,
+    pub total_samples: u64,
+    pub annos: Annotations,
+}
+
+impl<'a> Evaluator<'a> {
+    pub fn new(ctx: &'a EvalCtx<'a>, start: i64, end: i64, interval: i64) -> Self {
+        Evaluator { ctx, start, end, interval, cur_samples: 0, total_samples: 0, annos: Annotations::default() }
+    }
+
+    /// Number of steps.
+    pub fn steps(&self) -> usize {
+        ((self.end - self.start) / self.interval + 1).max(0) as usize
+    }
+
+    /// Timestamp of step `i`.
+    #[inline]
+    pub fn ts(&self, i: usize) -> i64 {
+        self.start + i as i64 * self.interval
+    }
+
+    /// Cooperative timeout and cancellation check.
+    pub fn check(&self, site: &'static str) -> Result<()> {
+        if let Some(c) = self.ctx.cancel {
+            if c.load(Ordering::Relaxed) {
+                return Err(QueryError::Canceled(site));
+            }
+        }
+        if let Some(d) = self.ctx.deadline {
+            if Instant::now() > d {
+                return Err(QueryError::Timeout(site));
+            }
+        }
+        Ok(())
+    }
+
+    /// Accounts `n` more samples held in memory.
+    pub fn add_samples(&mut self, n: usize) -> Result<()> {
+        self.cur_samples += n;
+        self.total_samples += n as u64;
+        if self.cur_samples > self.ctx.max_samples {
+            return Err(QueryError::TooManySamples("query execution"));
+        }
+        Ok(())
+    }
+
+    /// Releases `n` samples.
+    pub fn sub_samples(&mut self, n: usize) {
+        self.cur_samples = self.cur_samples.saturating_sub(n);
+    }
+
+    /// `(line:col)` of the first occurrence of `needle` in the query, as Prometheus appends to
+    /// annotations (it points at the node that raised them; we locate the node's text).
+    pub fn pos(&self, needle: &str) -> String {
+        let q = self.ctx.query;
+        let idx = q.find(needle).unwrap_or(0);
+        let line = q[..idx].matches('\n').count() + 1;
+        let col = idx - q[..idx].rfind('\n').map_or(0, |p| p + 1) + 1;
+        format!(" ({line}:{col})")
+    }
+
+    pub fn warn(&mut self, text: String, at: &str) {
+        let p = self.pos(at);
+        self.annos.warn(format!("PromQL warning: {text}{p}"));
+    }
+
+    pub fn info(&mut self, text: String, at: &str) {
+        let p = self.pos(at);
+        self.annos.info(format!("PromQL info: {text}{p}"));
+    }
+
+    /// Evaluates a node.
+    pub fn eval(&mut self, e: &Expr) -> Result<EvalValue> {
+        self.check("expression evaluation")?;
+        match e {
+            Expr::Paren(p) => self.eval(&p.expr),
+            Expr::NumberLiteral(n) => Ok(EvalValue::Matrix(self.scalar_matrix(|_| n.val))),
+            Expr::StringLiteral(s) => Ok(EvalValue::String(s.val.clone())),
+            Expr::Unary(u) => {
+                let v = self.eval_matrix(&u.expr)?;
+                let mut m = v;
+                for s in m.iter_mut() {
+                    for p in s.floats.iter_mut() {
+                        p.f = -p.f;
+                    }
+                    for p in s.histograms.iter_mut() {
+                        p.h = std::sync::Arc::new(crate::histogram::scale(&p.h, -1.0));
+                    }
+                    if !s.metric.is_empty() {
+                        s.drop_name = true;
+                    }
+                }
+                Ok(EvalValue::Matrix(m))
+            }
+            Expr::VectorSelector(vs) => Ok(EvalValue::Matrix(self.eval_vector_selector(vs)?)),
+            Expr::MatrixSelector(ms) => Ok(EvalValue::Matrix(self.eval_matrix_selector_raw(ms)?)),
+            Expr::Subquery(sq) => Ok(EvalValue::Matrix(self.eval_subquery_raw(sq)?)),
+            Expr::Binary(b) => Ok(EvalValue::Matrix(self.eval_binary(b)?)),
+            Expr::Aggregate(a) => Ok(EvalValue::Matrix(self.eval_aggregate(a)?)),
+            Expr::Call(c) => self.eval_call(c),
+            Expr::Extension(_) => Err(QueryError::BadData("extension expressions are not supported".into())),
+        }
+    }
+
+    /// Evaluates a node that must yield a matrix.
+    pub fn eval_matrix(&mut self, e: &Expr) -> Result<Matrix> {
+        match self.eval(e)? {
+            EvalValue::Matrix(m) => Ok(m),
+            EvalValue::String(_) => Err(QueryError::Execution("unexpected string value".into())),
+        }
+    }
+
+    /// A scalar as a matrix: one label-less series with a point at every step.
+    pub fn scalar_matrix(&self, f: impl Fn(i64) -> f64) -> Matrix {
+        let n = self.steps();
+        let mut floats = Vec::with_capacity(n);
+        for i in 0..n {
+            let t = self.ts(i);
+            floats.push(FPoint { t, f: f(t) });
+        }
+        vec![Series { metric: Labels::empty(), floats, histograms: Vec::new(), drop_name: false }]
+    }
+
+    /// Evaluates a scalar-typed node to one value per step.
+    pub fn eval_scalar_steps(&mut self, e: &Expr) -> Result<Vec<f64>> {
+        let m = self.eval_matrix(e)?;
+        let n = self.steps();
+        let mut out = vec![f64::NAN; n];
+        if let Some(s) = m.first() {
+            for p in &s.floats {
+                let i = ((p.t - self.start) / self.interval) as usize;
+                if i < n {
+                    out[i] = p.f;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Applies `f` step by step to the values of `args` (Prometheus `rangeEval`). Scalar-typed
+    /// arguments arrive as one-sample vectors; string arguments are skipped (the caller reads
+    /// them from the AST). Output samples are gathered into series by label set.
+    pub fn range_eval(
+        &mut self,
+        args: &[&Expr],
+        mut f: impl FnMut(&mut Self, &mut [Vector], i64) -> Result<Vector>,
+    ) -> Result<Matrix> {
+        let mut mats: Vec<Option<Matrix>> = Vec::with_capacity(args.len());
+        let mut input_points = 0usize;
+        for a in args {
+            if a.value_type() == PType::String {
+                mats.push(None);
+                continue;
+            }
+            let m = self.eval_matrix(a)?;
+            input_points += m.iter().map(|s| s.len()).sum::<usize>();
+            mats.push(Some(m));
+        }
+        let mut cursors: Vec<Vec<(usize, usize)>> =
+            mats.iter().map(|m| m.as_ref().map_or(Vec::new(), |m| vec![(0, 0); m.len()])).collect();
+        let mut vectors: Vec<Vector> = vec![Vec::new(); args.len()];
+        let steps = self.steps();
+        let mut out: Matrix = Vec::new();
+        let mut index: HashMap<Labels, (usize, i64)> = HashMap::new();
+        for si in 0..steps {
+            if si % 256 == 0 {
+                self.check("range evaluation")?;
+            }
+            let ts = self.ts(si);
+            for (ai, m) in mats.iter().enumerate() {
+                let v = &mut vectors[ai];
+                v.clear();
+                let Some(m) = m else { continue };
+                for (sidx, s) in m.iter().enumerate() {
+                    let cur = &mut cursors[ai][sidx];
+                    while cur.0 < s.floats.len() && s.floats[cur.0].t < ts {
+                        cur.0 += 1;
+                    }
+                    while cur.1 < s.histograms.len() && s.histograms[cur.1].t < ts {
+                        cur.1 += 1;
+                    }
+                    if cur.0 < s.floats.len() && s.floats[cur.0].t == ts {
+                        v.push(Sample {
+                            metric: s.metric.clone(),
+                            t: ts,
+                            f: s.floats[cur.0].f,
+                            h: None,
+                            drop_name: s.drop_name,
+                        });
+                    } else if cur.1 < s.histograms.len() && s.histograms[cur.1].t == ts {
+                        v.push(Sample {
+                            metric: s.metric.clone(),
+                            t: ts,
+                            f: 0.0,
+                            h: Some(s.histograms[cur.1].h.clone()),
+                            drop_name: s.drop_name,
+                        });
+                    }
+                }
+            }
+            let result = f(self, &mut vectors, ts)?;
+            self.add_samples(result.len())?;
+            if steps == 1 {
+                // An instant evaluation keeps the function's order (sort, topk...).
+                self.sub_samples(input_points);
+                return Ok(result
+                    .into_iter()
+                    .map(|s| {
+                        let mut ser = Series { metric: s.metric, drop_name: s.drop_name, ..Default::default() };
+                        match s.h {
+                            Some(h) => ser.histograms.push(HPoint { t: ts, h }),
+                            None => ser.floats.push(FPoint { t: ts, f: s.f }),
+                        }
+                        ser
+                    })
+                    .collect());
+            }
+            for s in result {
+                let slot = match index.get_mut(&s.metric) {
+                    Some(e) => {
+                        if e.1 == ts {
+                            return Err(QueryError::Execution(
+                                "vector cannot contain metrics with the same labelset".into(),
+                            ));
+                        }
+                        e.1 = ts;
+                        e.0
+                    }
+                    None => {
+                        out.push(Series { metric: s.metric.clone(), drop_name: s.drop_name, ..Default::default() });
+                        index.insert(s.metric.clone(), (out.len() - 1, ts));
+                        out.len() - 1
+                    }
+                };
+                let ser = &mut out[slot];
+                match s.h {
+                    Some(h) => ser.histograms.push(HPoint { t: ts, h }),
+                    None => ser.floats.push(FPoint { t: ts, f: s.f }),
+                }
+            }
+        }
+        self.sub_samples(input_points);
+        Ok(out)
+    }
+
+    /// The reference time of a selector at step `ts`: the `@` time if any, minus the offset.
+    pub fn ref_time(&self, ts: i64, at: &Option<AtModifier>, offset: &Option<Offset>) -> i64 {
+        let base = match at {
+            None => ts,
+            Some(a) => self.at_time(a),
+        };
+        base - offset_ms(offset)
+    }
+
+    /// Milliseconds of an `@` modifier.
+    pub fn at_time(&self, a: &AtModifier) -> i64 {
+        match a {
+            AtModifier::Start => self.ctx.query_start_ms,
+            AtModifier::End => self.ctx.query_end_ms,
+            AtModifier::At(t) => system_time_ms(*t),
+        }
+    }
+}
+
+/// Milliseconds of an offset (negative for `offset -5m`).
+pub(crate) fn offset_ms(o: &Option<Offset>) -> i64 {
+    match o {
+        None => 0,
+        Some(Offset::Pos(d)) => d.as_millis() as i64,
+        Some(Offset::Neg(d)) => -(d.as_millis() as i64),
+    }
+}
+
+/// Milliseconds since the epoch of a `SystemTime`, negative before the epoch.
+pub(crate) fn system_time_ms(t: std::time::SystemTime) -> i64 {
+    match t.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => d.as_millis() as i64,
+        Err(e) => -(e.duration().as_millis() as i64),
+    }
+}
+
+/// Removes `__name__` from samples flagged for delayed name removal.
+pub(crate) fn drop_metric_name(l: &Labels) -> Labels {
+    l.without(METRIC_NAME)
+}

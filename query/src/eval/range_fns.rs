@@ -1,0 +1,662 @@
+//! Functions over range vectors (Prometheus `functions.go`): the rate family with
+//! extrapolation (`extrapolatedRate`), `irate`/`idelta`, `deriv`/`predict_linear` (least
+//! squares with Kahan sums), `changes`, `resets`, the `*_over_time` family and
+//! `double_exponential_smoothing`.
+//!
+//! Windows are left-open `(t - range, t]` with staleness markers removed (see
+//! [`super::selector`]). Each function sees a window as two slices (floats, histograms).
+
+use std::sync::Arc;
+
+use promql_parser::parser::Expr;
+use storage::FloatHistogram;
+
+use super::aggregate::{fmt_go, kahan_inc, quantile};
+use super::functions::{absent_labels, unwrap_parens};
+use super::selector::{AnnoSink, Out, RangeInput, Window};
+use super::Evaluator;
+use crate::error::{QueryError, Result};
+use crate::histogram as hist;
+use crate::value::{FPoint, Matrix, Series};
+
+impl Evaluator<'_> {
+    fn range_input(&mut self, e: &Expr) -> Result<RangeInput> {
+        match unwrap_parens(e) {
+            Expr::MatrixSelector(ms) => self.range_input_selector(ms),
+            Expr::Subquery(sq) => self.range_input_subquery(sq),
+            _ => Err(QueryError::BadData("expected a range vector argument".into())),
+        }
+    }
+
+    /// A call whose argument `mi` is a range vector.
+    pub fn eval_range_call(&mut self, name: &str, args: &[&Expr], mi: usize) -> Result<Matrix> {
+        // Scalar parameters, one value per step.
+        let mut params: Vec<Vec<f64>> = Vec::new();
+        for (i, a) in args.iter().enumerate() {
+            if i != mi {
+                params.push(self.eval_scalar_steps(a)?);
+            }
+        }
+        let input = self.range_input(args[mi])?;
+        let start = self.start;
+        let step = self.interval;
+        let param = move |k: usize, ts: i64| -> f64 {
+            let i = ((ts - start) / step) as usize;
+            params.get(k).and_then(|p| p.get(i)).copied().unwrap_or(f64::NAN)
+        };
+        let sel = input.selector_name.clone().unwrap_or_default();
+        let pos = if sel.is_empty() { name.to_string() } else { sel.clone() };
+        match name {
+            "rate" | "increase" | "delta" => {
+                let is_counter = name != "delta";
+                let is_rate = name == "rate";
+                self.apply_range_fn(&input, false, |w, a| extrapolated_rate(w, is_counter, is_rate, a, &pos))
+            }
+            "irate" | "idelta" => {
+                let is_rate = name == "irate";
+                self.apply_range_fn(&input, false, |w, a| instant_value(w, is_rate, a, &pos))
+            }
+            "deriv" => self.apply_range_fn(&input, false, |w, _| {
+                if w.floats.len() < 2 {
+                    return None;
+                }
+                let (slope, _) = linear_regression(w.floats, w.floats[0].t);
+                Some(Out::F(slope))
+            }),
+            "predict_linear" => self.apply_range_fn(&input, false, |w, _| {
+                if w.floats.len() < 2 {
+                    return None;
+                }
+                let d = param(0, w.ts);
+                let (slope, intercept) = linear_regression(w.floats, w.ts);
+                Some(Out::F(slope * d + intercept))
+            }),
+            "changes" | "resets" => {
+                let resets = name == "resets";
+                self.apply_range_fn(&input, false, |w, _| {
+                    if w.floats.is_empty() && w.hists.is_empty() {
+                        return None;
+                    }
+                    let mut n = 0.0;
+                    for p in w.floats.windows(2) {
+                        let (prev, cur) = (p[0].f, p[1].f);
+                        if resets {
+                            if cur < prev {
+                                n += 1.0;
+                            }
+                        } else if cur != prev && !(cur.is_nan() && prev.is_nan()) {
+                            n += 1.0;
+                        }
+                    }
+                    for p in w.hists.windows(2) {
+                        if resets {
+                            if hist::detect_reset(&p[1].h, &p[0].h) {
+                                n += 1.0;
+                            }
+                        } else if !hist::equals(&p[1].h, &p[0].h) {
+                            n += 1.0;
+                        }
+                    }
+                    Some(Out::F(n))
+                })
+            }
+            "absent_over_time" => self.absent_over_time(&input, args[mi]),
+            "double_exponential_smoothing" => {
+                for si in 0..self.steps() {
+                    let ts = self.ts(si);
+                    let (sf, tf) = (param(0, ts), param(1, ts));
+                    if !(sf > 0.0 && sf < 1.0) {
+                        return Err(QueryError::Execution(format!("invalid smoothing factor. Expected: 0 < sf < 1, got: {sf:.6}")));
+                    }
+                    if !(tf > 0.0 && tf < 1.0) {
+                        return Err(QueryError::Execution(format!("invalid trend factor. Expected: 0 < tf < 1, got: {tf:.6}")));
+                    }
+                }
+                self.apply_range_fn(&input, false, |w, _| {
+                    let (sf, tf) = (param(0, w.ts), param(1, w.ts));
+                    des(w.floats, sf, tf).map(Out::F)
+                })
+            }
+            "quantile_over_time" => {
+                for si in 0..self.steps() {
+                    let q = param(0, self.ts(si));
+                    if !(0.0..=1.0).contains(&q) {
+                        self.warn(format!("quantile value should be between 0 and 1, got {}", fmt_go(q)), "quantile_over_time");
+                    }
+                }
+                self.apply_range_fn(&input, false, |w, a| {
+                    if w.floats.is_empty() {
+                        if !w.hists.is_empty() {
+                            a.info("ignored histograms in a range vector passed to quantile_over_time".into(), "quantile_over_time");
+                        }
+                        return None;
+                    }
+                    let mut v: Vec<f64> = w.floats.iter().map(|p| p.f).collect();
+                    Some(Out::F(quantile(param(0, w.ts), &mut v)))
+                })
+            }
+            other => {
+                let f = over_time_fn(other).ok_or_else(|| QueryError::BadData(format!("function {other:?} is not supported")))?;
+                let keep_name = matches!(other, "last_over_time" | "first_over_time");
+                let fname = other.to_string();
+                self.apply_range_fn(&input, keep_name, |w, a| f(w, a, &fname))
+            }
+        }
+    }
+
+    fn absent_over_time(&mut self, input: &RangeInput, arg: &Expr) -> Result<Matrix> {
+        let labels = absent_labels(arg);
+        let steps = self.steps();
+        let mut s = Series { metric: labels, ..Default::default() };
+        for si in 0..steps {
+            let ts = self.ts(si);
+            let rt = self.ref_time(ts, &input.at, &input.offset);
+            let any = input.series.iter().any(|r| {
+                let (f, h) = r.window(rt - input.range_ms, rt);
+                !f.is_empty() || !h.is_empty()
+            });
+            if !any {
+                s.floats.push(FPoint { t: ts, f: 1.0 });
+            }
+        }
+        Ok(if s.is_empty() { Vec::new() } else { vec![s] })
+    }
+}
+
+type OverTime = fn(&Window<'_>, &mut AnnoSink<'_>, &str) -> Option<Out>;
+
+fn mixed(w: &Window<'_>, a: &mut AnnoSink<'_>, fname: &str) -> bool {
+    if !w.floats.is_empty() && !w.hists.is_empty() {
+        let name = w.metric.metric_name().unwrap_or("");
+        a.warn(format!("encountered a mix of histograms and floats for metric name {name:?}"), fname);
+        return true;
+    }
+    false
+}
+
+fn floats_only_window(w: &Window<'_>, a: &mut AnnoSink<'_>, fname: &str) -> bool {
+    if w.floats.is_empty() {
+        if !w.hists.is_empty() {
+            a.info(format!("ignored histograms in a range vector passed to {fname}"), fname);
+        }
+        return false;
+    }
+    true
+}
+
+fn over_time_fn(name: &str) -> Option<OverTime> {
+    Some(match name {
+        "sum_over_time" => |w, a, n| {
+            if mixed(w, a, n) {
+                return None;
+            }
+            if !w.hists.is_empty() {
+                return sum_hists(w.hists, a, n).map(|h| Out::H(Arc::new(h)));
+            }
+            if w.floats.is_empty() {
+                return None;
+            }
+            let (mut s, mut c) = (0.0, 0.0);
+            for p in w.floats {
+                (s, c) = kahan_inc(p.f, s, c);
+            }
+            Some(Out::F(s + c))
+        },
+        "avg_over_time" => |w, a, n| {
+            if mixed(w, a, n) {
+                return None;
+            }
+            if !w.hists.is_empty() {
+                let count = w.hists.len() as f64;
+                let mut h = sum_hists(w.hists, a, n)?;
+                h = hist::scale(&h, 1.0 / count);
+                h.counter_reset_hint = storage::histogram::CounterResetHint::Gauge;
+                return Some(Out::H(Arc::new(h)));
+            }
+            if w.floats.is_empty() {
+                return None;
+            }
+            Some(Out::F(avg(w.floats)))
+        },
+        "count_over_time" => |w, _, _| {
+            let n = w.floats.len() + w.hists.len();
+            if n == 0 {
+                None
+            } else {
+                Some(Out::F(n as f64))
+            }
+        },
+        "min_over_time" | "max_over_time" => {
+            if name == "min_over_time" {
+                |w, a, n| {
+                    if !floats_only_window(w, a, n) {
+                        return None;
+                    }
+                    let mut m = w.floats[0].f;
+                    for p in &w.floats[1..] {
+                        if p.f < m || m.is_nan() {
+                            m = p.f;
+                        }
+                    }
+                    Some(Out::F(m))
+                }
+            } else {
+                |w, a, n| {
+                    if !floats_only_window(w, a, n) {
+                        return None;
+                    }
+                    let mut m = w.floats[0].f;
+                    for p in &w.floats[1..] {
+                        if p.f > m || m.is_nan() {
+                            m = p.f;
+                        }
+                    }
+                    Some(Out::F(m))
+                }
+            }
+        }
+        "stddev_over_time" => |w, a, n| {
+            if !floats_only_window(w, a, n) {
+                return None;
+            }
+            Some(Out::F(variance(w.floats).sqrt()))
+        },
+        "stdvar_over_time" => |w, a, n| {
+            if !floats_only_window(w, a, n) {
+                return None;
+            }
+            Some(Out::F(variance(w.floats)))
+        },
+        "mad_over_time" => |w, a, n| {
+            if !floats_only_window(w, a, n) {
+                return None;
+            }
+            let mut v: Vec<f64> = w.floats.iter().map(|p| p.f).collect();
+            let med = quantile(0.5, &mut v);
+            let mut d: Vec<f64> = w.floats.iter().map(|p| (p.f - med).abs()).collect();
+            Some(Out::F(quantile(0.5, &mut d)))
+        },
+        "last_over_time" => |w, _, _| {
+            let lf = w.floats.last();
+            let lh = w.hists.last();
+            match (lf, lh) {
+                (None, None) => None,
+                (Some(f), None) => Some(Out::F(f.f)),
+                (None, Some(h)) => Some(Out::H(h.h.clone())),
+                (Some(f), Some(h)) => {
+                    if f.t > h.t {
+                        Some(Out::F(f.f))
+                    } else {
+                        Some(Out::H(h.h.clone()))
+                    }
+                }
+            }
+        },
+        "first_over_time" => |w, _, _| {
+            let ff = w.floats.first();
+            let fh = w.hists.first();
+            match (ff, fh) {
+                (None, None) => None,
+                (Some(f), None) => Some(Out::F(f.f)),
+                (None, Some(h)) => Some(Out::H(h.h.clone())),
+                (Some(f), Some(h)) => {
+                    if f.t < h.t {
+                        Some(Out::F(f.f))
+                    } else {
+                        Some(Out::H(h.h.clone()))
+                    }
+                }
+            }
+        },
+        "present_over_time" => |w, _, _| {
+            if w.floats.is_empty() && w.hists.is_empty() {
+                None
+            } else {
+                Some(Out::F(1.0))
+            }
+        },
+        "ts_of_last_over_time" => |w, _, _| {
+            let t = w.floats.last().map(|p| p.t).max(w.hists.last().map(|p| p.t))?;
+            Some(Out::F(t as f64 / 1000.0))
+        },
+        "ts_of_first_over_time" => |w, _, _| {
+            let a = w.floats.first().map(|p| p.t);
+            let b = w.hists.first().map(|p| p.t);
+            let t = match (a, b) {
+                (Some(x), Some(y)) => x.min(y),
+                (x, y) => x.or(y)?,
+            };
+            Some(Out::F(t as f64 / 1000.0))
+        },
+        "ts_of_min_over_time" => |w, a, n| {
+            if !floats_only_window(w, a, n) {
+                return None;
+            }
+            let mut best = w.floats[0];
+            for p in &w.floats[1..] {
+                if p.f <= best.f || best.f.is_nan() {
+                    best = *p;
+                }
+            }
+            Some(Out::F(best.t as f64 / 1000.0))
+        },
+        "ts_of_max_over_time" => |w, a, n| {
+            if !floats_only_window(w, a, n) {
+                return None;
+            }
+            let mut best = w.floats[0];
+            for p in &w.floats[1..] {
+                if p.f >= best.f || best.f.is_nan() {
+                    best = *p;
+                }
+            }
+            Some(Out::F(best.t as f64 / 1000.0))
+        },
+        _ => return None,
+    })
+}
+
+fn sum_hists(hs: &[crate::value::HPoint], a: &mut AnnoSink<'_>, fname: &str) -> Option<FloatHistogram> {
+    let mut acc = (*hs[0].h).clone();
+    for p in &hs[1..] {
+        let mut annos = Vec::new();
+        match hist::add_sub(&acc, &p.h, false, &mut annos) {
+            Ok(h) => acc = h,
+            Err(e) => {
+                a.warn(e.to_string(), fname);
+                return None;
+            }
+        }
+        for (w, t) in annos {
+            if w {
+                a.warn(format!("{t} during aggregation"), fname);
+            } else {
+                a.info(format!("{t} during aggregation"), fname);
+            }
+        }
+    }
+    hist::compact(&mut acc);
+    Some(acc)
+}
+
+/// Mean with Kahan summation, switching to an incremental mean if the sum overflows.
+fn avg(ps: &[FPoint]) -> f64 {
+    if ps.len() == 1 {
+        return ps[0].f;
+    }
+    let (mut sum, mut c) = (ps[0].f, 0.0);
+    let mut incremental = false;
+    let mut mean = 0.0;
+    let mut count = 1.0;
+    for p in &ps[1..] {
+        count += 1.0;
+        if !incremental {
+            let (ns, nc) = kahan_inc(p.f, sum, c);
+            if ns.is_infinite() && !p.f.is_infinite() && !sum.is_infinite() {
+                incremental = true;
+                mean = (sum + c) / (count - 1.0);
+                c = 0.0;
+            } else {
+                sum = ns;
+                c = nc;
+                continue;
+            }
+        }
+        if mean.is_infinite() {
+            if p.f.is_infinite() && mean.signum() != p.f.signum() {
+                mean = f64::NAN;
+            }
+            continue;
+        }
+        let (m, nc) = kahan_inc(p.f / count - mean / count, mean, c);
+        mean = m;
+        c = nc;
+    }
+    if incremental {
+        mean + c
+    } else {
+        (sum + c) / count
+    }
+}
+
+fn variance(ps: &[FPoint]) -> f64 {
+    let (mut count, mut mean, mut cm, mut aux, mut ca) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    for p in ps {
+        count += 1.0;
+        let delta = p.f - (mean + cm);
+        (mean, cm) = kahan_inc(delta / count, mean, cm);
+        (aux, ca) = kahan_inc(delta * (p.f - (mean + cm)), aux, ca);
+    }
+    (aux + ca) / count
+}
+
+/// Least-squares fit with x in seconds relative to `intercept_t` (Prometheus
+/// `linearRegression`).
+pub(crate) fn linear_regression(ps: &[FPoint], intercept_t: i64) -> (f64, f64) {
+    let init = ps[0].f;
+    let mut const_y = true;
+    let (mut n, mut sx, mut cx, mut sy, mut cy, mut sxy, mut cxy, mut sx2, mut cx2) = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+    for (i, p) in ps.iter().enumerate() {
+        if const_y && i > 0 && p.f != init {
+            const_y = false;
+        }
+        n += 1.0;
+        let x = (p.t - intercept_t) as f64 / 1e3;
+        (sx, cx) = kahan_inc(x, sx, cx);
+        (sy, cy) = kahan_inc(p.f, sy, cy);
+        (sxy, cxy) = kahan_inc(x * p.f, sxy, cxy);
+        (sx2, cx2) = kahan_inc(x * x, sx2, cx2);
+    }
+    if const_y {
+        if init.is_infinite() {
+            return (f64::NAN, f64::NAN);
+        }
+        return (0.0, init);
+    }
+    sx += cx;
+    sy += cy;
+    sxy += cxy;
+    sx2 += cx2;
+    let cov = sxy - sx * sy / n;
+    let var = sx2 - sx * sx / n;
+    let slope = cov / var;
+    (slope, sy / n - slope * sx / n)
+}
+
+fn des(ps: &[FPoint], sf: f64, tf: f64) -> Option<f64> {
+    if ps.len() < 2 {
+        return None;
+    }
+    let (mut s0, mut s1) = (0.0, ps[0].f);
+    let mut b = ps[1].f - ps[0].f;
+    for (i, p) in ps.iter().enumerate().skip(1) {
+        let x = sf * p.f;
+        if i > 1 {
+            b = tf * (s1 - s0) + (1.0 - tf) * b;
+        }
+        let y = (1.0 - sf) * (s1 + b);
+        s0 = s1;
+        s1 = x + y;
+    }
+    Some(s1)
+}
+
+fn counter_name_ok(name: &str) -> bool {
+    name.ends_with("_total") || name.ends_with("_sum") || name.ends_with("_count") || name.ends_with("_bucket")
+}
+
+/// Prometheus `extrapolatedRate`.
+fn extrapolated_rate(w: &Window<'_>, is_counter: bool, is_rate: bool, a: &mut AnnoSink<'_>, pos: &str) -> Option<Out> {
+    let name = w.metric.metric_name().unwrap_or("");
+    if !w.floats.is_empty() && !w.hists.is_empty() {
+        a.warn(format!("encountered a mix of histograms and floats for metric name {name:?}"), pos);
+        return None;
+    }
+    let (first_t, last_t, n_minus_1, mut result_f, mut result_h, first_f, first_hc);
+    if w.hists.len() > 1 {
+        n_minus_1 = w.hists.len() - 1;
+        first_t = w.hists[0].t;
+        last_t = w.hists[n_minus_1].t;
+        result_h = Some(histogram_rate(w.hists, is_counter, name, a, pos)?);
+        result_f = 0.0;
+        first_f = 0.0;
+        first_hc = w.hists[0].h.count;
+    } else if w.floats.len() > 1 {
+        if is_counter && !name.is_empty() && !counter_name_ok(name) {
+            a.info(
+                format!("metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {name:?}"),
+                pos,
+            );
+        }
+        n_minus_1 = w.floats.len() - 1;
+        first_t = w.floats[0].t;
+        last_t = w.floats[n_minus_1].t;
+        result_f = w.floats[n_minus_1].f - w.floats[0].f;
+        result_h = None;
+        first_f = w.floats[0].f;
+        first_hc = 0.0;
+        if is_counter {
+            let mut prev = w.floats[0].f;
+            for p in &w.floats[1..] {
+                if p.f < prev {
+                    result_f += prev;
+                }
+                prev = p.f;
+            }
+        }
+    } else {
+        return None;
+    }
+    let mut to_start = (first_t - w.range_start) as f64 / 1000.0;
+    let mut to_end = (w.range_end - last_t) as f64 / 1000.0;
+    let sampled = (last_t - first_t) as f64 / 1000.0;
+    let avg_between = sampled / n_minus_1 as f64;
+    let threshold = avg_between * 1.1;
+    if to_start >= threshold {
+        to_start = avg_between / 2.0;
+    }
+    if is_counter {
+        let mut to_zero = to_start;
+        if let Some(h) = &result_h {
+            if h.count > 0.0 && first_hc >= 0.0 {
+                to_zero = sampled * (first_hc / h.count);
+            }
+        } else if result_f > 0.0 && first_f >= 0.0 {
+            to_zero = sampled * (first_f / result_f);
+        }
+        if to_zero < to_start {
+            to_start = to_zero;
+        }
+    }
+    if to_end >= threshold {
+        to_end = avg_between / 2.0;
+    }
+    let mut factor = (sampled + to_start + to_end) / sampled;
+    if is_rate {
+        factor /= w.range_ms as f64 / 1000.0;
+    }
+    match result_h.take() {
+        Some(h) => Some(Out::H(Arc::new(hist::scale(&h, factor)))),
+        None => {
+            result_f *= factor;
+            Some(Out::F(result_f))
+        }
+    }
+}
+
+/// Prometheus `histogramRate`: last minus first, adding back what was lost at each counter
+/// reset.
+fn histogram_rate(hs: &[crate::value::HPoint], is_counter: bool, name: &str, a: &mut AnnoSink<'_>, pos: &str) -> Option<FloatHistogram> {
+    use storage::histogram::CounterResetHint::Gauge;
+    let prev0 = &hs[0].h;
+    let last = &hs[hs.len() - 1].h;
+    if is_counter && hs.iter().any(|p| p.h.counter_reset_hint == Gauge) {
+        a.warn(format!("this native histogram metric is not a counter: {name:?}"), pos);
+    } else if !is_counter && hs.iter().any(|p| p.h.counter_reset_hint != Gauge) {
+        a.warn(format!("this native histogram metric is not a gauge: {name:?}"), pos);
+    }
+    let mut annos = Vec::new();
+    let mut res = match hist::add_sub(last, prev0, true, &mut annos) {
+        Ok(h) => h,
+        Err(e) => {
+            a.warn(format!("{e} for metric name {name:?}"), pos);
+            return None;
+        }
+    };
+    if is_counter {
+        let mut prev = prev0.clone();
+        for p in &hs[1..] {
+            if hist::detect_reset(&p.h, &prev) {
+                match hist::add_sub(&res, &prev, false, &mut annos) {
+                    Ok(h) => res = h,
+                    Err(e) => {
+                        a.warn(format!("{e} for metric name {name:?}"), pos);
+                        return None;
+                    }
+                }
+            }
+            prev = p.h.clone();
+        }
+    }
+    for (w, t) in annos {
+        let text = format!("{t} during subtraction");
+        if w {
+            a.warn(text, pos);
+        } else {
+            a.info(text, pos);
+        }
+    }
+    res.counter_reset_hint = Gauge;
+    hist::compact(&mut res);
+    Some(res)
+}
+
+/// Prometheus `instantValue` (irate, idelta).
+fn instant_value(w: &Window<'_>, is_rate: bool, a: &mut AnnoSink<'_>, pos: &str) -> Option<Out> {
+    // Merge the last two samples of both kinds.
+    let mut last: Vec<(i64, Option<f64>, Option<&Arc<FloatHistogram>>)> = Vec::new();
+    for p in w.floats.iter().rev().take(2) {
+        last.push((p.t, Some(p.f), None));
+    }
+    for p in w.hists.iter().rev().take(2) {
+        last.push((p.t, None, Some(&p.h)));
+    }
+    last.sort_by(|x, y| y.0.cmp(&x.0));
+    if last.len() < 2 {
+        return None;
+    }
+    let (lt, lf, lh) = last[0];
+    let (pt, pf, ph) = last[1];
+    let dt = lt - pt;
+    if dt == 0 {
+        return None;
+    }
+    match (lf, pf, lh, ph) {
+        (Some(l), Some(p), _, _) => {
+            let mut v = if is_rate && l < p { l } else { l - p };
+            if is_rate {
+                v /= dt as f64 / 1000.0;
+            }
+            Some(Out::F(v))
+        }
+        (_, _, Some(l), Some(p)) => {
+            let mut annos = Vec::new();
+            let mut h = if is_rate && hist::detect_reset(l, p) {
+                (**l).clone()
+            } else {
+                hist::add_sub(l, p, true, &mut annos).ok()?
+            };
+            if is_rate {
+                h = hist::scale(&h, 1000.0 / dt as f64);
+            }
+            h.counter_reset_hint = storage::histogram::CounterResetHint::Gauge;
+            hist::compact(&mut h);
+            Some(Out::H(Arc::new(h)))
+        }
+        _ => {
+            let name = w.metric.metric_name().unwrap_or("");
+            a.warn(format!("encountered a mix of histograms and floats for metric name {name:?}"), pos);
+            None
+        }
+    }
+}

@@ -1,0 +1,350 @@
+//! Vector and matrix selectors (Prometheus `engine.go`: `evalSeries`, `matrixIterSlice`).
+//!
+//! * Instant vector selector at step `t`: reference time `r = (@ or t) - offset`; the newest
+//!   sample in `(r - lookback_delta, r]` wins; if it is a staleness marker the series has no
+//!   value at `t`. The output point carries time `t`.
+//! * Range vector window at step `t`: samples in the left-open `(r - range, r]`, staleness
+//!   markers removed.
+//!
+//! Each selected series is read once into columns; steps then binary-search them, and range
+//! functions see windows as slices of a per-series buffer (no allocation per step).
+
+use promql_parser::label::{MatchOp as PMatchOp, Matchers};
+use promql_parser::parser::{AtModifier, MatrixSelector, Offset, VectorSelector};
+use rayon::prelude::*;
+use storage::{is_stale_nan, MatchOp, Matcher, METRIC_NAME};
+
+use super::{EvalCtx, Evaluator};
+use crate::error::{QueryError, Result};
+use crate::source::RawSeries;
+use crate::value::{Annotations, FPoint, HPoint, Matrix, Series};
+
+/// Converts the parser's matchers to storage matchers. `or` groups are returned as separate
+/// selections whose results are unioned.
+pub(crate) fn to_matchers(name: &Option<String>, ms: &Matchers) -> Result<Vec<Vec<Matcher>>> {
+    let conv = |list: &[promql_parser::label::Matcher]| -> Result<Vec<Matcher>> {
+        let mut out = Vec::with_capacity(list.len() + 1);
+        if let Some(n) = name {
+            out.push(Matcher::equal(METRIC_NAME, n.clone()));
+        }
+        for m in list {
+            let op = match m.op {
+                PMatchOp::Equal => MatchOp::Equal,
+                PMatchOp::NotEqual => MatchOp::NotEqual,
+                PMatchOp::Re(_) => MatchOp::RegexMatch,
+                PMatchOp::NotRe(_) => MatchOp::RegexNoMatch,
+            };
+            out.push(Matcher::new(op, m.name.clone(), m.value.clone()).map_err(|e| QueryError::BadData(e.to_string()))?);
+        }
+        Ok(out)
+    };
+    if ms.or_matchers.is_empty() {
+        Ok(vec![conv(&ms.matchers)?])
+    } else {
+        ms.or_matchers.iter().map(|g| conv(g)).collect()
+    }
+}
+
+/// Per-series points with staleness markers removed, as range windows see them.
+pub(crate) struct RangeSeries {
+    pub metric: storage::Labels,
+    /// Delayed name removal carried from a subquery's inner result.
+    pub drop_name: bool,
+    pub floats: Vec<FPoint>,
+    pub hists: Vec<HPoint>,
+}
+
+impl RangeSeries {
+    fn from_raw(r: RawSeries) -> RangeSeries {
+        let mut floats = Vec::with_capacity(r.ft.len());
+        for (t, v) in r.ft.iter().zip(r.fv.iter()) {
+            if !is_stale_nan(*v) {
+                floats.push(FPoint { t: *t, f: *v });
+            }
+        }
+        let hists = r.ht.into_iter().zip(r.hv).map(|(t, h)| HPoint { t, h }).collect();
+        RangeSeries { metric: r.labels, drop_name: false, floats, hists }
+    }
+
+    /// The window `(lo, hi]` as slices.
+    #[inline]
+    pub fn window(&self, lo: i64, hi: i64) -> (&[FPoint], &[HPoint]) {
+        let fa = self.floats.partition_point(|p| p.t <= lo);
+        let fb = self.floats.partition_point(|p| p.t <= hi);
+        let ha = self.hists.partition_point(|p| p.t <= lo);
+        let hb = self.hists.partition_point(|p| p.t <= hi);
+        (&self.floats[fa..fb.max(fa)], &self.hists[ha..hb.max(ha)])
+    }
+}
+
+/// The input of a function over a range vector: series plus how windows are placed.
+pub(crate) struct RangeInput {
+    pub series: Vec<RangeSeries>,
+    pub range_ms: i64,
+    pub at: Option<AtModifier>,
+    pub offset: Option<Offset>,
+    /// The metric name as written (for annotations), if the input is a plain selector.
+    pub selector_name: Option<String>,
+}
+
+/// What a range function sees for one window.
+pub(crate) struct Window<'w> {
+    pub floats: &'w [FPoint],
+    pub hists: &'w [HPoint],
+    /// The step time.
+    pub ts: i64,
+    /// The window's (exclusive) start and (inclusive) end, ms.
+    pub range_start: i64,
+    pub range_end: i64,
+    pub range_ms: i64,
+    pub metric: &'w storage::Labels,
+}
+
+/// A function's value for one window.
+pub(crate) enum Out {
+    F(f64),
+    H(std::sync::Arc<storage::FloatHistogram>),
+}
+
+impl Evaluator<'_> {
+    /// Selects raw series for a selector whose reference times span `[rmin, rmax]`.
+    fn select_raw(&mut self, vs: &VectorSelector, mint: i64, maxt: i64) -> Result<Vec<RawSeries>> {
+        let groups = to_matchers(&vs.name, &vs.matchers)?;
+        if groups.len() == 1 {
+            return self.ctx.src.select(&groups[0], mint, maxt);
+        }
+        let mut all: Vec<RawSeries> = Vec::new();
+        for g in &groups {
+            for s in self.ctx.src.select(g, mint, maxt)? {
+                if !all.iter().any(|x| x.labels == s.labels) {
+                    all.push(s);
+                }
+            }
+        }
+        all.sort_by(|a, b| a.labels.cmp(&b.labels));
+        Ok(all)
+    }
+
+    /// Reference-time bounds over all steps.
+    fn ref_bounds(&self, at: &Option<AtModifier>, offset: &Option<Offset>) -> (i64, i64) {
+        let a = self.ref_time(self.start, at, offset);
+        let b = self.ref_time(self.end, at, offset);
+        (a.min(b), a.max(b))
+    }
+
+    /// An instant vector selector over all steps.
+    pub fn eval_vector_selector(&mut self, vs: &VectorSelector) -> Result<Matrix> {
+        let lookback = self.ctx.lookback_ms;
+        let (rmin, rmax) = self.ref_bounds(&vs.at, &vs.offset);
+        let raw = self.select_raw(vs, rmin - lookback + 1, rmax)?;
+        let steps = self.steps();
+        let mut out = Vec::with_capacity(raw.len());
+        for (i, r) in raw.into_iter().enumerate() {
+            if i % 64 == 0 {
+                self.check("vector selector")?;
+            }
+            let mut s = Series { metric: r.labels.clone(), ..Default::default() };
+            for si in 0..steps {
+                let ts = self.ts(si);
+                let rt = self.ref_time(ts, &vs.at, &vs.offset);
+                match lookup(&r, rt, lookback) {
+                    Lookup::None => {}
+                    Lookup::F(_, f) => s.floats.push(FPoint { t: ts, f }),
+                    Lookup::H(_, h) => s.histograms.push(HPoint { t: ts, h: h.clone() }),
+                }
+            }
+            if !s.is_empty() {
+                self.add_samples(s.len())?;
+                out.push(s);
+            }
+        }
+        Ok(out)
+    }
+
+    /// `timestamp(selector)`: the timestamps of the samples the selector picks.
+    pub fn eval_selector_timestamps(&mut self, vs: &VectorSelector) -> Result<Matrix> {
+        let lookback = self.ctx.lookback_ms;
+        let (rmin, rmax) = self.ref_bounds(&vs.at, &vs.offset);
+        let raw = self.select_raw(vs, rmin - lookback + 1, rmax)?;
+        let steps = self.steps();
+        let mut out = Vec::with_capacity(raw.len());
+        for r in raw {
+            let mut s = Series { metric: r.labels.clone(), drop_name: true, ..Default::default() };
+            for si in 0..steps {
+                let ts = self.ts(si);
+                let rt = self.ref_time(ts, &vs.at, &vs.offset);
+                match lookup(&r, rt, lookback) {
+                    Lookup::None => {}
+                    Lookup::F(t, _) | Lookup::H(t, _) => s.floats.push(FPoint { t: ts, f: t as f64 / 1000.0 }),
+                }
+            }
+            if !s.is_empty() {
+                self.add_samples(s.len())?;
+                out.push(s);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The input of a range function whose argument is a matrix selector.
+    pub fn range_input_selector(&mut self, ms: &MatrixSelector) -> Result<RangeInput> {
+        let vs = &ms.vs;
+        let range_ms = ms.range.as_millis() as i64;
+        let (rmin, rmax) = self.ref_bounds(&vs.at, &vs.offset);
+        let raw = self.select_raw(vs, rmin - range_ms + 1, rmax)?;
+        let series: Vec<RangeSeries> = raw.into_iter().map(RangeSeries::from_raw).collect();
+        Ok(RangeInput { series, range_ms, at: vs.at.clone(), offset: vs.offset.clone(), selector_name: vs.name.clone() })
+    }
+
+    /// A matrix selector evaluated on its own (instant query `foo[5m]`): the raw samples.
+    pub fn eval_matrix_selector_raw(&mut self, ms: &MatrixSelector) -> Result<Matrix> {
+        let input = self.range_input_selector(ms)?;
+        self.raw_matrix(input)
+    }
+
+    /// The raw samples of a range input at the (single) evaluation time.
+    pub fn raw_matrix(&mut self, input: RangeInput) -> Result<Matrix> {
+        if self.steps() != 1 {
+            return Err(QueryError::BadData(
+                "invalid expression type \"range vector\" for range query, must be Scalar or instant Vector".into(),
+            ));
+        }
+        let rt = self.ref_time(self.start, &input.at, &input.offset);
+        let mut out = Vec::new();
+        for s in &input.series {
+            let (f, h) = s.window(rt - input.range_ms, rt);
+            if f.is_empty() && h.is_empty() {
+                continue;
+            }
+            self.add_samples(f.len() + h.len())?;
+            out.push(Series { metric: s.metric.clone(), floats: f.to_vec(), histograms: h.to_vec(), drop_name: s.drop_name });
+        }
+        Ok(out)
+    }
+
+    /// Applies `f` to every window of every series of `input` (in parallel across series).
+    /// `keep_name` keeps `__name__` on the output (last_over_time, first_over_time).
+    pub fn apply_range_fn<F>(&mut self, input: &RangeInput, keep_name: bool, f: F) -> Result<Matrix>
+    where
+        F: Fn(&Window<'_>, &mut AnnoSink<'_>) -> Option<Out> + Sync,
+    {
+        let steps = self.steps();
+        let refs: Vec<(i64, i64)> =
+            (0..steps).map(|i| (self.ts(i), self.ref_time(self.ts(i), &input.at, &input.offset))).collect();
+        let ctx = self.ctx;
+        let range_ms = input.range_ms;
+        let work = |s: &RangeSeries| -> Result<(Series, Annotations, usize)> {
+            let mut annos = Annotations::default();
+            let mut out = Series { metric: s.metric.clone(), drop_name: !keep_name || s.drop_name, ..Default::default() };
+            let mut peak = 0usize;
+            for (i, &(ts, rt)) in refs.iter().enumerate() {
+                if i % 1024 == 1023 {
+                    check_ctx(ctx, "range function")?;
+                }
+                let (fl, hs) = s.window(rt - range_ms, rt);
+                peak = peak.max(fl.len() + hs.len());
+                let w = Window { floats: fl, hists: hs, ts, range_start: rt - range_ms, range_end: rt, range_ms, metric: &s.metric };
+                let mut sink = AnnoSink { ctx, annos: &mut annos };
+                match f(&w, &mut sink) {
+                    None => {}
+                    Some(Out::F(v)) => out.floats.push(FPoint { t: ts, f: v }),
+                    Some(Out::H(h)) => out.histograms.push(HPoint { t: ts, h }),
+                }
+            }
+            Ok((out, annos, peak))
+        };
+        let results: Vec<Result<(Series, Annotations, usize)>> = if input.series.len() >= 64 {
+            input.series.par_iter().map(work).collect()
+        } else {
+            input.series.iter().map(work).collect()
+        };
+        let mut out = Vec::with_capacity(results.len());
+        let mut peak = 0;
+        for r in results {
+            let (s, a, p) = r?;
+            self.annos.merge(a);
+            peak = peak.max(p);
+            if !s.is_empty() {
+                self.add_samples(s.len())?;
+                out.push(s);
+            }
+        }
+        // The largest window is held while the function runs (Prometheus counts it too).
+        self.add_samples(peak)?;
+        self.sub_samples(peak);
+        Ok(out)
+    }
+}
+
+/// Collects annotations from parallel workers.
+pub(crate) struct AnnoSink<'a> {
+    ctx: &'a EvalCtx<'a>,
+    annos: &'a mut Annotations,
+}
+
+impl AnnoSink<'_> {
+    pub fn warn(&mut self, text: String, at: &str) {
+        let p = pos_in(self.ctx.query, at);
+        self.annos.warn(format!("PromQL warning: {text}{p}"));
+    }
+
+    pub fn info(&mut self, text: String, at: &str) {
+        let p = pos_in(self.ctx.query, at);
+        self.annos.info(format!("PromQL info: {text}{p}"));
+    }
+}
+
+pub(crate) fn pos_in(q: &str, needle: &str) -> String {
+    let idx = q.find(needle).unwrap_or(0);
+    let line = q[..idx].matches('\n').count() + 1;
+    let col = idx - q[..idx].rfind('\n').map_or(0, |p| p + 1) + 1;
+    format!(" ({line}:{col})")
+}
+
+fn check_ctx(ctx: &EvalCtx<'_>, site: &'static str) -> Result<()> {
+    if let Some(c) = ctx.cancel {
+        if c.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(QueryError::Canceled(site));
+        }
+    }
+    if let Some(d) = ctx.deadline {
+        if std::time::Instant::now() > d {
+            return Err(QueryError::Timeout(site));
+        }
+    }
+    Ok(())
+}
+
+enum Lookup<'a> {
+    None,
+    F(i64, f64),
+    H(i64, &'a std::sync::Arc<storage::FloatHistogram>),
+}
+
+/// The newest sample in `(rt - lookback, rt]`, unless it is a staleness marker.
+fn lookup(r: &RawSeries, rt: i64, lookback: i64) -> Lookup<'_> {
+    let fi = r.ft.partition_point(|&t| t <= rt);
+    let hi = r.ht.partition_point(|&t| t <= rt);
+    let f = if fi > 0 && r.ft[fi - 1] > rt - lookback { Some(fi - 1) } else { None };
+    let h = if hi > 0 && r.ht[hi - 1] > rt - lookback { Some(hi - 1) } else { None };
+    match (f, h) {
+        (None, None) => Lookup::None,
+        (Some(i), None) => float_or_stale(r, i),
+        (None, Some(j)) => Lookup::H(r.ht[j], &r.hv[j]),
+        (Some(i), Some(j)) => {
+            if r.ft[i] > r.ht[j] {
+                float_or_stale(r, i)
+            } else {
+                Lookup::H(r.ht[j], &r.hv[j])
+            }
+        }
+    }
+}
+
+fn float_or_stale(r: &RawSeries, i: usize) -> Lookup<'_> {
+    if is_stale_nan(r.fv[i]) {
+        Lookup::None
+    } else {
+        Lookup::F(r.ft[i], r.fv[i])
+    }
+}

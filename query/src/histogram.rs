@@ -1,0 +1,532 @@
+//! Native histogram arithmetic for the engine (Prometheus `model/histogram/float_histogram.go`
+//! and `promql/quantile.go`): addition and subtraction across schemas and zero thresholds,
+//! scaling, compaction, bucket iteration with bounds, quantiles and fractions.
+//!
+//! Work is done on a sparse map `bucket index → count` per sign, which makes schema reduction
+//! (merging `2^(a-b)` neighbouring buckets) and zero-bucket widening simple; the result is
+//! turned back into spans.
+
+use std::collections::BTreeMap;
+
+use storage::histogram::{CounterResetHint, Span, CUSTOM_BUCKETS_SCHEMA};
+use storage::{FloatHistogram, Labels};
+
+/// One bucket with its bounds. `lower`/`upper` are inclusive/exclusive per sign as in
+/// Prometheus; for iteration only the values matter.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Bucket {
+    pub lower: f64,
+    pub upper: f64,
+    pub count: f64,
+}
+
+/// Expands spans + counts into `(index, count)` pairs.
+pub(crate) fn expand(spans: &[Span], counts: &[f64]) -> Vec<(i32, f64)> {
+    let mut out = Vec::with_capacity(counts.len());
+    let mut idx = 0i32;
+    let mut ci = 0usize;
+    for (si, s) in spans.iter().enumerate() {
+        idx += s.offset;
+        if si > 0 || true {
+            // first span offset is absolute start, following are gaps
+        }
+        for _ in 0..s.length {
+            if let Some(&c) = counts.get(ci) {
+                out.push((idx, c));
+            }
+            idx += 1;
+            ci += 1;
+        }
+    }
+    out
+}
+
+/// Builds spans + counts from sorted `(index, count)` pairs, dropping zero counts.
+pub(crate) fn collapse(pairs: impl IntoIterator<Item = (i32, f64)>) -> (Vec<Span>, Vec<f64>) {
+    let mut spans: Vec<Span> = Vec::new();
+    let mut counts = Vec::new();
+    let mut next: Option<i32> = None;
+    for (i, c) in pairs {
+        if c == 0.0 {
+            continue;
+        }
+        match next {
+            Some(n) if n == i => spans.last_mut().expect("span exists").length += 1,
+            Some(n) => spans.push(Span { offset: i - n, length: 1 }),
+            None => spans.push(Span { offset: i, length: 1 }),
+        }
+        counts.push(c);
+        next = Some(i + 1);
+    }
+    (spans, counts)
+}
+
+/// Upper bound of exponential bucket `idx` at `schema`: `2^(idx * 2^-schema)`.
+pub(crate) fn bucket_bound(idx: i32, schema: i32) -> f64 {
+    if schema <= 0 {
+        let e = (idx as i64) << (-schema) as i64;
+        return ldexp(1.0, e);
+    }
+    let per = 1i64 << schema;
+    let i = idx as i64;
+    let exp = i.div_euclid(per);
+    let frac = i.rem_euclid(per);
+    ldexp(2f64.powf(frac as f64 / per as f64), exp)
+}
+
+fn ldexp(x: f64, e: i64) -> f64 {
+    if e > 2000 {
+        return f64::INFINITY;
+    }
+    if e < -2100 {
+        return 0.0;
+    }
+    let mut r = x;
+    let mut e = e;
+    while e > 1000 {
+        r *= 2f64.powi(1000);
+        e -= 1000;
+    }
+    while e < -1000 {
+        r *= 2f64.powi(-1000);
+        e += 1000;
+    }
+    r * 2f64.powi(e as i32)
+}
+
+/// All buckets in ascending value order: negative (most negative first), zero, positive.
+pub(crate) fn all_buckets(h: &FloatHistogram) -> Vec<Bucket> {
+    let mut out = Vec::new();
+    if h.uses_custom_buckets() {
+        for (i, c) in expand(&h.positive_spans, &h.positive_buckets) {
+            let i = i as usize;
+            let lower = if i == 0 { f64::NEG_INFINITY } else { h.custom_values.get(i - 1).copied().unwrap_or(f64::INFINITY) };
+            let upper = h.custom_values.get(i).copied().unwrap_or(f64::INFINITY);
+            out.push(Bucket { lower, upper, count: c });
+        }
+        return out;
+    }
+    let mut neg = expand(&h.negative_spans, &h.negative_buckets);
+    neg.reverse();
+    for (i, c) in neg {
+        out.push(Bucket { lower: -bucket_bound(i, h.schema), upper: -bucket_bound(i - 1, h.schema), count: c });
+    }
+    if h.zero_count != 0.0 || h.zero_threshold != 0.0 {
+        out.push(Bucket { lower: -h.zero_threshold, upper: h.zero_threshold, count: h.zero_count });
+    }
+    for (i, c) in expand(&h.positive_spans, &h.positive_buckets) {
+        out.push(Bucket { lower: bucket_bound(i - 1, h.schema), upper: bucket_bound(i, h.schema), count: c });
+    }
+    out
+}
+
+/// `h * f`.
+pub(crate) fn scale(h: &FloatHistogram, f: f64) -> FloatHistogram {
+    let mut o = h.clone();
+    o.count *= f;
+    o.sum *= f;
+    o.zero_count *= f;
+    for b in o.positive_buckets.iter_mut() {
+        *b *= f;
+    }
+    for b in o.negative_buckets.iter_mut() {
+        *b *= f;
+    }
+    o
+}
+
+/// Reduces bucket index `i` from schema `from` to the coarser `to`.
+fn reduce_index(i: i32, from: i32, to: i32) -> i32 {
+    let shift = from - to;
+    // Bucket i at schema s covers (base^(i-1), base^i]; at schema s-d the index is ceil(i / 2^d).
+    ((i as i64 - 1).div_euclid(1 << shift) + 1) as i32
+}
+
+fn to_map(spans: &[Span], counts: &[f64], from: i32, to: i32, zt: f64, zero: &mut f64) -> BTreeMap<i32, f64> {
+    let mut m = BTreeMap::new();
+    for (i, c) in expand(spans, counts) {
+        let j = if from == to || from == CUSTOM_BUCKETS_SCHEMA { i } else { reduce_index(i, from, to) };
+        if from != CUSTOM_BUCKETS_SCHEMA && zt > 0.0 && bucket_bound(j, to) <= zt {
+            *zero += c;
+            continue;
+        }
+        *m.entry(j).or_insert(0.0) += c;
+    }
+    m
+}
+
+/// The custom bounds of `a` and `b` reconciled: the bounds both have (Prometheus keeps the
+/// intersection so that each merged bucket is a union of original buckets).
+fn common_bounds(a: &[f64], b: &[f64]) -> Vec<f64> {
+    a.iter().copied().filter(|x| b.contains(x)).collect()
+}
+
+fn rebucket_custom(h: &FloatHistogram, bounds: &[f64]) -> BTreeMap<i32, f64> {
+    let mut m = BTreeMap::new();
+    for (i, c) in expand(&h.positive_spans, &h.positive_buckets) {
+        let upper = h.custom_values.get(i as usize).copied().unwrap_or(f64::INFINITY);
+        let j = bounds.partition_point(|&b| b < upper) as i32;
+        *m.entry(j).or_insert(0.0) += c;
+    }
+    m
+}
+
+/// Annotation texts raised by histogram arithmetic: `(is_warning, text)`. The caller adds the
+/// context (`during addition`, `during aggregation`).
+pub(crate) type HistAnnos = Vec<(bool, &'static str)>;
+
+/// `a + b` or `a - b`.
+///
+/// # Errors
+/// The warning text when an exponential and a custom-bucket histogram meet.
+pub(crate) fn add_sub(a: &FloatHistogram, b: &FloatHistogram, sub: bool, annos: &mut HistAnnos) -> Result<FloatHistogram, &'static str> {
+    let sign = if sub { -1.0 } else { 1.0 };
+    let ac = a.uses_custom_buckets();
+    let bc = b.uses_custom_buckets();
+    if ac != bc {
+        return Err("vector contains a mix of histograms with exponential and custom buckets schemas");
+    }
+    let hint = combine_hints(a.counter_reset_hint, b.counter_reset_hint, annos);
+    if ac {
+        let (bounds, am, bm) = if a.custom_values == b.custom_values {
+            let mut z = 0.0;
+            (
+                a.custom_values.clone(),
+                to_map(&a.positive_spans, &a.positive_buckets, CUSTOM_BUCKETS_SCHEMA, CUSTOM_BUCKETS_SCHEMA, 0.0, &mut z),
+                to_map(&b.positive_spans, &b.positive_buckets, CUSTOM_BUCKETS_SCHEMA, CUSTOM_BUCKETS_SCHEMA, 0.0, &mut z),
+            )
+        } else {
+            annos.push((false, "mismatched custom buckets were reconciled"));
+            let bounds = common_bounds(&a.custom_values, &b.custom_values);
+            let am = rebucket_custom(a, &bounds);
+            let bm = rebucket_custom(b, &bounds);
+            (bounds, am, bm)
+        };
+        let mut m = am;
+        for (i, c) in bm {
+            *m.entry(i).or_insert(0.0) += sign * c;
+        }
+        let (spans, counts) = collapse_keep(m);
+        return Ok(FloatHistogram {
+            counter_reset_hint: hint,
+            schema: CUSTOM_BUCKETS_SCHEMA,
+            zero_threshold: 0.0,
+            zero_count: 0.0,
+            count: a.count + sign * b.count,
+            sum: a.sum + sign * b.sum,
+            positive_spans: spans,
+            positive_buckets: counts,
+            negative_spans: Vec::new(),
+            negative_buckets: Vec::new(),
+            custom_values: bounds,
+        });
+    }
+    let schema = a.schema.min(b.schema);
+    let zt = a.zero_threshold.max(b.zero_threshold);
+    let mut zero = a.zero_count + sign * b.zero_count;
+    let mut za = 0.0;
+    let mut zb = 0.0;
+    let mut pa = to_map(&a.positive_spans, &a.positive_buckets, a.schema, schema, if zt > a.zero_threshold { zt } else { 0.0 }, &mut za);
+    let mut na = to_map(&a.negative_spans, &a.negative_buckets, a.schema, schema, if zt > a.zero_threshold { zt } else { 0.0 }, &mut za);
+    let pb = to_map(&b.positive_spans, &b.positive_buckets, b.schema, schema, if zt > b.zero_threshold { zt } else { 0.0 }, &mut zb);
+    let nb = to_map(&b.negative_spans, &b.negative_buckets, b.schema, schema, if zt > b.zero_threshold { zt } else { 0.0 }, &mut zb);
+    zero += za + sign * zb;
+    for (i, c) in pb {
+        *pa.entry(i).or_insert(0.0) += sign * c;
+    }
+    for (i, c) in nb {
+        *na.entry(i).or_insert(0.0) += sign * c;
+    }
+    let (ps, pc) = collapse_keep(pa);
+    let (ns, nc) = collapse_keep(na);
+    Ok(FloatHistogram {
+        counter_reset_hint: hint,
+        schema,
+        zero_threshold: zt,
+        zero_count: zero,
+        count: a.count + sign * b.count,
+        sum: a.sum + sign * b.sum,
+        positive_spans: ps,
+        positive_buckets: pc,
+        negative_spans: ns,
+        negative_buckets: nc,
+        custom_values: Vec::new(),
+    })
+}
+
+fn combine_hints(a: CounterResetHint, b: CounterResetHint, annos: &mut HistAnnos) -> CounterResetHint {
+    use CounterResetHint::*;
+    match (a, b) {
+        (CounterReset, NotCounterReset) | (NotCounterReset, CounterReset) => {
+            annos.push((true, "conflicting counter resets"));
+            Unknown
+        }
+        (Gauge, _) | (_, Gauge) => Gauge,
+        _ => Unknown,
+    }
+}
+
+/// Like [`collapse`] but keeps zero-count buckets that lie between populated ones.
+fn collapse_keep(m: BTreeMap<i32, f64>) -> (Vec<Span>, Vec<f64>) {
+    let mut spans: Vec<Span> = Vec::new();
+    let mut counts = Vec::new();
+    let mut next: Option<i32> = None;
+    for (i, c) in m {
+        match next {
+            Some(n) if n == i => spans.last_mut().expect("span exists").length += 1,
+            Some(n) => spans.push(Span { offset: i - n, length: 1 }),
+            None => spans.push(Span { offset: i, length: 1 }),
+        }
+        counts.push(c);
+        next = Some(i + 1);
+    }
+    (spans, counts)
+}
+
+/// Drops zero-count buckets and merges spans (Prometheus `Compact(0)`).
+pub(crate) fn compact(h: &mut FloatHistogram) {
+    let (ps, pc) = collapse(expand(&h.positive_spans, &h.positive_buckets));
+    let (ns, nc) = collapse(expand(&h.negative_spans, &h.negative_buckets));
+    h.positive_spans = ps;
+    h.positive_buckets = pc;
+    h.negative_spans = ns;
+    h.negative_buckets = nc;
+}
+
+/// Exact equality after compaction (the `==` operator on histograms).
+pub(crate) fn equals(a: &FloatHistogram, b: &FloatHistogram) -> bool {
+    let mut a = a.clone();
+    let mut b = b.clone();
+    compact(&mut a);
+    compact(&mut b);
+    a.schema == b.schema
+        && a.zero_threshold == b.zero_threshold
+        && a.zero_count == b.zero_count
+        && a.count == b.count
+        && (a.sum == b.sum || (a.sum.is_nan() && b.sum.is_nan()))
+        && a.positive_spans == b.positive_spans
+        && a.positive_buckets == b.positive_buckets
+        && a.negative_spans == b.negative_spans
+        && a.negative_buckets == b.negative_buckets
+        && a.custom_values == b.custom_values
+}
+
+/// True if `cur` shows a counter reset relative to `prev` (Prometheus `DetectReset`).
+pub(crate) fn detect_reset(cur: &FloatHistogram, prev: &FloatHistogram) -> bool {
+    match cur.counter_reset_hint {
+        CounterResetHint::CounterReset => return true,
+        CounterResetHint::NotCounterReset => return false,
+        CounterResetHint::Gauge | CounterResetHint::Unknown => {}
+    }
+    if cur.count < prev.count {
+        return true;
+    }
+    if cur.uses_custom_buckets() != prev.uses_custom_buckets() {
+        return true;
+    }
+    if cur.uses_custom_buckets() && cur.custom_values != prev.custom_values {
+        return true;
+    }
+    if cur.schema > prev.schema {
+        return true;
+    }
+    if cur.zero_threshold < prev.zero_threshold {
+        return true;
+    }
+    if cur.zero_count < prev.zero_count && cur.zero_threshold == prev.zero_threshold {
+        return true;
+    }
+    let schema = cur.schema.min(prev.schema);
+    let mut z = 0.0;
+    let cp = to_map(&cur.positive_spans, &cur.positive_buckets, cur.schema, schema, 0.0, &mut z);
+    let pp = to_map(&prev.positive_spans, &prev.positive_buckets, prev.schema, schema, 0.0, &mut z);
+    let cn = to_map(&cur.negative_spans, &cur.negative_buckets, cur.schema, schema, 0.0, &mut z);
+    let pn = to_map(&prev.negative_spans, &prev.negative_buckets, prev.schema, schema, 0.0, &mut z);
+    for (m_prev, m_cur) in [(&pp, &cp), (&pn, &cn)] {
+        for (i, c) in m_prev.iter() {
+            let now = m_cur.get(i).copied().unwrap_or(0.0);
+            if now < *c {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// Prometheus `HistogramQuantile` for native histograms.
+pub(crate) fn quantile(q: f64, h: &FloatHistogram) -> f64 {
+    if h.count == 0.0 || q.is_nan() {
+        return f64::NAN;
+    }
+    if q < 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if q > 1.0 {
+        return f64::INFINITY;
+    }
+    let buckets = all_buckets(h);
+    let forward = h.sum.is_nan() || q < 0.5;
+    let mut rank = if forward { q * h.count } else { (1.0 - q) * h.count };
+    let mut count = 0.0;
+    let mut bucket = Bucket { lower: 0.0, upper: 0.0, count: 0.0 };
+    let iter: Box<dyn Iterator<Item = &Bucket>> = if forward { Box::new(buckets.iter()) } else { Box::new(buckets.iter().rev()) };
+    for b in iter {
+        bucket = *b;
+        if b.count == 0.0 {
+            continue;
+        }
+        count += b.count;
+        if count >= rank {
+            break;
+        }
+    }
+    if !h.uses_custom_buckets() && bucket.lower < 0.0 && bucket.upper > 0.0 {
+        if h.negative_buckets.is_empty() && !h.positive_buckets.is_empty() {
+            bucket.lower = 0.0;
+        } else if h.positive_buckets.is_empty() && !h.negative_buckets.is_empty() {
+            bucket.upper = 0.0;
+        }
+    } else if h.uses_custom_buckets() {
+        if bucket.lower == f64::NEG_INFINITY {
+            if bucket.upper <= 0.0 {
+                return bucket.upper;
+            }
+            bucket.lower = 0.0;
+        } else if bucket.upper == f64::INFINITY {
+            return bucket.lower;
+        }
+    }
+    if count > h.count {
+        count = h.count;
+    }
+    if count < rank {
+        return bucket.upper;
+    }
+    let mut fraction = (rank - (count - bucket.count)) / bucket.count;
+    if !forward {
+        // The rank counted from the top; convert to the position within the bucket from below.
+        fraction = 1.0 - fraction;
+        rank = 0.0;
+        let _ = rank;
+    }
+    if h.uses_custom_buckets() || (bucket.lower <= 0.0 && bucket.upper >= 0.0) {
+        return bucket.lower + (bucket.upper - bucket.lower) * fraction;
+    }
+    let log_lower = bucket.lower.abs().log2();
+    let log_upper = bucket.upper.abs().log2();
+    if bucket.lower > 0.0 {
+        return (log_lower + (log_upper - log_lower) * fraction).exp2();
+    }
+    -((log_upper + (log_lower - log_upper) * (1.0 - fraction)).exp2())
+}
+
+/// Prometheus `HistogramFraction`: the estimated share of observations in `[lower, upper]`.
+pub(crate) fn fraction(lower: f64, upper: f64, h: &FloatHistogram) -> f64 {
+    if h.count == 0.0 || lower.is_nan() || upper.is_nan() {
+        return f64::NAN;
+    }
+    if lower >= upper {
+        return 0.0;
+    }
+    let custom = h.uses_custom_buckets();
+    let mut rank = 0.0;
+    let mut lower_rank = 0.0;
+    let mut upper_rank = 0.0;
+    let mut lower_set = false;
+    let mut upper_set = false;
+    let interpolate = |b: &Bucket, v: f64| -> f64 {
+        let mut bl = b.lower;
+        let mut bu = b.upper;
+        if custom {
+            if bl == f64::NEG_INFINITY {
+                if bu <= 0.0 {
+                    return if v >= bu { 1.0 } else { 0.0 };
+                }
+                bl = 0.0;
+            }
+            if bu == f64::INFINITY {
+                return if v > bl { 0.0 } else { 0.0 };
+            }
+        } else if bl < 0.0 && bu > 0.0 {
+            if h.negative_buckets.is_empty() && !h.positive_buckets.is_empty() {
+                bl = 0.0;
+            } else if h.positive_buckets.is_empty() && !h.negative_buckets.is_empty() {
+                bu = 0.0;
+            }
+        }
+        if v <= bl {
+            return 0.0;
+        }
+        if v >= bu {
+            return 1.0;
+        }
+        if custom || (bl <= 0.0 && bu >= 0.0) {
+            return (v - bl) / (bu - bl);
+        }
+        if bl > 0.0 {
+            (v.log2() - bl.log2()) / (bu.log2() - bl.log2())
+        } else {
+            1.0 - ((-v).log2() - (-bu).log2()) / ((-bl).log2() - (-bu).log2())
+        }
+    };
+    for b in all_buckets(h) {
+        let zero_like = !custom && b.lower < 0.0 && b.upper > 0.0;
+        let _ = zero_like;
+        if !lower_set && b.lower >= lower {
+            lower_rank = rank;
+            lower_set = true;
+        }
+        if !upper_set && b.lower >= upper {
+            upper_rank = rank;
+            upper_set = true;
+        }
+        if lower_set && upper_set {
+            break;
+        }
+        if !lower_set && b.lower < lower && b.upper > lower {
+            lower_rank = rank + b.count * interpolate(&b, lower);
+            lower_set = true;
+        }
+        if !upper_set && b.lower < upper && b.upper > upper {
+            upper_rank = rank + b.count * interpolate(&b, upper);
+            upper_set = true;
+        }
+        if lower_set && upper_set {
+            break;
+        }
+        rank += b.count;
+    }
+    if !lower_set || lower_rank > h.count {
+        lower_rank = h.count;
+    }
+    if !upper_set || upper_rank > h.count {
+        upper_rank = h.count;
+    }
+    (upper_rank - lower_rank) / h.count
+}
+
+/// Prometheus `FloatHistogram.String()`, used as a `count_values` label value.
+pub(crate) fn to_string(h: &FloatHistogram) -> String {
+    let mut s = format!("{{count:{}, sum:{}", h.count, h.sum);
+    for b in all_buckets(h) {
+        if b.count == 0.0 {
+            continue;
+        }
+        s.push_str(&format!(", ({}:{}]:{}", b.lower, b.upper, b.count));
+    }
+    s.push('}');
+    s
+}
+
+/// Prometheus' `labels.Hash()` (xxHash64 over `name 0xff value 0xff ...`), used where the hash
+/// decides an outcome (`limit_ratio`).
+pub(crate) fn prom_labels_hash(l: &Labels) -> u64 {
+    let mut buf = Vec::with_capacity(l.byte_len() + 2 * l.len());
+    for lab in l.iter() {
+        buf.extend_from_slice(lab.name.as_bytes());
+        buf.push(0xff);
+        buf.extend_from_slice(lab.value.as_bytes());
+        buf.push(0xff);
+    }
+    xxhash_rust::xxh64::xxh64(&buf, 0)
+}

@@ -105,18 +105,19 @@ impl HeadAppender {
         if st.deleted {
             return Err(AppendError::UnknownSeriesRef(SeriesRef(u64::from(s.id))));
         }
-        let committed = match (kind, h) {
-            (Kind::Histogram, Some(h)) => st.check_histogram(t_ms, h),
-            _ => st.check_float(t_ms, f64::from_bits(v_bits)),
-        };
-        let ok = committed.and_then(|fresh| {
-            if st.pending_owner == self.id {
-                // Also order against this transaction's own newest sample of the series.
-                check_pending(&st, t_ms, kind, v_bits, fresh)
-            } else {
-                Ok(fresh)
+        // Check against whichever is newer: the committed newest sample, or this
+        // transaction's own newest pending one (which was checked against committed state).
+        let own_newer = st.pending_owner == self.id
+            && st.pending_kind != Kind::None
+            && (st.last_kind == Kind::None || st.pending_t > st.last_t);
+        let ok = if own_newer {
+            check_pending(&st, t_ms, kind, v_bits, true)
+        } else {
+            match (kind, h) {
+                (Kind::Histogram, Some(h)) => st.check_histogram(t_ms, h),
+                _ => st.check_float(t_ms, f64::from_bits(v_bits)),
             }
-        });
+        };
         match ok {
             Ok(true) => {
                 st.pending_owner = self.id;

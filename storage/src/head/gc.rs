@@ -103,7 +103,10 @@ impl Head {
         let chunks_gauge = head.metrics.head_chunks.load(Ordering::Relaxed);
         head.metrics.head_chunks.store(chunks_gauge.saturating_sub(stats.chunks_removed), Ordering::Relaxed);
 
-        // Time bounds: what is left (or empty).
+        // Time bounds: what is left (or empty), never below the new lower bound.
+        if new_min != i64::MAX {
+            new_min = new_min.max(mint_ms);
+        }
         head.min_t.store(new_min, Ordering::Release);
         head.max_t.store(new_max, Ordering::Release);
         head.metrics.head_min_time_ms.store(new_min as u64, Ordering::Relaxed);

@@ -79,6 +79,11 @@ impl RecordingAppender {
         Self::default()
     }
 
+    /// An empty recorder that refuses to create more than `limit` series.
+    pub fn with_max_series(limit: usize) -> Self {
+        RecordingAppender { max_series: Some(limit), ..Self::default() }
+    }
+
     fn labels(&self, r: SeriesRef) -> Result<Labels, AppendError> {
         self.series.get(r.0 as usize).cloned().ok_or(AppendError::UnknownSeriesRef(r))
     }

@@ -162,6 +162,7 @@ impl Engine {
             cancel,
             query_start_ms: start,
             query_end_ms: end,
+            query_step_ms: step,
         };
         let run = || -> Result<QueryResult> {
             let mut ev = Evaluator::new(&ctx, start, end, step);
@@ -207,7 +208,7 @@ fn type_word(t: PType) -> &'static str {
 fn shape(mut m: Matrix, t: PType, instant: bool, ts: i64) -> Result<Value> {
     for s in m.iter_mut() {
         if s.drop_name {
-            s.metric = s.metric.without(METRIC_NAME);
+            s.metric = s.metric.retain(|n| n != METRIC_NAME && n != "__type__" && n != "__unit__");
             s.drop_name = false;
         }
     }
@@ -221,7 +222,10 @@ fn shape(mut m: Matrix, t: PType, instant: bool, ts: i64) -> Result<Value> {
             }
         }
         if dup {
-            return Err(QueryError::Execution("vector cannot contain metrics with the same labelset".into()));
+            if instant {
+                return Err(QueryError::Execution("vector cannot contain metrics with the same labelset".into()));
+            }
+            m = merge_same_labels(m)?;
         }
     }
     if instant {
@@ -250,3 +254,32 @@ fn shape(mut m: Matrix, t: PType, instant: bool, ts: i64) -> Result<Value> {
     Ok(Value::Matrix(m))
 }
 
+
+/// Range results: series that share a label set after name removal are merged if they never
+/// have a point at the same step; otherwise it is an error (as Prometheus does).
+fn merge_same_labels(m: Matrix) -> Result<Matrix> {
+    let dup = || QueryError::Execution("vector cannot contain metrics with the same labelset".into());
+    let mut out: Matrix = Vec::with_capacity(m.len());
+    let mut idx: std::collections::HashMap<storage::Labels, usize> = std::collections::HashMap::new();
+    for s in m {
+        match idx.get(&s.metric) {
+            None => {
+                idx.insert(s.metric.clone(), out.len());
+                out.push(s);
+            }
+            Some(&i) => {
+                let o = &mut out[i];
+                let taken: std::collections::HashSet<i64> =
+                    o.floats.iter().map(|p| p.t).chain(o.histograms.iter().map(|p| p.t)).collect();
+                if s.floats.iter().map(|p| p.t).chain(s.histograms.iter().map(|p| p.t)).any(|t| taken.contains(&t)) {
+                    return Err(dup());
+                }
+                o.floats.extend(s.floats);
+                o.floats.sort_by_key(|p| p.t);
+                o.histograms.extend(s.histograms);
+                o.histograms.sort_by_key(|p| p.t);
+            }
+        }
+    }
+    Ok(out)
+}

@@ -163,7 +163,7 @@ impl Evaluator<'_> {
             "count_values" => return Ok(count_values(param_str.unwrap_or(""), input, modifier)),
             "quantile" => {
                 if !(0.0..=1.0).contains(&param) {
-                    self.warn(format!("quantile value should be between 0 and 1, got {}", fmt_go(param)), pos);
+                    self.warn_param(format!("quantile value should be between 0 and 1, got {}", fmt_go(param)), pos);
                 }
             }
             _ => {}
@@ -370,7 +370,7 @@ impl Evaluator<'_> {
             }
             let ratio = param.clamp(-1.0, 1.0);
             if param != ratio {
-                self.warn(format!("ratio value should be between -1 and 1, got {}, capping to {}", fmt_go(param), fmt_go(ratio)), pos);
+                self.warn_param(format!("ratio value should be between -1 and 1, got {}, capping to {}", fmt_go(param), fmt_go(ratio)), pos);
             }
             let mut out = Vec::new();
             for s in input {

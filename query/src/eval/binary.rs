@@ -290,7 +290,9 @@ impl Evaluator<'_> {
         };
         let one_to_one = matches!(m.card, VectorMatchCardinality::OneToOne);
         // "many" side first.
-        let (many, one, fill_many, fill_one) = if one_to_many { (rhs, lhs, fill_r, fill_l) } else { (lhs, rhs, fill_l, fill_r) };
+        // With group_right the sides swap but the fill values do not (Prometheus applies them to
+        // the swapped vectors).
+        let (many, one, fill_many, fill_one) = if one_to_many { (rhs, lhs, fill_l, fill_r) } else { (lhs, rhs, fill_l, fill_r) };
         let mut one_sigs: HashMap<u64, usize> = HashMap::with_capacity(one.len());
         for (i, s) in one.iter().enumerate() {
             let sig = signature(&s.metric, &m.matching);
@@ -400,6 +402,11 @@ impl Evaluator<'_> {
     }
 }
 
+/// `__name__` and the type-and-unit labels that go with it (`__type__`, `__unit__`).
+pub(crate) fn is_name_like(n: &str) -> bool {
+    n == METRIC_NAME || n == "__type__" || n == "__unit__"
+}
+
 /// Hash of the labels that decide matching.
 pub(crate) fn signature(l: &Labels, matching: &Option<LabelModifier>) -> u64 {
     let mut buf = Vec::with_capacity(64);
@@ -413,14 +420,14 @@ pub(crate) fn signature(l: &Labels, matching: &Option<LabelModifier>) -> u64 {
         }
         Some(LabelModifier::Exclude(ign)) => {
             for lab in l.iter() {
-                if lab.name != METRIC_NAME && !ign.labels.iter().any(|n| n == &lab.name) {
+                if !is_name_like(&lab.name) && !ign.labels.iter().any(|n| n == &lab.name) {
                     push_pair(&mut buf, &lab.name, &lab.value);
                 }
             }
         }
         None => {
             for lab in l.iter() {
-                if lab.name != METRIC_NAME {
+                if !is_name_like(&lab.name) {
                     push_pair(&mut buf, &lab.name, &lab.value);
                 }
             }
@@ -440,8 +447,8 @@ fn push_pair(buf: &mut Vec<u8>, n: &str, v: &str) {
 fn sig_labels(l: &Labels, matching: &Option<LabelModifier>) -> Labels {
     match matching {
         Some(LabelModifier::Include(on)) => l.retain(|n| on.labels.iter().any(|x| x == n)),
-        Some(LabelModifier::Exclude(ign)) => l.retain(|n| n != METRIC_NAME && !ign.labels.iter().any(|x| x == n)),
-        None => l.retain(|n| n != METRIC_NAME),
+        Some(LabelModifier::Exclude(ign)) => l.retain(|n| !is_name_like(n) && !ign.labels.iter().any(|x| x == n)),
+        None => l.retain(|n| !is_name_like(n)),
     }
 }
 

@@ -131,13 +131,47 @@ impl Evaluator<'_> {
         let m = match name {
             "time" => self.scalar_matrix(|t| t as f64 / 1000.0),
             "pi" => self.scalar_matrix(|_| std::f64::consts::PI),
+            "start" => {
+                let v = self.ctx.query_start_ms as f64 / 1000.0;
+                self.scalar_matrix(|_| v)
+            }
+            "end" => {
+                let v = self.ctx.query_end_ms as f64 / 1000.0;
+                self.scalar_matrix(|_| v)
+            }
+            "range" => {
+                let v = (self.ctx.query_end_ms - self.ctx.query_start_ms) as f64 / 1000.0;
+                self.scalar_matrix(|_| v)
+            }
+            "step" => {
+                let v = if self.ctx.query_end_ms == self.ctx.query_start_ms { 0.0 } else { self.ctx.query_step_ms as f64 / 1000.0 };
+                self.scalar_matrix(|_| v)
+            }
+            "min_of" | "max_of" => {
+                let a = self.eval_scalar_steps(args[0])?;
+                let b = self.eval_scalar_steps(args[1])?;
+                let (start, step) = (self.start, self.interval);
+                let max = name == "max_of";
+                self.scalar_matrix(|t| {
+                    let i = ((t - start) / step) as usize;
+                    if max {
+                        go_max(a[i], b[i])
+                    } else {
+                        go_min(a[i], b[i])
+                    }
+                })
+            }
             "vector" => self.range_eval(&args, |_, vs, ts| {
                 let f = vs[0].first().map_or(f64::NAN, |s| s.f);
                 Ok(vec![Sample { metric: Labels::empty(), t: ts, f, h: None, drop_name: false }])
             })?,
             "scalar" => {
                 let m = self.range_eval(&args, |_, vs, ts| {
-                    let f = if vs[0].len() == 1 && vs[0][0].h.is_none() { vs[0][0].f } else { f64::NAN };
+                    let mut floats = vs[0].iter().filter(|s| s.h.is_none());
+                    let f = match (floats.next(), floats.next()) {
+                        (Some(s), None) => s.f,
+                        _ => f64::NAN,
+                    };
                     Ok(vec![Sample { metric: Labels::empty(), t: ts, f, h: None, drop_name: false }])
                 })?;
                 m.into_iter().map(|mut s| {
@@ -178,15 +212,15 @@ impl Evaluator<'_> {
                 if hi < lo {
                     return Ok(Vec::new());
                 }
-                Ok(floats_only(std::mem::take(&mut vs[0]), |v| v.max(lo).min(hi)))
+                Ok(floats_only(std::mem::take(&mut vs[0]), |v| go_max(lo, go_min(hi, v))))
             })?,
             "clamp_min" => self.range_eval(&args, |_, vs, _| {
                 let lo = vs[1].first().map_or(f64::NAN, |s| s.f);
-                Ok(floats_only(std::mem::take(&mut vs[0]), |v| v.max(lo)))
+                Ok(floats_only(std::mem::take(&mut vs[0]), |v| go_max(lo, v)))
             })?,
             "clamp_max" => self.range_eval(&args, |_, vs, _| {
                 let hi = vs[1].first().map_or(f64::NAN, |s| s.f);
-                Ok(floats_only(std::mem::take(&mut vs[0]), |v| v.min(hi)))
+                Ok(floats_only(std::mem::take(&mut vs[0]), |v| go_min(hi, v)))
             })?,
             "minute" | "hour" | "day_of_week" | "day_of_month" | "day_of_year" | "days_in_month" | "month" | "year" => {
                 if args.is_empty() {
@@ -308,6 +342,24 @@ impl Evaluator<'_> {
             }
             Ok(out)
         })
+    }
+}
+
+/// Go's `math.Max`: NaN if either is NaN.
+pub(crate) fn go_max(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.max(b)
+    }
+}
+
+/// Go's `math.Min`: NaN if either is NaN.
+pub(crate) fn go_min(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.min(b)
     }
 }
 

@@ -135,7 +135,7 @@ impl Evaluator<'_> {
                 let lo = vs[0].first().map_or(f64::NAN, |s| s.f);
                 let hi = vs[1].first().map_or(f64::NAN, |s| s.f);
                 let input = std::mem::take(&mut vs[2]);
-                Ok(hist_only(input, |h| hist::fraction(lo, hi, h)))
+                Ok(classic_fraction(lo, hi, &input).into_iter().chain(hist_only(input, |h| hist::fraction(lo, hi, h))).collect())
             }),
             "histogram_count" => self.range_eval(args, |_, vs, _| Ok(hist_only(std::mem::take(&mut vs[0]), |h| h.count))),
             "histogram_sum" => self.range_eval(args, |_, vs, _| Ok(hist_only(std::mem::take(&mut vs[0]), |h| h.sum))),
@@ -159,7 +159,7 @@ impl Evaluator<'_> {
 
     fn histogram_quantile(&mut self, q: f64, input: Vector) -> Vector {
         if !(0.0..=1.0).contains(&q) {
-            self.warn(format!("quantile value should be between 0 and 1, got {}", fmt_go(q)), "histogram_quantile");
+            self.warn_param(format!("quantile value should be between 0 and 1, got {}", fmt_go(q)), "histogram_quantile");
         }
         let mut out = Vec::new();
         let mut native_sigs: Vec<Labels> = Vec::new();
@@ -217,6 +217,87 @@ impl Evaluator<'_> {
         }
         out
     }
+}
+
+/// `histogram_fraction` over classic `le` buckets (Prometheus `BucketFraction`).
+fn classic_fraction(lower: f64, upper: f64, input: &Vector) -> Vector {
+    let mut order: Vec<Labels> = Vec::new();
+    let mut groups: HashMap<Labels, (Labels, Vec<CBucket>)> = HashMap::new();
+    for s in input {
+        if s.h.is_some() {
+            continue;
+        }
+        let Some(le) = s.metric.get("le").and_then(parse_le) else { continue };
+        let metric = s.metric.without("le");
+        let key = metric.without(METRIC_NAME);
+        let g = groups.entry(key.clone()).or_insert_with(|| {
+            order.push(key.clone());
+            (metric.clone(), Vec::new())
+        });
+        g.1.push(CBucket { upper: le, count: s.f });
+    }
+    let mut out = Vec::new();
+    for key in order {
+        let (metric, mut b) = groups.remove(&key).expect("group exists");
+        out.push(Sample { metric, t: 0, f: bucket_fraction(lower, upper, &mut b), h: None, drop_name: true });
+    }
+    out
+}
+
+fn bucket_fraction(lower: f64, upper: f64, b: &mut Vec<CBucket>) -> f64 {
+    b.sort_by(|x, y| x.upper.total_cmp(&y.upper));
+    if b.last().map_or(true, |x| x.upper != f64::INFINITY) {
+        return f64::NAN;
+    }
+    coalesce(b);
+    let count = b[b.len() - 1].count;
+    if count == 0.0 || lower.is_nan() || upper.is_nan() {
+        return f64::NAN;
+    }
+    if lower >= upper {
+        return 0.0;
+    }
+    let (mut rank, mut lr, mut ur) = (0.0, 0.0, 0.0);
+    let (mut ls, mut us) = (false, false);
+    for i in 0..b.len() {
+        let mut lb = if i > 0 { b[i - 1].upper } else { f64::NEG_INFINITY };
+        let ub = b[i].upper;
+        if lb == f64::NEG_INFINITY && ub > 0.0 {
+            lb = 0.0;
+        }
+        let bc = b[i].count;
+        let interp = |v: f64| if ub.is_infinite() { rank } else { rank + (bc - rank) * (v - lb) / (ub - lb) };
+        if !ls && lb >= lower {
+            lr = rank;
+            ls = true;
+        }
+        if !us && lb >= upper {
+            ur = rank;
+            us = true;
+        }
+        if ls && us {
+            break;
+        }
+        if !ls && lb < lower && ub > lower {
+            lr = interp(lower);
+            ls = true;
+        }
+        if !us && lb < upper && ub > upper {
+            ur = interp(upper);
+            us = true;
+        }
+        if ls && us {
+            break;
+        }
+        rank = bc;
+    }
+    if !ls || lr > count {
+        lr = count;
+    }
+    if !us || ur > count {
+        ur = count;
+    }
+    (ur - lr) / count
 }
 
 /// Applies `f` to histogram samples; float samples are dropped.

@@ -51,6 +51,8 @@ pub(crate) struct EvalCtx<'a> {
     /// Start and end of the whole query, for `@ start()` / `@ end()`.
     pub query_start_ms: i64,
     pub query_end_ms: i64,
+    /// Step of the whole query, ms (1 for instant queries).
+    pub query_step_ms: i64,
 }
 
 /// One evaluation over `[start, end]` with `interval` between steps.
@@ -118,6 +120,24 @@ impl<'a> Evaluator<'a> {
         let line = q[..idx].matches('\n').count() + 1;
         let col = idx - q[..idx].rfind('\n').map_or(0, |p| p + 1) + 1;
         format!(" ({line}:{col})")
+    }
+
+    /// `(line:col)` of the first argument of the call or aggregation `name(`.
+    pub fn pos_param(&self, name: &str) -> String {
+        let q = self.ctx.query;
+        let pat = format!("{name}(");
+        let Some(i) = q.find(&pat) else { return self.pos(name) };
+        let rest = &q[i + pat.len()..];
+        let skip = rest.len() - rest.trim_start().len();
+        let idx = i + pat.len() + skip;
+        let line = q[..idx].matches('\n').count() + 1;
+        let col = idx - q[..idx].rfind('\n').map_or(0, |p| p + 1) + 1;
+        format!(" ({line}:{col})")
+    }
+
+    pub fn warn_param(&mut self, text: String, name: &str) {
+        let p = self.pos_param(name);
+        self.annos.warn(format!("PromQL warning: {text}{p}"));
     }
 
     pub fn warn(&mut self, text: String, at: &str) {

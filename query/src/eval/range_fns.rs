@@ -56,15 +56,15 @@ impl Evaluator<'_> {
                 let is_rate = name == "irate";
                 self.apply_range_fn(&input, false, |w, a| instant_value(w, is_rate, a, &pos))
             }
-            "deriv" => self.apply_range_fn(&input, false, |w, _| {
-                if w.floats.len() < 2 {
+            "deriv" => self.apply_range_fn(&input, false, |w, a| {
+                if !floats_only_window(w, a, "deriv") || w.floats.len() < 2 {
                     return None;
                 }
                 let (slope, _) = linear_regression(w.floats, w.floats[0].t);
                 Some(Out::F(slope))
             }),
-            "predict_linear" => self.apply_range_fn(&input, false, |w, _| {
-                if w.floats.len() < 2 {
+            "predict_linear" => self.apply_range_fn(&input, false, |w, a| {
+                if !floats_only_window(w, a, "predict_linear") || w.floats.len() < 2 {
                     return None;
                 }
                 let d = param(0, w.ts);
@@ -77,27 +77,7 @@ impl Evaluator<'_> {
                     if w.floats.is_empty() && w.hists.is_empty() {
                         return None;
                     }
-                    let mut n = 0.0;
-                    for p in w.floats.windows(2) {
-                        let (prev, cur) = (p[0].f, p[1].f);
-                        if resets {
-                            if cur < prev {
-                                n += 1.0;
-                            }
-                        } else if cur != prev && !(cur.is_nan() && prev.is_nan()) {
-                            n += 1.0;
-                        }
-                    }
-                    for p in w.hists.windows(2) {
-                        if resets {
-                            if hist::detect_reset(&p[1].h, &p[0].h) {
-                                n += 1.0;
-                            }
-                        } else if !hist::equals(&p[1].h, &p[0].h) {
-                            n += 1.0;
-                        }
-                    }
-                    Some(Out::F(n))
+                    Some(Out::F(count_changes(w, resets)))
                 })
             }
             "absent_over_time" => self.absent_over_time(&input, args[mi]),
@@ -112,7 +92,10 @@ impl Evaluator<'_> {
                         return Err(QueryError::Execution(format!("invalid trend factor. Expected: 0 < tf < 1, got: {tf:.6}")));
                     }
                 }
-                self.apply_range_fn(&input, false, |w, _| {
+                self.apply_range_fn(&input, false, |w, a| {
+                    if !floats_only_window(w, a, "double_exponential_smoothing") {
+                        return None;
+                    }
                     let (sf, tf) = (param(0, w.ts), param(1, w.ts));
                     des(w.floats, sf, tf).map(Out::F)
                 })
@@ -121,14 +104,11 @@ impl Evaluator<'_> {
                 for si in 0..self.steps() {
                     let q = param(0, self.ts(si));
                     if !(0.0..=1.0).contains(&q) {
-                        self.warn(format!("quantile value should be between 0 and 1, got {}", fmt_go(q)), "quantile_over_time");
+                        self.warn_param(format!("quantile value should be between 0 and 1, got {}", fmt_go(q)), "quantile_over_time");
                     }
                 }
                 self.apply_range_fn(&input, false, |w, a| {
-                    if w.floats.is_empty() {
-                        if !w.hists.is_empty() {
-                            a.info("ignored histograms in a range vector passed to quantile_over_time".into(), "quantile_over_time");
-                        }
+                    if !floats_only_window(w, a, "quantile_over_time") {
                         return None;
                     }
                     let mut v: Vec<f64> = w.floats.iter().map(|p| p.f).collect();
@@ -174,12 +154,14 @@ fn mixed(w: &Window<'_>, a: &mut AnnoSink<'_>, fname: &str) -> bool {
     false
 }
 
+/// True if the window has floats to work on; histograms next to floats are ignored with an
+/// info (a window of histograms only yields nothing, silently).
 fn floats_only_window(w: &Window<'_>, a: &mut AnnoSink<'_>, fname: &str) -> bool {
     if w.floats.is_empty() {
-        if !w.hists.is_empty() {
-            a.info(format!("ignored histograms in a range vector passed to {fname}"), fname);
-        }
         return false;
+    }
+    if !w.hists.is_empty() {
+        a.info(format!("ignored histograms in a range vector passed to {fname}"), fname);
     }
     true
 }
@@ -270,6 +252,9 @@ fn over_time_fn(name: &str) -> Option<OverTime> {
         "mad_over_time" => |w, a, n| {
             if !floats_only_window(w, a, n) {
                 return None;
+            }
+            if w.floats.iter().any(|p| p.f.is_nan()) {
+                return Some(Out::F(f64::NAN));
             }
             let mut v: Vec<f64> = w.floats.iter().map(|p| p.f).collect();
             let med = quantile(0.5, &mut v);
@@ -640,12 +625,33 @@ fn instant_value(w: &Window<'_>, is_rate: bool, a: &mut AnnoSink<'_>, pos: &str)
             Some(Out::F(v))
         }
         (_, _, Some(l), Some(p)) => {
+            use storage::histogram::CounterResetHint::Gauge;
+            let name = w.metric.metric_name().unwrap_or("");
+            if is_rate && (l.counter_reset_hint == Gauge || p.counter_reset_hint == Gauge) {
+                a.warn(format!("this native histogram metric is not a counter: {name:?}"), pos);
+            } else if !is_rate && (l.counter_reset_hint != Gauge || p.counter_reset_hint != Gauge) {
+                a.warn(format!("this native histogram metric is not a gauge: {name:?}"), pos);
+            }
+            if l.uses_custom_buckets() != p.uses_custom_buckets() {
+                a.warn(
+                    format!("vector contains a mix of histograms with exponential and custom buckets schemas for metric name {name:?}"),
+                    pos,
+                );
+                return None;
+            }
             let mut annos = Vec::new();
             let mut h = if is_rate && hist::detect_reset(l, p) {
                 (**l).clone()
             } else {
                 hist::add_sub(l, p, true, &mut annos).ok()?
             };
+            for (warn, t) in annos {
+                if warn {
+                    a.warn(format!("{t} during subtraction"), pos);
+                } else {
+                    a.info(format!("{t} during subtraction"), pos);
+                }
+            }
             if is_rate {
                 h = hist::scale(&h, 1000.0 / dt as f64);
             }
@@ -659,4 +665,46 @@ fn instant_value(w: &Window<'_>, is_rate: bool, a: &mut AnnoSink<'_>, pos: &str)
             None
         }
     }
+}
+
+/// `changes` / `resets` over floats and histograms merged in time order; a switch between a
+/// float and a histogram counts as a change and as a reset.
+fn count_changes(w: &Window<'_>, resets: bool) -> f64 {
+    let (mut i, mut j) = (0, 0);
+    let mut prev: Option<(Option<f64>, Option<&FloatHistogram>)> = None;
+    let mut n = 0.0;
+    while i < w.floats.len() || j < w.hists.len() {
+        let take_float = j >= w.hists.len() || (i < w.floats.len() && w.floats[i].t < w.hists[j].t);
+        let cur: (Option<f64>, Option<&FloatHistogram>) = if take_float {
+            i += 1;
+            (Some(w.floats[i - 1].f), None)
+        } else {
+            j += 1;
+            (None, Some(&*w.hists[j - 1].h))
+        };
+        if let Some(p) = prev {
+            let changed = match (p, cur) {
+                ((Some(a), _), (Some(b), _)) => {
+                    if resets {
+                        b < a
+                    } else {
+                        b != a && !(a.is_nan() && b.is_nan())
+                    }
+                }
+                ((_, Some(a)), (_, Some(b))) => {
+                    if resets {
+                        hist::detect_reset(b, a)
+                    } else {
+                        !hist::equals(a, b)
+                    }
+                }
+                _ => true,
+            };
+            if changed {
+                n += 1.0;
+            }
+        }
+        prev = Some(cur);
+    }
+    n
 }

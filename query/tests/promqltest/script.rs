@@ -522,6 +522,11 @@ pub fn parse_script(text: &str) -> Result<Vec<(usize, Command)>, String> {
         let start = i;
         let head = lines[i].trim();
         i += 1;
+        if head.split_whitespace().next().unwrap_or("").eq_ignore_ascii_case("clear") {
+            // `clear` takes no body: the next line starts a new command.
+            cmds.push((start + 1, Command::Clear));
+            continue;
+        }
         let mut body: Vec<(usize, &str)> = Vec::new();
         while i < lines.len() && !blank(lines[i]) {
             body.push((i + 1, lines[i].trim()));

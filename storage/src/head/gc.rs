@@ -47,7 +47,8 @@ impl Head {
     pub fn truncate(&self, mint_ms: i64) -> Result<TruncateStats> {
         let head = &self.inner;
         let _serial = head.truncate_lock.lock();
-        head.min_valid_t.fetch_max(mint_ms, Ordering::AcqRel);
+        // The bound only rises: truncating below it changes nothing already dropped.
+        let mint_ms = head.min_valid_t.fetch_max(mint_ms, Ordering::AcqRel).max(mint_ms);
         let cur_gen = head.gen.fetch_add(1, Ordering::AcqRel);
         let mut stats = TruncateStats::default();
         let mut removed = RoaringBitmap::new();

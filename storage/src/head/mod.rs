@@ -293,6 +293,12 @@ impl Head {
         self.inner.wal.sync()
     }
 
+    /// Bytes of full chunks in the `chunks_head/` files (on disk, mapped on demand; not
+    /// counted in [`Head::memory`]).
+    pub fn chunk_files_bytes(&self) -> u64 {
+        self.inner.chunks.size_bytes()
+    }
+
     /// Resident memory estimate of the head's structures.
     pub fn memory(&self) -> HeadMemory {
         let mut series_bytes = 0;

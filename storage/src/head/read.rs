@@ -106,7 +106,7 @@ impl Querier for HeadQuerier {
         let mut chunks = Vec::new();
         for id in &ids {
             let Some(s) = self.head.series.get(id) else { continue };
-            s.state.lock().chunks_in(mint_ms, maxt_ms, &self.head.chunks, &mut chunks);
+            s.state.lock().chunks_in(mint_ms, maxt_ms, &self.head.chunks, &mut chunks)?;
             if chunks.is_empty() {
                 continue;
             }
@@ -152,7 +152,7 @@ impl Head {
         let mut chunks = Vec::new();
         for id in &ids {
             let Some(s) = head.series.get(id) else { continue };
-            s.state.lock().chunks_in(mint_ms, maxt_ms, &head.chunks, &mut chunks);
+            s.state.lock().chunks_in(mint_ms, maxt_ms, &head.chunks, &mut chunks)?;
             if chunks.is_empty() {
                 continue;
             }

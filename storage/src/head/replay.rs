@@ -61,13 +61,14 @@ pub(crate) fn open(dir: PathBuf, opts: HeadOptions) -> Result<HeadInner> {
     let symbols = Arc::new(Symbols::new());
     let index = Arc::new(MemIndex::new(Arc::clone(&symbols)));
     let series = SeriesMaps::new();
-    let chunks = ChunkStore::open(&dir.join("chunks_head"), Arc::clone(&metrics))?;
+    let chunks = ChunkStore::open(&dir.join("chunks_head"))?;
     let cut = CutPolicy {
         samples_per_chunk: opts.samples_per_chunk.max(1),
         histogram_chunk_bytes: crate::chunkenc::HISTOGRAM_CHUNK_TARGET_BYTES,
         chunk_range_ms: opts.chunk_range_ms.max(1),
     };
-    let min_valid = opts.min_valid_t_ms;
+    // Raised by lower-bound records (checkpoints carry the last truncation's bound).
+    let mut min_valid = opts.min_valid_t_ms;
     let mut info = ReplayInfo::default();
 
     // 1. Full chunks on disk, per series id, oldest first.
@@ -75,9 +76,7 @@ pub(crate) fn open(dir: PathBuf, opts: HeadOptions) -> Result<HeadInner> {
     let mut max_chunk_id = 0u32;
     chunks.scan(&mut |id, min_t, max_t, loc| {
         max_chunk_id = max_chunk_id.max(id);
-        if max_t >= min_valid {
-            on_disk.entry(id).or_default().push(ClosedChunk { min_t, max_t, loc });
-        }
+        on_disk.entry(id).or_default().push(ClosedChunk { min_t, max_t, loc });
     })?;
     for v in on_disk.values_mut() {
         v.sort_by_key(|c| c.min_t);
@@ -114,7 +113,9 @@ pub(crate) fn open(dir: PathBuf, opts: HeadOptions) -> Result<HeadInner> {
                     let pairs: Box<[(u32, u32)]> =
                         rs.labels.iter().map(|l| (symbols.intern(&l.name), symbols.intern(&l.value))).collect();
                     let s = Arc::new(MemSeries::new(id, pairs, 0));
-                    if let Some(closed) = on_disk.remove(&id) {
+                    if let Some(mut closed) = on_disk.remove(&id) {
+                        // Chunks wholly before the lower bound are already in blocks.
+                        closed.retain(|c| c.max_t >= min_valid);
                         let mut st = s.state.lock();
                         info.mmapped_chunks += closed.len() as u64;
                         if let Some(last) = closed.last() {
@@ -201,6 +202,7 @@ pub(crate) fn open(dir: PathBuf, opts: HeadOptions) -> Result<HeadInner> {
                     }
                 }
             }
+            RecordType::MinValidTime => min_valid = min_valid.max(record::decode_min_valid_time(payload)?),
             RecordType::Metadata => {
                 mbuf.clear();
                 record::decode_metadata(payload, &mut mbuf)?;
@@ -229,7 +231,7 @@ pub(crate) fn open(dir: PathBuf, opts: HeadOptions) -> Result<HeadInner> {
             return;
         }
         let Some(last) = st.closed.last() else { return };
-        let Some(h) = chunks.handle(&last.loc, last.min_t, last.max_t) else { return };
+        let Ok(h) = chunks.handle(&last.loc, last.min_t, last.max_t) else { return };
         let mut it = ChunkIter::new(h.encoding, h.bytes.as_slice());
         let (mut kind, mut t, mut v, mut hist) = (Kind::None, i64::MIN, 0u64, None);
         loop {

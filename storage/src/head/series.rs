@@ -274,12 +274,13 @@ impl SeriesState {
     }
 
     /// Chunks overlapping `[mint, maxt]` as query handles, oldest first.
-    pub(crate) fn chunks_in(&self, mint: i64, maxt: i64, store: &ChunkStore, out: &mut Vec<ChunkHandle>) {
+    ///
+    /// # Errors
+    /// [`crate::StorageError::Corruption`] if a chunk file no longer holds a chunk.
+    pub(crate) fn chunks_in(&self, mint: i64, maxt: i64, store: &ChunkStore, out: &mut Vec<ChunkHandle>) -> crate::Result<()> {
         for c in &self.closed {
             if c.max_t >= mint && c.min_t <= maxt {
-                if let Some(h) = store.handle(&c.loc, c.min_t, c.max_t) {
-                    out.push(h);
-                }
+                out.push(store.handle(&c.loc, c.min_t, c.max_t)?);
             }
         }
         if let Some((a, b)) = self.open.bounds() {
@@ -289,6 +290,7 @@ impl SeriesState {
                 }
             }
         }
+        Ok(())
     }
 
     /// True if the series holds a sample in `[mint, maxt]`'s chunk ranges.
@@ -594,7 +596,7 @@ mod tests {
     #[test]
     fn cuts_at_sample_count_and_block_boundary() {
         let dir = tempfile::tempdir().unwrap();
-        let store = ChunkStore::open(dir.path(), Arc::new(crate::metrics::StorageMetrics::default())).unwrap();
+        let store = ChunkStore::open(dir.path()).unwrap();
         let mut st = SeriesState::new(0);
         let p = policy();
         let mut cuts = 0;
@@ -607,7 +609,7 @@ mod tests {
         assert_eq!(b, vec![(10, 30), (40, 99)]);
         assert_eq!(st.open.bounds(), Some((100, 101)));
         let mut hs = Vec::new();
-        st.chunks_in(35, 100, &store, &mut hs);
+        st.chunks_in(35, 100, &store, &mut hs).unwrap();
         assert_eq!(hs.len(), 2);
     }
 }

@@ -2,7 +2,8 @@
 //! replay time stays bounded by the head's size rather than by its history.
 //!
 //! `checkpoint(wal_dir, last, keep, mint)` reads the previous checkpoint and segments
-//! `..=last`, keeps series records of series `keep` accepts, samples/histograms/exemplars of
+//! `..=last`, writes a lower-bound record (`mint`, or a higher bound found in the input) first,
+//! then keeps series records of series `keep` accepts, samples/histograms/exemplars of
 //! those series with `t_ms >= mint`, and the newest metadata per metric name, and writes them
 //! as segments of `checkpoint.<last>/` (the WAL segment format). It is written under
 //! `checkpoint.<last>.tmp/`, fsynced, and renamed, so a crash leaves either the old state or the
@@ -71,6 +72,8 @@ pub fn checkpoint(
     let mut hists = Vec::<RefHistogramSample>::new();
     let mut exemplars = Vec::<RefExemplar>::new();
     let mut write_err: Option<StorageError> = None;
+    let mut bound = mint_ms;
+    record::encode_min_valid_time(&mut out, mint_ms);
 
     let mut on_record = |payload: &[u8]| -> Result<(), DecodeError> {
         match record::record_type(payload)? {
@@ -124,6 +127,7 @@ pub fn checkpoint(
                     meta.insert(m.metric, m.metadata);
                 }
             }
+            RecordType::MinValidTime => bound = bound.max(record::decode_min_valid_time(payload)?),
         }
         if out.len() >= FLUSH_BYTES && write_err.is_none() {
             if let Err(e) = sink.write(&out, false) {
@@ -141,6 +145,9 @@ pub fn checkpoint(
     replay_dir_segments(wal_dir, &segs, metrics, &mut on_record)?;
     if let Some(e) = write_err {
         return Err(e);
+    }
+    if bound > mint_ms {
+        record::encode_min_valid_time(&mut out, bound);
     }
     let mut names: Vec<&String> = meta.keys().collect();
     names.sort();

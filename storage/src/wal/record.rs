@@ -30,6 +30,8 @@ pub enum RecordType {
     Exemplars = 4,
     /// Metric metadata, per metric name.
     Metadata = 5,
+    /// The head's lower bound for samples after a truncation (written first in checkpoints).
+    MinValidTime = 6,
 }
 
 impl RecordType {
@@ -41,6 +43,7 @@ impl RecordType {
             3 => RecordType::HistogramSamples,
             4 => RecordType::Exemplars,
             5 => RecordType::Metadata,
+            6 => RecordType::MinValidTime,
             _ => return None,
         })
     }
@@ -329,6 +332,13 @@ pub fn encode_metadata<'a>(buf: &mut Vec<u8>, entries: impl IntoIterator<Item = 
     finish_frame(buf, start);
 }
 
+/// Appends a framed lower-bound record: samples before `t_ms` belong to blocks.
+pub fn encode_min_valid_time(buf: &mut Vec<u8>, t_ms: i64) {
+    let start = begin_frame(buf, RecordType::MinValidTime);
+    buf.extend_from_slice(&t_ms.to_le_bytes());
+    finish_frame(buf, start);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Decoding
 // ---------------------------------------------------------------------------------------------
@@ -570,6 +580,19 @@ pub fn decode_metadata(payload: &[u8], out: &mut Vec<RefMetadata>) -> Result<(),
     Ok(())
 }
 
+/// Decodes a lower-bound record payload.
+///
+/// # Errors
+/// A [`DecodeError`] on malformed bytes.
+pub fn decode_min_valid_time(payload: &[u8]) -> Result<i64, DecodeError> {
+    let mut d = body(payload, RecordType::MinValidTime)?;
+    let t = d.i64_le()?;
+    if !d.is_empty() {
+        return Err(DecodeError::Invalid("trailing bytes after the lower bound"));
+    }
+    Ok(t)
+}
+
 /// One decoded record, for readers that want everything (checkpointing, tools, tests).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Record {
@@ -583,6 +606,8 @@ pub enum Record {
     Exemplars(Vec<RefExemplar>),
     /// Metadata.
     Metadata(Vec<RefMetadata>),
+    /// The head's lower bound, ms.
+    MinValidTime(i64),
 }
 
 impl Record {
@@ -617,6 +642,7 @@ impl Record {
                 decode_metadata(payload, &mut v)?;
                 Record::Metadata(v)
             }
+            RecordType::MinValidTime => Record::MinValidTime(decode_min_valid_time(payload)?),
         })
     }
 
@@ -637,6 +663,7 @@ impl Record {
                 encode_exemplars(buf, ex.iter().map(|(r, e)| (*r, e)));
             }
             Record::Metadata(v) => encode_metadata(buf, v.iter().map(|m| (m.metric.as_str(), &m.metadata))),
+            Record::MinValidTime(t) => encode_min_valid_time(buf, *t),
         }
     }
 }
@@ -704,6 +731,15 @@ mod tests {
         let m = Metadata { metric_type: MetricType::Counter, help: "h".into(), unit: "s".into() };
         encode_metadata(&mut buf, [("x", &m)]);
         assert_eq!(payload(&buf), &[5u8, 1, 1, b'x', 1, 1, b's', 1, b'h'][..]);
+    }
+
+    #[test]
+    fn golden_min_valid_time_record() {
+        let mut buf = Vec::new();
+        encode_min_valid_time(&mut buf, -2);
+        let p = payload(&buf);
+        assert_eq!(p, &[6u8, 1, 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff][..]);
+        assert_eq!(decode_min_valid_time(p), Ok(-2));
     }
 
     #[test]

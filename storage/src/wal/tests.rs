@@ -195,6 +195,7 @@ fn checkpoint_keeps_live_series_and_recent_samples_and_deletes_old_segments() {
     assert_eq!(
         got,
         vec![
+            Record::MinValidTime(8),
             series(1, "keep"),
             Record::Samples((8..10).map(|i| RefSample { series_ref: SeriesRef(1), t_ms: i, v: i as f64 }).collect()),
             Record::Metadata(vec![RefMetadata { metric: "keep".into(), metadata: meta("new") }]),

@@ -1,0 +1,202 @@
+//! Decoding iterator over [`super::Encoding::XorFloat`] and [`super::Encoding::DecimalFloat`]
+//! chunks (layout in [`super::float`]).
+//!
+//! Timestamps and values are read from their own streams; [`FloatIter::seek`] scans the
+//! timestamp column alone and then advances the value column by the number of samples skipped
+//! (for decimal chunks that is an integer sum, no float work).
+
+use super::bits::BitReader;
+use super::float::{decimal_value, parse_header};
+use super::ts::TsReader;
+use super::{Encoding, ValueType};
+
+#[derive(Clone, Copy, Debug)]
+enum ValState {
+    Xor { bits: u64, leading: u8, trailing: u8 },
+    Decimal { scale: u8, dod: bool, m: i64, d: i64 },
+}
+
+/// Iterator over a float chunk. Allocation-free; never panics on corrupt bytes (it stops and
+/// reports through [`FloatIter::err`]).
+#[derive(Clone, Debug)]
+pub struct FloatIter<'a> {
+    n: u32,
+    /// Samples whose timestamp has been read (the current sample is number `read_t`).
+    read_t: u32,
+    /// Samples whose value has been read.
+    read_v: u32,
+    ts: TsReader<'a>,
+    vals: BitReader<'a>,
+    v: f64,
+    state: ValState,
+    /// Set once `next`/`seek` ran past the last sample.
+    done: bool,
+    err: Option<&'static str>,
+}
+
+impl<'a> FloatIter<'a> {
+    /// Positioned before the first sample.
+    pub fn new(enc: Encoding, b: &'a [u8]) -> Self {
+        let mut it = FloatIter {
+            n: 0,
+            read_t: 0,
+            read_v: 0,
+            ts: TsReader::empty(),
+            vals: BitReader::new(&[]),
+            v: 0.0,
+            state: ValState::Xor { bits: 0, leading: 0xff, trailing: 0 },
+            done: false,
+            err: None,
+        };
+        match parse_header(enc, b) {
+            Ok(h) => {
+                it.n = h.n;
+                it.ts = h.ts;
+                it.vals = BitReader::new(h.vals);
+                if let Some((scale, mode, m0)) = h.decimal {
+                    it.state = ValState::Decimal { scale, dod: mode == 1, m: m0, d: 0 };
+                }
+            }
+            Err(e) => it.err = Some(e),
+        }
+        it
+    }
+
+    #[cold]
+    fn fail(&mut self, e: &'static str) -> ValueType {
+        self.err = Some(e);
+        self.n = 0;
+        self.done = true;
+        ValueType::None
+    }
+
+    /// Reads the next timestamp; false at the end or on corruption.
+    #[inline]
+    fn next_t(&mut self) -> bool {
+        if self.read_t >= self.n {
+            self.done = true;
+            return false;
+        }
+        if self.read_t > 0 {
+            if self.ts.advance().is_none() {
+                self.fail("float chunk: truncated timestamp stream");
+                return false;
+            }
+        }
+        self.read_t += 1;
+        true
+    }
+
+    /// Reads values until `read_v == read_t`; false on corruption.
+    #[inline]
+    fn catch_up_values(&mut self) -> bool {
+        while self.read_v < self.read_t {
+            let first = self.read_v == 0;
+            let ok = match &mut self.state {
+                ValState::Decimal { dod, m, d, .. } => {
+                    if first {
+                        true
+                    } else {
+                        match self.vals.read_varbit() {
+                            Some(x) => {
+                                *d = if *dod { d.wrapping_add(x) } else { x };
+                                *m = m.wrapping_add(*d);
+                                true
+                            }
+                            None => false,
+                        }
+                    }
+                }
+                ValState::Xor { bits, leading, trailing } => {
+                    if first {
+                        self.vals.read_bits(64).map(|b| *bits = b).is_some()
+                    } else {
+                        read_xor(&mut self.vals, bits, leading, trailing)
+                    }
+                }
+            };
+            if !ok {
+                self.fail("float chunk: truncated or corrupt value stream");
+                return false;
+            }
+            self.read_v += 1;
+        }
+        self.v = match self.state {
+            ValState::Decimal { scale, m, .. } => decimal_value(m, scale),
+            ValState::Xor { bits, .. } => f64::from_bits(bits),
+        };
+        true
+    }
+
+    /// Advances to the next sample.
+    #[inline]
+    pub fn next(&mut self) -> ValueType {
+        if !self.next_t() || !self.catch_up_values() {
+            return ValueType::None;
+        }
+        ValueType::Float
+    }
+
+    /// Advances to the first sample with `t >= t_ms`; stays put if already there.
+    pub fn seek(&mut self, t_ms: i64) -> ValueType {
+        if self.done {
+            return ValueType::None;
+        }
+        if self.read_t > 0 && self.read_v == self.read_t && self.ts.t() >= t_ms {
+            return ValueType::Float;
+        }
+        loop {
+            if !self.next_t() {
+                return ValueType::None;
+            }
+            if self.ts.t() >= t_ms {
+                break;
+            }
+        }
+        if !self.catch_up_values() {
+            return ValueType::None;
+        }
+        ValueType::Float
+    }
+
+    /// The current sample `(t_ms, v)`.
+    #[inline]
+    pub fn at(&self) -> (i64, f64) {
+        (self.ts.t(), self.v)
+    }
+
+    /// The corruption found, if any.
+    pub fn err(&self) -> Option<&'static str> {
+        self.err
+    }
+}
+
+/// One Gorilla XOR step (Prometheus `xorRead`). False on truncation or an impossible window.
+#[inline]
+fn read_xor(r: &mut BitReader<'_>, bits: &mut u64, leading: &mut u8, trailing: &mut u8) -> bool {
+    let Some(ctrl) = r.read_bit() else { return false };
+    if !ctrl {
+        return true;
+    }
+    let Some(reuse) = r.read_bit().map(|b| !b) else { return false };
+    if !reuse || *leading == 0xff {
+        if reuse {
+            return false; // a window reuse before any window was set
+        }
+        let Some(hdr) = r.read_bits(11) else { return false };
+        let lz = (hdr >> 6) as u8;
+        let mut sig = (hdr & 63) as u8;
+        if sig == 0 {
+            sig = 64;
+        }
+        if u32::from(lz) + u32::from(sig) > 64 {
+            return false;
+        }
+        *leading = lz;
+        *trailing = 64 - lz - sig;
+    }
+    let sig = 64 - u32::from(*leading) - u32::from(*trailing);
+    let Some(x) = r.read_bits(sig) else { return false };
+    *bits ^= x << *trailing;
+    true
+}

@@ -1,0 +1,280 @@
+//! The timestamp column shared by every compressed encoding.
+//!
+//! # Layout (inside each chunk, after the sample count `n >= 1`)
+//!
+//! ```text
+//!   t0        varint   first timestamp, ms
+//!   ts_mode   u8       0: delta-of-delta, 1: grid
+//!   interval  varint   (grid only) the grid step D, ms
+//!   ts_len    uvarint  byte length of the timestamp bit stream
+//!   ...encoding-specific header..., then the ts_len stream bytes, then the value column
+//! ```
+//!
+//! Stream, for samples `1..n`, in wrapping `i64` arithmetic:
+//! - mode 0 (Prometheus): `varbit(delta_i - delta_{i-1})`, `delta_i = t_i - t_{i-1}`,
+//!   `delta_0 = 0`.
+//! - mode 1 (grid): `varbit(r_i)`, `r_i = t_i - (g_{i-1} + D)`, where the grid point
+//!   `g_0 = t0` and `g_i = t_i` if `r_i == r_{i-1}` (with `r_0 = 0`), else `g_{i-1} + D`.
+//!   A scrape that is late by `j` ms costs one non-zero residual (delta-of-delta spends three:
+//!   `j, -2j, j`); a lasting shift re-anchors the grid after two equal residuals.
+//!
+//! The head's builder writes mode 0 as it appends; `finish` prices the grid with `D` = the
+//! majority delta of the chunk (Boyer-Moore vote) and keeps the smaller stream.
+
+use super::bits::{get_uvarint, get_varint, put_uvarint, put_varint, BitReader, BitWriter};
+use super::float::varbit_bits;
+
+/// Appends timestamps as delta-of-deltas (mode 0).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct TsWriter {
+    pub(crate) n: u32,
+    pub(crate) t0: i64,
+    pub(crate) t_prev: i64,
+    t_delta: i64,
+    pub(crate) w: BitWriter,
+}
+
+impl TsWriter {
+    #[inline]
+    pub(crate) fn append(&mut self, t_ms: i64) {
+        if self.n == 0 {
+            if self.w.capacity_bytes() == 0 {
+                self.w = BitWriter::with_capacity(24);
+            }
+            self.t0 = t_ms;
+            self.t_delta = 0;
+        } else {
+            let delta = t_ms.wrapping_sub(self.t_prev);
+            self.w.write_varbit(delta.wrapping_sub(self.t_delta));
+            self.t_delta = delta;
+        }
+        self.t_prev = t_ms;
+        self.n += 1;
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.n = 0;
+        self.w.clear();
+    }
+
+    /// Header bytes plus stream bytes of the mode-0 column.
+    pub(crate) fn size_bytes(&self) -> usize {
+        let l = self.w.byte_len();
+        super::bits::uvarint_len(zigzag(self.t0)) + 1 + super::bits::uvarint_len(l as u64) + l
+    }
+
+    /// Timestamps appended so far, oldest first.
+    fn for_each(&self, mut f: impl FnMut(i64)) {
+        if self.n == 0 {
+            return;
+        }
+        let bytes = self.w.to_padded_vec();
+        let mut r = BitReader::new(&bytes);
+        let (mut t, mut d) = (self.t0, 0i64);
+        f(t);
+        for _ in 1..self.n {
+            // Written by this writer: it holds n-1 varbits.
+            d = d.wrapping_add(r.read_varbit().unwrap_or(0));
+            t = t.wrapping_add(d);
+            f(t);
+        }
+    }
+
+    /// The column as written (mode 0): returns the header bytes in `hdr` and the stream.
+    pub(crate) fn write_dod(&self, hdr: &mut Vec<u8>) -> &BitWriter {
+        put_varint(hdr, self.t0);
+        hdr.push(0);
+        put_uvarint(hdr, self.w.byte_len() as u64);
+        &self.w
+    }
+
+    /// The smaller of the two modes: writes the header into `hdr`; returns a grid stream
+    /// when the grid wins (`None`: use `self.w`, the delta-of-delta stream).
+    pub(crate) fn write_best(&self, hdr: &mut Vec<u8>) -> Option<BitWriter> {
+        if self.n < 3 {
+            self.write_dod(hdr);
+            return None;
+        }
+        // Majority delta (Boyer-Moore vote).
+        let (mut cand, mut votes, mut prev) = (0i64, 0u32, None::<i64>);
+        self.for_each(|t| {
+            if let Some(p) = prev {
+                let d = t.wrapping_sub(p);
+                if votes == 0 {
+                    cand = d;
+                    votes = 1;
+                } else if d == cand {
+                    votes += 1;
+                } else {
+                    votes -= 1;
+                }
+            }
+            prev = Some(t);
+        });
+        let mut grid_bits = 0usize;
+        let mut g = GridState::new(self.t0, cand);
+        let mut first = true;
+        self.for_each(|t| {
+            if std::mem::take(&mut first) {
+                return;
+            }
+            grid_bits += varbit_bits(g.residual(t));
+        });
+        let extra_hdr = super::bits::uvarint_len(zigzag(cand));
+        if grid_bits.div_ceil(8) + extra_hdr >= self.w.byte_len() {
+            self.write_dod(hdr);
+            return None;
+        }
+        let mut w = BitWriter::with_capacity(grid_bits.div_ceil(8));
+        let mut g = GridState::new(self.t0, cand);
+        let mut first = true;
+        self.for_each(|t| {
+            if std::mem::take(&mut first) {
+                return;
+            }
+            w.write_varbit(g.residual(t));
+        });
+        put_varint(hdr, self.t0);
+        hdr.push(1);
+        put_varint(hdr, cand);
+        put_uvarint(hdr, w.byte_len() as u64);
+        Some(w)
+    }
+}
+
+#[inline]
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+/// Grid predictor state (mode 1), shared by writer and reader.
+#[derive(Clone, Copy, Debug)]
+struct GridState {
+    g: i64,
+    step: i64,
+    r_prev: i64,
+}
+
+impl GridState {
+    fn new(t0: i64, step: i64) -> Self {
+        GridState { g: t0, step, r_prev: 0 }
+    }
+
+    /// Residual of the next timestamp `t`, advancing the grid.
+    #[inline]
+    fn residual(&mut self, t: i64) -> i64 {
+        let r = t.wrapping_sub(self.g.wrapping_add(self.step));
+        self.advance(t, r);
+        r
+    }
+
+    /// Timestamp for residual `r`, advancing the grid.
+    #[inline]
+    fn timestamp(&mut self, r: i64) -> i64 {
+        let t = self.g.wrapping_add(self.step).wrapping_add(r);
+        self.advance(t, r);
+        t
+    }
+
+    #[inline]
+    fn advance(&mut self, t: i64, r: i64) {
+        self.g = if r == self.r_prev { t } else { self.g.wrapping_add(self.step) };
+        self.r_prev = r;
+    }
+}
+
+/// Decodes a timestamp column.
+#[derive(Clone, Debug)]
+pub(crate) struct TsReader<'a> {
+    r: BitReader<'a>,
+    t: i64,
+    /// Mode 0: the previous delta.
+    delta: i64,
+    grid: Option<GridState>,
+}
+
+impl<'a> TsReader<'a> {
+    pub(crate) fn empty() -> Self {
+        TsReader { r: BitReader::new(&[]), t: i64::MIN, delta: 0, grid: None }
+    }
+
+    /// Parses the column header at `b[*p..]`; returns the reader (positioned before the
+    /// first timestamp; its stream starts `stream_at` bytes into `b`, after whatever header the
+    /// caller reads in between) and the stream length.
+    pub(crate) fn parse_header(b: &[u8], p: &mut usize) -> Result<(i64, Option<i64>, usize), &'static str> {
+        let t0 = get_varint(b, p).ok_or("chunk: truncated first timestamp")?;
+        let mode = *b.get(*p).ok_or("chunk: truncated timestamp mode")?;
+        *p += 1;
+        let step = match mode {
+            0 => None,
+            1 => Some(get_varint(b, p).ok_or("chunk: truncated grid interval")?),
+            _ => return Err("chunk: unknown timestamp mode"),
+        };
+        let len = get_uvarint(b, p).ok_or("chunk: truncated timestamp stream length")?;
+        let len = usize::try_from(len).map_err(|_| "chunk: timestamp stream too long")?;
+        Ok((t0, step, len))
+    }
+
+    pub(crate) fn new(t0: i64, step: Option<i64>, stream: &'a [u8]) -> Self {
+        TsReader { r: BitReader::new(stream), t: t0, delta: 0, grid: step.map(|s| GridState::new(t0, s)) }
+    }
+
+    /// The current timestamp.
+    #[inline]
+    pub(crate) fn t(&self) -> i64 {
+        self.t
+    }
+
+    /// Advances to the next timestamp (not for the first sample: that is `t0`).
+    #[inline]
+    pub(crate) fn advance(&mut self) -> Option<i64> {
+        let x = self.r.read_varbit()?;
+        self.t = match &mut self.grid {
+            None => {
+                self.delta = self.delta.wrapping_add(x);
+                self.t.wrapping_add(self.delta)
+            }
+            Some(g) => g.timestamp(x),
+        };
+        Some(self.t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(ts: &[i64]) -> (u8, usize) {
+        let mut w = TsWriter::default();
+        ts.iter().for_each(|&t| w.append(t));
+        let mut hdr = Vec::new();
+        let grid = w.write_best(&mut hdr);
+        let mut bytes = hdr.clone();
+        grid.as_ref().unwrap_or(&w.w).copy_to(&mut bytes);
+        let mut p = 0;
+        let (t0, step, len) = TsReader::parse_header(&bytes, &mut p).unwrap();
+        assert_eq!(p + len, bytes.len());
+        let mut r = TsReader::new(t0, step, &bytes[p..]);
+        let mut got = vec![r.t()];
+        for _ in 1..ts.len() {
+            got.push(r.advance().unwrap());
+        }
+        assert_eq!(got, ts);
+        (bytes[super::super::bits::uvarint_len(zigzag(ts[0]))], bytes.len())
+    }
+
+    #[test]
+    fn grid_wins_on_jitter_and_dod_on_irregular() {
+        let mut ts: Vec<i64> = (0..120).map(|i| 1_000 + i * 15_000).collect();
+        ts[1] += 3; // the first delta is off: the grid uses the majority delta
+        ts[50] += 7;
+        ts[51] += 7;
+        ts[80] -= 20;
+        let (mode, _) = round_trip(&ts);
+        assert_eq!(mode, 1);
+        let growing: Vec<i64> = (0..50).map(|i| i * i * 10).collect();
+        let (mode, _) = round_trip(&growing);
+        assert_eq!(mode, 0);
+        round_trip(&[5, i64::MIN, i64::MAX, 0, -1, 7]);
+    }
+}

@@ -192,7 +192,7 @@ impl Engine {
 /// # Errors
 /// [`QueryError::BadData`] with the parser's message.
 pub fn parse(query: &str) -> Result<Expr> {
-    promql_parser::parser::parse(query).map_err(|e| QueryError::BadData(format!("parse error: {e}")))
+    crate::preprocess::parse(query).map_err(|e| QueryError::BadData(format!("parse error: {e}")))
 }
 
 fn type_word(t: PType) -> &'static str {

@@ -353,25 +353,38 @@ pub(crate) fn detect_reset(cur: &FloatHistogram, prev: &FloatHistogram) -> bool 
     false
 }
 
+/// What [`quantile`] noticed about NaN observations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum NanNote {
+    None,
+    /// The result is NaN because of NaN observations.
+    ResultNaN,
+    /// The result is skewed higher by NaN observations.
+    Skewed,
+}
+
 /// Prometheus `HistogramQuantile` for native histograms.
-pub(crate) fn quantile(q: f64, h: &FloatHistogram) -> f64 {
-    if h.count == 0.0 || q.is_nan() {
-        return f64::NAN;
-    }
+pub(crate) fn quantile(q: f64, h: &FloatHistogram) -> (f64, NanNote) {
     if q < 0.0 {
-        return f64::NEG_INFINITY;
+        return (f64::NEG_INFINITY, NanNote::None);
     }
     if q > 1.0 {
-        return f64::INFINITY;
+        return (f64::INFINITY, NanNote::None);
+    }
+    if h.count == 0.0 || q.is_nan() {
+        return (f64::NAN, NanNote::None);
     }
     let buckets = all_buckets(h);
     let forward = h.sum.is_nan() || q < 0.5;
     let mut rank = if forward { q * h.count } else { (1.0 - q) * h.count };
     let mut count = 0.0;
     let mut bucket = Bucket { lower: 0.0, upper: 0.0, count: 0.0 };
-    let iter: Box<dyn Iterator<Item = &Bucket>> = if forward { Box::new(buckets.iter()) } else { Box::new(buckets.iter().rev()) };
-    for b in iter {
-        bucket = *b;
+    let order: Vec<usize> = if forward { (0..buckets.len()).collect() } else { (0..buckets.len()).rev().collect() };
+    let mut pos = 0;
+    while pos < order.len() {
+        let b = buckets[order[pos]];
+        pos += 1;
+        bucket = b;
         if b.count == 0.0 {
             continue;
         }
@@ -389,35 +402,48 @@ pub(crate) fn quantile(q: f64, h: &FloatHistogram) -> f64 {
     } else if h.uses_custom_buckets() {
         if bucket.lower == f64::NEG_INFINITY {
             if bucket.upper <= 0.0 {
-                return bucket.upper;
+                return (bucket.upper, NanNote::None);
             }
             bucket.lower = 0.0;
         } else if bucket.upper == f64::INFINITY {
-            return bucket.lower;
+            return (bucket.lower, NanNote::None);
         }
     }
     if count > h.count {
         count = h.count;
     }
     if count < rank {
-        return bucket.upper;
+        if h.sum.is_nan() {
+            return (f64::NAN, NanNote::ResultNaN);
+        }
+        return (bucket.upper, NanNote::None);
     }
-    let mut fraction = (rank - (count - bucket.count)) / bucket.count;
-    if !forward {
-        // The rank counted from the top; convert to the position within the bucket from below.
-        fraction = 1.0 - fraction;
-        rank = 0.0;
-        let _ = rank;
+    if forward {
+        rank -= count - bucket.count;
+    } else {
+        rank = count - rank;
     }
+    let mut note = NanNote::None;
+    if h.sum.is_nan() {
+        let mut total = count;
+        while pos < order.len() {
+            total += buckets[order[pos]].count;
+            pos += 1;
+        }
+        if total < h.count {
+            note = NanNote::Skewed;
+        }
+    }
+    let fraction = rank / bucket.count;
     if h.uses_custom_buckets() || (bucket.lower <= 0.0 && bucket.upper >= 0.0) {
-        return bucket.lower + (bucket.upper - bucket.lower) * fraction;
+        return (bucket.lower + (bucket.upper - bucket.lower) * fraction, note);
     }
     let log_lower = bucket.lower.abs().log2();
     let log_upper = bucket.upper.abs().log2();
     if bucket.lower > 0.0 {
-        return (log_lower + (log_upper - log_lower) * fraction).exp2();
+        return ((log_lower + (log_upper - log_lower) * fraction).exp2(), note);
     }
-    -((log_upper + (log_lower - log_upper) * (1.0 - fraction)).exp2())
+    (-((log_upper + (log_lower - log_upper) * (1.0 - fraction)).exp2()), note)
 }
 
 /// Prometheus `HistogramFraction`: the estimated share of observations in `[lower, upper]`.
@@ -529,4 +555,187 @@ pub(crate) fn prom_labels_hash(l: &Labels) -> u64 {
         buf.push(0xff);
     }
     xxhash_rust::xxh64::xxh64(&buf, 0)
+}
+
+/// The share of bucket `b` at or below `v` (strictly inside the finite bounds): linear for
+/// custom and zero buckets, on a log2 scale for exponential buckets (mirrored for negative).
+fn fraction_below(b: &Bucket, v: f64, linear: bool) -> f64 {
+    if linear {
+        return (v - b.lower) / (b.upper - b.lower);
+    }
+    let (ll, lu, lv) = (b.lower.abs().log2(), b.upper.abs().log2(), v.abs().log2());
+    if v > 0.0 {
+        (lv - ll) / (lu - ll)
+    } else {
+        1.0 - (lv - lu) / (ll - lu)
+    }
+}
+
+fn midpoint(lo: f64, hi: f64, positive: bool, linear: bool) -> f64 {
+    if lo.is_infinite() {
+        if hi.is_infinite() {
+            return 0.0;
+        }
+        return if hi > 0.0 { hi / 2.0 } else { hi };
+    }
+    if hi.is_infinite() {
+        return lo;
+    }
+    if linear {
+        return (lo + hi) / 2.0;
+    }
+    let g = (lo * hi).abs().sqrt();
+    if positive {
+        g
+    } else {
+        -g
+    }
+}
+
+fn zero_if_inf(x: f64) -> f64 {
+    if x.is_infinite() {
+        0.0
+    } else {
+        x
+    }
+}
+
+/// `(kept count, midpoint of the kept part)` for a bucket with an infinite bound.
+fn trim_infinite(upper_trim: bool, b: &Bucket, rhs: f64) -> (f64, f64) {
+    if b.lower == f64::NEG_INFINITY {
+        if upper_trim {
+            if rhs >= b.upper {
+                return (b.count, 0.0);
+            }
+            if rhs > 0.0 && b.upper > 0.0 && b.upper.is_finite() {
+                return (b.count * rhs / b.upper, rhs / 2.0);
+            }
+            if b.upper <= 0.0 {
+                return (b.count, rhs);
+            }
+            return (0.0, zero_if_inf(b.upper));
+        }
+        if rhs >= 0.0 && b.upper > rhs && b.upper.is_finite() {
+            return (b.count * (1.0 - rhs / b.upper), (rhs + b.upper) / 2.0);
+        }
+        return (0.0, zero_if_inf(b.upper));
+    }
+    // Upper bound +Inf.
+    if upper_trim {
+        return (0.0, zero_if_inf(b.lower));
+    }
+    if rhs >= b.lower {
+        return (b.count, rhs);
+    }
+    (0.0, zero_if_inf(b.lower))
+}
+
+fn trim_bucket(b: &Bucket, rhs: f64, upper_trim: bool, positive: bool, custom: bool) -> (f64, f64) {
+    if b.lower == f64::NEG_INFINITY || b.upper == f64::INFINITY {
+        return trim_infinite(upper_trim, b, rhs);
+    }
+    let under = if rhs <= b.lower {
+        0.0
+    } else if rhs >= b.upper {
+        b.count
+    } else {
+        b.count * fraction_below(b, rhs, custom)
+    };
+    if upper_trim {
+        (under, midpoint(b.lower, rhs, positive, custom))
+    } else {
+        (b.count - under, midpoint(rhs, b.upper, positive, custom))
+    }
+}
+
+/// The histogram trim operators (Prometheus `FloatHistogram.TrimBuckets`): `h </ v` keeps the
+/// observations below `v`, `h >/ v` those above, interpolating inside the bucket that
+/// contains `v`. Count and sum are re-estimated from bucket midpoints when anything was cut.
+pub(crate) fn trim(h: &FloatHistogram, rhs: f64, upper_trim: bool) -> FloatHistogram {
+    let mut o = h.clone();
+    let custom = h.uses_custom_buckets();
+    let (mut count, mut sum) = (0.0, 0.0);
+    let mut trimmed = false;
+    let (mut has_pos, mut has_neg) = (false, false);
+    for positive in [true, false] {
+        let (spans, counts) = if positive { (&h.positive_spans, &h.positive_buckets) } else { (&h.negative_spans, &h.negative_buckets) };
+        let mut new_counts = counts.clone();
+        for (k, (i, c)) in expand(spans, counts).into_iter().enumerate() {
+            if c == 0.0 {
+                continue;
+            }
+            let b = if custom {
+                let iu = i as usize;
+                let lower = if iu == 0 { f64::NEG_INFINITY } else { h.custom_values.get(iu - 1).copied().unwrap_or(f64::INFINITY) };
+                Bucket { lower, upper: h.custom_values.get(iu).copied().unwrap_or(f64::INFINITY), count: c }
+            } else if positive {
+                Bucket { lower: bucket_bound(i - 1, h.schema), upper: bucket_bound(i, h.schema), count: c }
+            } else {
+                Bucket { lower: -bucket_bound(i, h.schema), upper: -bucket_bound(i - 1, h.schema), count: c }
+            };
+            if positive {
+                has_pos = true;
+            } else {
+                has_neg = true;
+            }
+            let keep_all = if upper_trim { b.upper <= rhs } else { b.lower >= rhs };
+            let partial = if upper_trim { b.lower < rhs } else { b.upper > rhs };
+            if keep_all {
+                count += c;
+                sum += midpoint(b.lower, b.upper, positive, custom) * c;
+            } else if partial {
+                let (keep, mid) = trim_bucket(&b, rhs, upper_trim, positive, custom);
+                count += keep;
+                sum += mid * keep;
+                if new_counts[k] != keep {
+                    new_counts[k] = keep;
+                    trimmed = true;
+                }
+            } else {
+                new_counts[k] = 0.0;
+                trimmed = true;
+            }
+        }
+        if positive {
+            o.positive_buckets = new_counts;
+        } else {
+            o.negative_buckets = new_counts;
+        }
+    }
+    if h.zero_count > 0.0 {
+        let (mut lo, mut hi) = (-h.zero_threshold, h.zero_threshold);
+        if has_neg && !has_pos {
+            hi = 0.0;
+        }
+        if has_pos && !has_neg {
+            lo = 0.0;
+        }
+        let (keep, mid) = if upper_trim {
+            if rhs <= lo {
+                (0.0, 0.0)
+            } else if rhs >= hi {
+                (h.zero_count, (lo + hi) / 2.0)
+            } else {
+                (h.zero_count * (rhs - lo) / (hi - lo), (lo + rhs) / 2.0)
+            }
+        } else if rhs <= lo {
+            (h.zero_count, (lo + hi) / 2.0)
+        } else if rhs >= hi {
+            (0.0, 0.0)
+        } else {
+            (h.zero_count * (hi - rhs) / (hi - lo), (rhs + hi) / 2.0)
+        };
+        if o.zero_count != keep {
+            o.zero_count = keep;
+            trimmed = true;
+        }
+        sum += mid * keep;
+        count += keep;
+    }
+    if trimmed {
+        o.count = count;
+        o.sum = sum;
+        compact(&mut o);
+    }
+    o
 }

@@ -32,6 +32,7 @@ pub mod error;
 mod eval;
 mod histogram;
 pub mod mem;
+mod preprocess;
 pub mod source;
 pub mod value;
 

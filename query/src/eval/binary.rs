@@ -148,7 +148,11 @@ impl Evaluator<'_> {
                 Op::Add | Op::Sub => {
                     let mut annos = Vec::new();
                     match hist::add_sub(a, b, op == Op::Sub, &mut annos) {
-                        Ok(h) => {
+                        Ok(mut h) => {
+                            if op == Op::Sub {
+                                h.counter_reset_hint = storage::histogram::CounterResetHint::Gauge;
+                            }
+                            hist::compact(&mut h);
                             for (w, t) in annos {
                                 let text = format!("{t} during {}", if op == Op::Add { "addition" } else { "subtraction" });
                                 if w {

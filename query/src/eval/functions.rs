@@ -239,6 +239,27 @@ impl Evaluator<'_> {
                 }
             }
             n if n.starts_with("histogram_") => self.eval_histogram_fn(n, &args)?,
+            crate::preprocess::TRIM_UPPER_FN | crate::preprocess::TRIM_LOWER_FN => {
+                let upper = name == crate::preprocess::TRIM_UPPER_FN;
+                let sym = if upper { "</" } else { ">/" };
+                self.range_eval(&args, |ev, vs, _| {
+                    let Some(rhs) = vs[1].first().map(|s| s.f) else { return Ok(Vec::new()) };
+                    let mut out = Vec::with_capacity(vs[0].len());
+                    for mut s in std::mem::take(&mut vs[0]) {
+                        match &s.h {
+                            Some(h) => {
+                                s.h = Some(std::sync::Arc::new(crate::histogram::trim(h, rhs, upper)));
+                                out.push(s);
+                            }
+                            None => ev.info(
+                                format!("incompatible sample types encountered for binary operator {sym:?}: float {sym} float"),
+                                sym,
+                            ),
+                        }
+                    }
+                    Ok(out)
+                })?
+            }
             n => {
                 if let Some(f) = math_fn(n) {
                     self.range_eval(&args, |_, vs, _| Ok(floats_only(std::mem::take(&mut vs[0]), f)))?

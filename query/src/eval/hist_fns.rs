@@ -129,8 +129,19 @@ impl Evaluator<'_> {
             "histogram_quantile" => self.range_eval(args, |ev, vs, _| {
                 let q = vs[0].first().map_or(f64::NAN, |s| s.f);
                 let input = std::mem::take(&mut vs[1]);
-                Ok(ev.histogram_quantile(q, input))
+                Ok(ev.histogram_quantiles(&[q], None, input, "histogram_quantile"))
             }),
+            "histogram_quantiles" => {
+                let label = args.get(1).and_then(|a| super::functions::string_arg(a)).unwrap_or_default();
+                if !storage::labels::is_valid_label_name(&label) {
+                    return Err(QueryError::Execution(format!("invalid quantile label name {label:?}")));
+                }
+                self.range_eval(args, |ev, vs, _| {
+                    let qs: Vec<f64> = vs[2..].iter().map(|v| v.first().map_or(f64::NAN, |s| s.f)).collect();
+                    let input = std::mem::take(&mut vs[0]);
+                    Ok(ev.histogram_quantiles(&qs, Some(&label), input, "histogram_quantiles"))
+                })
+            }
             "histogram_fraction" => self.range_eval(args, |_, vs, _| {
                 let lo = vs[0].first().map_or(f64::NAN, |s| s.f);
                 let hi = vs[1].first().map_or(f64::NAN, |s| s.f);
@@ -157,65 +168,111 @@ impl Evaluator<'_> {
         }
     }
 
-    fn histogram_quantile(&mut self, q: f64, input: Vector) -> Vector {
-        if !(0.0..=1.0).contains(&q) {
-            self.warn_param(format!("quantile value should be between 0 and 1, got {}", fmt_go(q)), "histogram_quantile");
-        }
-        let mut out = Vec::new();
-        let mut native_sigs: Vec<Labels> = Vec::new();
-        for s in &input {
-            if let Some(h) = &s.h {
-                if h.sum.is_nan() || h.count.is_nan() {
-                    let name = s.metric.metric_name().unwrap_or("");
-                    let sk = if q == 1.0 { "is NaN" } else { "is skewed higher" };
-                    let _ = sk;
-                    let _ = name;
-                }
-                native_sigs.push(s.metric.without(METRIC_NAME));
-                out.push(Sample { metric: s.metric.clone(), t: s.t, f: hist::quantile(q, h), h: None, drop_name: true });
+    /// `histogram_quantile` (one `q`, no label) and `histogram_quantiles` (several, each
+    /// written into `label`), over native histograms and classic bucket groups.
+    fn histogram_quantiles(&mut self, qs: &[f64], label: Option<&str>, input: Vector, fname: &str) -> Vector {
+        for &q in qs {
+            if !(0.0..=1.0).contains(&q) {
+                self.warn_param(format!("quantile value should be between 0 and 1, got {}", fmt_go(q)), fname);
             }
         }
+        let vec_pos = if label.is_some() { fname.to_string() } else { String::new() };
+        let _ = vec_pos;
+        let mut natives: Vec<Sample> = Vec::new();
         let mut order: Vec<Labels> = Vec::new();
         let mut groups: HashMap<Labels, (Labels, Vec<CBucket>)> = HashMap::new();
         for s in input {
             if s.h.is_some() {
+                natives.push(s);
                 continue;
             }
             let name = s.metric.metric_name().unwrap_or("").to_string();
             let Some(le) = s.metric.get("le").and_then(parse_le) else {
                 let raw = s.metric.get("le").unwrap_or("");
-                self.warn(
-                    format!("bucket label \"le\" is missing or has a malformed value of {raw:?} for metric name {name:?}"),
-                    "histogram_quantile",
-                );
+                let text = if name.is_empty() {
+                    format!("bucket label \"le\" is missing or has a malformed value of {raw:?}")
+                } else {
+                    format!("bucket label \"le\" is missing or has a malformed value of {raw:?} for metric name {name:?}")
+                };
+                self.warn_arg(text, fname, if label.is_some() { 0 } else { 1 });
                 continue;
             };
-            let metric = s.metric.without("le");
-            let key = metric.without(METRIC_NAME);
+            let key = s.metric.without("le");
             let g = groups.entry(key.clone()).or_insert_with(|| {
                 order.push(key.clone());
-                (metric.clone(), Vec::new())
+                (key.clone(), Vec::new())
             });
             g.1.push(CBucket { upper: le, count: s.f });
         }
-        for key in order {
-            let (metric, mut buckets) = groups.remove(&key).expect("group exists");
-            if native_sigs.contains(&key) {
-                let name = metric.metric_name().unwrap_or("").to_string();
-                self.warn(format!("vector contains a mix of classic and native histograms for metric name {name:?}"), "histogram_quantile");
-                continue;
+        let arg_idx = if label.is_some() { 0 } else { 1 };
+        natives.retain(|s| {
+            if groups.get(&s.metric).is_some_and(|g| !g.1.is_empty()) {
+                let name = s.metric.metric_name().unwrap_or("").to_string();
+                self.warn_arg(format!("vector contains a mix of classic and native histograms for metric name {name:?}"), fname, arg_idx);
+                groups.remove(&s.metric);
+                false
+            } else {
+                true
             }
-            let (v, forced) = bucket_quantile(q, &mut buckets);
-            if forced {
-                let name = metric.metric_name().unwrap_or("").to_string();
-                self.info(
-                    format!("input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) for metric name {name:?}"),
-                    "histogram_quantile",
-                );
+        });
+        let mut out = Vec::new();
+        for &q in qs {
+            let with_q = |m: &Labels| match label {
+                Some(l) => m.with(l, &format_openmetrics_float(q)),
+                None => m.clone(),
+            };
+            for s in &natives {
+                let h = s.h.as_ref().expect("native");
+                let (v, note) = hist::quantile(q, h);
+                let name = s.metric.metric_name().unwrap_or("").to_string();
+                match note {
+                    hist::NanNote::None => {}
+                    hist::NanNote::ResultNaN => self.info_arg(
+                        format!("input to histogram_quantile has NaN observations, result is NaN for metric name {name:?}"),
+                        fname,
+                        arg_idx,
+                    ),
+                    hist::NanNote::Skewed => self.info_arg(
+                        format!("input to histogram_quantile has NaN observations, result is skewed higher for metric name {name:?}"),
+                        fname,
+                        arg_idx,
+                    ),
+                }
+                out.push(Sample { metric: with_q(&s.metric), t: s.t, f: v, h: None, drop_name: true });
             }
-            out.push(Sample { metric, t: 0, f: v, h: None, drop_name: true });
+            for key in &order {
+                let Some((metric, buckets)) = groups.get(key) else { continue };
+                let mut b = buckets.clone();
+                let (v, forced) = bucket_quantile(q, &mut b);
+                if forced {
+                    let name = metric.metric_name().unwrap_or("").to_string();
+                    self.info_arg(
+                        format!("input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) for metric name {name:?}"),
+                        fname,
+                        arg_idx,
+                    );
+                }
+                out.push(Sample { metric: with_q(metric), t: 0, f: v, h: None, drop_name: true });
+            }
         }
         out
+    }
+}
+
+/// Prometheus `labels.FormatOpenMetricsFloat`: Go's shortest `%g` form, with `.0` appended to
+/// integers.
+fn format_openmetrics_float(f: f64) -> String {
+    if f.is_nan() {
+        return "NaN".into();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 { "+Inf".into() } else { "-Inf".into() };
+    }
+    let s = fmt_go(f);
+    if s.contains('.') || s.contains('e') {
+        s
+    } else {
+        format!("{s}.0")
     }
 }
 

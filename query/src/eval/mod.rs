@@ -135,6 +135,61 @@ impl<'a> Evaluator<'a> {
         format!(" ({line}:{col})")
     }
 
+    /// `(line:col)` of argument `idx` of the call `name(`, found by scanning the text for
+    /// top-level commas.
+    pub fn pos_arg(&self, name: &str, idx: usize) -> String {
+        let q = self.ctx.query;
+        let pat = format!("{name}(");
+        let Some(i) = q.find(&pat) else { return self.pos(name) };
+        let mut depth = 0i32;
+        let mut n = 0;
+        let start = i + pat.len();
+        let mut arg_start = start;
+        let bytes = q.as_bytes();
+        let mut in_str: Option<u8> = None;
+        for (k, &c) in bytes.iter().enumerate().skip(start) {
+            if let Some(qc) = in_str {
+                if c == qc {
+                    in_str = None;
+                }
+                continue;
+            }
+            match c {
+                b'"' | b'\'' | b'`' => in_str = Some(c),
+                b'(' | b'[' | b'{' => depth += 1,
+                b')' | b']' | b'}' => {
+                    if depth == 0 {
+                        break;
+                    }
+                    depth -= 1;
+                }
+                b',' if depth == 0 => {
+                    if n == idx {
+                        break;
+                    }
+                    n += 1;
+                    arg_start = k + 1;
+                }
+                _ => {}
+            }
+        }
+        let rest = &q[arg_start..];
+        let idx = arg_start + (rest.len() - rest.trim_start().len());
+        let line = q[..idx].matches('\n').count() + 1;
+        let col = idx - q[..idx].rfind('\n').map_or(0, |p| p + 1) + 1;
+        format!(" ({line}:{col})")
+    }
+
+    pub fn warn_arg(&mut self, text: String, name: &str, idx: usize) {
+        let p = self.pos_arg(name, idx);
+        self.annos.warn(format!("PromQL warning: {text}{p}"));
+    }
+
+    pub fn info_arg(&mut self, text: String, name: &str, idx: usize) {
+        let p = self.pos_arg(name, idx);
+        self.annos.info(format!("PromQL info: {text}{p}"));
+    }
+
     pub fn warn_param(&mut self, text: String, name: &str) {
         let p = self.pos_param(name);
         self.annos.warn(format!("PromQL warning: {text}{p}"));

@@ -13,12 +13,17 @@
 //! - [`compare`]: the `compare` run that ties it all together, and [`report`] its table.
 #![warn(missing_docs)]
 
+pub mod compare;
+pub mod disk;
 pub mod error;
 pub mod load;
+pub mod machine;
 pub mod procstat;
 pub mod queries;
+pub mod report;
 pub mod requests;
 pub mod systems;
+pub mod units;
 pub mod workload;
 
 pub use error::{BenchError, Result};

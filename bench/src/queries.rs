@@ -238,8 +238,16 @@ fn rel_diff(a: f64, b: f64) -> f64 {
     d / m
 }
 
-/// Compares `answer` to `reference` with relative tolerance `rel` (plus 1e-9 absolute).
-pub fn compare(reference: &Answer, answer: &Answer, rel: f64) -> Comparison {
+/// Compares `answer` to `reference` with relative tolerance `rel` (plus 1e-9 absolute), over
+/// points at `t >= min_t_ms` (see [`check_from_t_ms`]).
+pub fn compare(reference: &Answer, answer: &Answer, rel: f64, min_t_ms: i64) -> Comparison {
+    let keep = |a: &Answer| -> Answer {
+        a.iter()
+            .map(|(k, pts)| (k.clone(), pts.iter().copied().filter(|(t, _)| *t >= min_t_ms).collect::<Vec<_>>()))
+            .filter(|(_, pts)| !pts.is_empty())
+            .collect()
+    };
+    let (reference, answer) = (&keep(reference), &keep(answer));
     let mut c = Comparison { series: reference.len(), ..Default::default() };
     for (key, ref_points) in reference {
         let Some(points) = answer.get(key) else {
@@ -280,6 +288,15 @@ pub fn compare(reference: &Answer, answer: &Answer, rel: f64) -> Comparison {
     c
 }
 
+/// The first evaluation time whose answers are compared, for data starting at `data_start_t_ms`:
+/// one 5 m rate window plus one scrape interval later. Earlier windows reach before the first
+/// sample, where `rate()` differs by design: Prometheus extrapolates at most half a scrape
+/// interval past the first sample of a window that starts before the series, VictoriaMetrics
+/// does not extrapolate.
+pub fn check_from_t_ms(data_start_t_ms: i64, scrape_interval_ms: i64) -> i64 {
+    data_start_t_ms + 5 * 60_000 + scrape_interval_ms
+}
+
 /// The median of `d` (upper median for even counts); `None` when empty.
 pub fn median(d: &[Duration]) -> Option<Duration> {
     let mut v = d.to_vec();
@@ -307,12 +324,14 @@ mod tests {
     fn compare_finds_value_series_and_point_differences() {
         let a = answer(r#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"job":"a"},"values":[[1,"100"],[2,"NaN"]]}]}}"#);
         let close = answer(r#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"job":"a"},"values":[[1,"101"],[2,"NaN"]]}]}}"#);
-        assert!(compare(&a, &close, 0.02).agrees());
-        assert!(!compare(&a, &close, 1e-9).agrees());
+        assert!(compare(&a, &close, 0.02, 0).agrees());
+        assert!(!compare(&a, &close, 1e-9, 0).agrees());
         let other = answer(r#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"job":"b"},"values":[[1,"100"],[2,"NaN"]]}]}}"#);
-        assert_eq!(compare(&a, &other, 0.02).series_differ, 2);
+        assert_eq!(compare(&a, &other, 0.02, 0).series_differ, 2);
         let fewer = answer(r#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"job":"a"},"values":[[1,"100"]]}]}}"#);
-        assert_eq!(compare(&a, &fewer, 0.02).points_differ, 1);
+        assert_eq!(compare(&a, &fewer, 0.02, 0).points_differ, 1);
+        // Points before the checked range are ignored on both sides.
+        assert!(compare(&a, &fewer, 0.02, 2_000).agrees());
     }
 
     #[test]

@@ -86,7 +86,7 @@ impl Engine {
     /// # Errors
     /// As [`Engine::instant_query`], plus [`QueryError::Canceled`].
     pub fn instant_query_source(&self, src: &dyn SampleSource, query: &str, t_ms: i64, cancel: Option<&AtomicBool>) -> Result<QueryResult> {
-        let expr = parse(query)?;
+        let expr = parse_with(query, 0, 0)?;
         self.exec(src, query, &expr, t_ms, t_ms, 1, true, cancel)
     }
 
@@ -127,7 +127,7 @@ impl Engine {
                 "zero or negative query resolution step widths are not accepted. Try a positive integer".into(),
             ));
         }
-        let expr = parse(query)?;
+        let expr = parse_with(query, step_ms, end_ms - start_ms)?;
         match expr.value_type() {
             PType::Scalar | PType::Vector => {}
             t => {
@@ -192,7 +192,16 @@ impl Engine {
 /// # Errors
 /// [`QueryError::BadData`] with the parser's message.
 pub fn parse(query: &str) -> Result<Expr> {
-    crate::preprocess::parse(query).map_err(|e| QueryError::BadData(format!("parse error: {e}")))
+    parse_with(query, 0, 0)
+}
+
+/// [`parse`] with the step and range that `step()` and `range()` in duration expressions
+/// stand for, ms.
+///
+/// # Errors
+/// [`QueryError::BadData`] with the parser's message.
+pub fn parse_with(query: &str, step_ms: i64, range_ms: i64) -> Result<Expr> {
+    crate::preprocess::parse(query, step_ms, range_ms).map_err(|e| QueryError::BadData(format!("parse error: {e}")))
 }
 
 fn type_word(t: PType) -> &'static str {

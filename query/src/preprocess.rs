@@ -4,6 +4,11 @@
 //!   written as `<` and `>` for the parser, and the matching binary nodes are then replaced by
 //!   calls of the internal functions [`TRIM_UPPER_FN`] / [`TRIM_LOWER_FN`]. Operators are
 //!   matched to nodes by their order in the text, which is the in-order order of the tree.
+//! * Duration expressions (Prometheus `promql-duration-expr`): arithmetic (`+ - * / % ^`),
+//!   parentheses, `step()`, `range()`, `min_of()`, `max_of()` inside `[...]` and as the operand
+//!   of `offset` are evaluated with the query's step and range and replaced by a literal in
+//!   milliseconds. Numbers are seconds. `offset` takes one term (`offset -2 ^ 2` is
+//!   `(offset -2) ^ 2`), as in Prometheus' grammar.
 
 use std::sync::Once;
 
@@ -132,13 +137,15 @@ fn apply(e: &mut Expr, marks: &OpMarks, next: &mut usize) {
     }
 }
 
-/// Parses `query`, accepting the syntax described in the module doc.
+/// Parses `query`, accepting the syntax described in the module doc. `step_ms` and
+/// `range_ms` are what `step()` and `range()` stand for (0 for instant queries).
 ///
 /// # Errors
-/// The parser's message.
-pub(crate) fn parse(query: &str) -> Result<Expr, String> {
+/// The parser's message, or why a duration expression is invalid.
+pub(crate) fn parse(query: &str, step_ms: i64, range_ms: i64) -> Result<Expr, String> {
     register();
-    let (text, marks) = rewrite(query);
+    let query = rewrite_durations(query, step_ms, range_ms)?;
+    let (text, marks) = rewrite(&query);
     let mut e = promql_parser::parser::parse(&text)?;
     if marks.iter().any(|m| m.is_some()) {
         let mut next = 0;
@@ -153,9 +160,310 @@ mod tests {
 
     #[test]
     fn trim_operators_become_calls() {
-        let e = parse("h </ 2 > bool 1").unwrap();
+        let e = parse("h </ 2 > bool 1", 0, 0).unwrap();
         let s = e.to_string();
         assert!(s.contains(TRIM_UPPER_FN), "{s}");
-        assert!(!parse("a < b").unwrap().to_string().contains("__hearth"));
+        assert!(!parse("a < b", 0, 0).unwrap().to_string().contains("__hearth"));
     }
+
+    #[test]
+    fn duration_expressions() {
+        assert_eq!(rewrite_durations("x[26m+4m]", 0, 0).unwrap(), "x[1800000ms]");
+        assert_eq!(rewrite_durations("x[5m:step()*2]", 15_000, 0).unwrap(), "x[5m:30000ms]");
+        assert_eq!(rewrite_durations("x offset -2 ^ 2", 0, 0).unwrap(), "x offset -2000ms ^ 2");
+        assert_eq!(rewrite_durations("x offset (100 + 2)", 0, 0).unwrap(), "x offset 102000ms");
+        assert_eq!(rewrite_durations("x offset 5m", 0, 0).unwrap(), "x offset 5m");
+        assert_eq!(rewrite_durations(r#"x{a="[1+1]"}"#, 0, 0).unwrap(), r#"x{a="[1+1]"}"#);
+    }
+}
+
+/// True for a plain Prometheus duration literal such as `5m` or `1h30m`.
+fn is_duration_literal(s: &str) -> bool {
+    let s = s.trim();
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric()) && s.chars().next().is_some_and(|c| c.is_ascii_digit())
+        && s.chars().any(|c| c.is_ascii_alphabetic())
+}
+
+fn duration_literal_secs(s: &str) -> Option<f64> {
+    let units = [("ms", 0.001), ("y", 31_536_000.0), ("w", 604_800.0), ("d", 86_400.0), ("h", 3600.0), ("m", 60.0), ("s", 1.0)];
+    let mut total = 0.0;
+    let mut rest = s;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let n = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        if n == 0 {
+            return None;
+        }
+        let v: f64 = rest[..n].parse().ok()?;
+        rest = &rest[n..];
+        let (u, f) = units.iter().find(|(u, _)| rest.starts_with(u))?;
+        total += v * f;
+        rest = &rest[u.len()..];
+    }
+    Some(total)
+}
+
+/// A recursive-descent evaluator of duration expressions, in seconds.
+struct DurParser<'a> {
+    s: &'a [u8],
+    i: usize,
+    step_s: f64,
+    range_s: f64,
+}
+
+impl DurParser<'_> {
+    fn ws(&mut self) {
+        while self.i < self.s.len() && (self.s[self.i] as char).is_whitespace() {
+            self.i += 1;
+        }
+    }
+
+    fn peek(&mut self) -> Option<u8> {
+        self.ws();
+        self.s.get(self.i).copied()
+    }
+
+    fn expect(&mut self, c: u8) -> Result<(), String> {
+        if self.peek() == Some(c) {
+            self.i += 1;
+            Ok(())
+        } else {
+            Err(format!("expected '{}' in duration expression", c as char))
+        }
+    }
+
+    /// expr := term (('+'|'-') term)*
+    fn expr(&mut self) -> Result<f64, String> {
+        let mut v = self.term()?;
+        loop {
+            match self.peek() {
+                Some(b'+') => {
+                    self.i += 1;
+                    v += self.term()?;
+                }
+                Some(b'-') => {
+                    self.i += 1;
+                    v -= self.term()?;
+                }
+                _ => return Ok(v),
+            }
+        }
+    }
+
+    /// term := unary (('*'|'/'|'%') unary)*
+    fn term(&mut self) -> Result<f64, String> {
+        let mut v = self.unary()?;
+        loop {
+            match self.peek() {
+                Some(b'*') => {
+                    self.i += 1;
+                    v *= self.unary()?;
+                }
+                Some(b'/') => {
+                    self.i += 1;
+                    let r = self.unary()?;
+                    v = if r == 0.0 { 0.0 } else { v / r };
+                }
+                Some(b'%') => {
+                    self.i += 1;
+                    let r = self.unary()?;
+                    v %= r;
+                }
+                _ => return Ok(v),
+            }
+        }
+    }
+
+    /// unary := ('-'|'+') unary | power
+    fn unary(&mut self) -> Result<f64, String> {
+        match self.peek() {
+            Some(b'-') => {
+                self.i += 1;
+                Ok(-self.unary()?)
+            }
+            Some(b'+') => {
+                self.i += 1;
+                self.unary()
+            }
+            _ => self.power(),
+        }
+    }
+
+    /// power := primary ('^' unary)?   (right-associative)
+    fn power(&mut self) -> Result<f64, String> {
+        let b = self.primary()?;
+        if self.peek() == Some(b'^') {
+            self.i += 1;
+            let e = self.unary()?;
+            return Ok(b.powf(e));
+        }
+        Ok(b)
+    }
+
+    fn primary(&mut self) -> Result<f64, String> {
+        match self.peek() {
+            Some(b'(') => {
+                self.i += 1;
+                let v = self.expr()?;
+                self.expect(b')')?;
+                Ok(v)
+            }
+            Some(c) if c.is_ascii_alphabetic() || c == b'_' => {
+                let st = self.i;
+                while self.i < self.s.len() && (self.s[self.i].is_ascii_alphanumeric() || self.s[self.i] == b'_') {
+                    self.i += 1;
+                }
+                let word = String::from_utf8_lossy(&self.s[st..self.i]).to_ascii_lowercase();
+                self.expect(b'(')?;
+                match word.as_str() {
+                    "step" => {
+                        self.expect(b')')?;
+                        Ok(self.step_s)
+                    }
+                    "range" => {
+                        self.expect(b')')?;
+                        Ok(self.range_s)
+                    }
+                    "min_of" | "max_of" => {
+                        let a = self.expr()?;
+                        self.expect(b',')?;
+                        let b = self.expr()?;
+                        self.expect(b')')?;
+                        Ok(if word == "min_of" { a.min(b) } else { a.max(b) })
+                    }
+                    _ => Err(format!("unknown function {word:?} in duration expression")),
+                }
+            }
+            Some(c) if c.is_ascii_digit() || c == b'.' => {
+                let st = self.i;
+                while self.i < self.s.len() && (self.s[self.i].is_ascii_alphanumeric() || self.s[self.i] == b'.') {
+                    // An exponent sign belongs to the number (1e-3).
+                    self.i += 1;
+                    if self.i < self.s.len() && matches!(self.s[self.i], b'+' | b'-') && matches!(self.s[self.i - 1], b'e' | b'E')
+                        && self.s[st..self.i - 1].iter().all(|c| c.is_ascii_digit() || *c == b'.')
+                    {
+                        self.i += 1;
+                    }
+                }
+                let tok = String::from_utf8_lossy(&self.s[st..self.i]).to_string();
+                if let Ok(v) = tok.parse::<f64>() {
+                    return Ok(v);
+                }
+                duration_literal_secs(&tok).ok_or_else(|| format!("bad duration {tok:?}"))
+            }
+            _ => Err("bad duration expression".into()),
+        }
+    }
+}
+
+fn ms_literal(secs: f64) -> String {
+    let ms = (secs * 1000.0).round() as i64;
+    if ms < 0 {
+        format!("-{}ms", -ms)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
+/// Evaluates the duration expressions of the module doc and writes them as literals.
+pub(crate) fn rewrite_durations(q: &str, step_ms: i64, range_ms: i64) -> Result<String, String> {
+    let b = q.as_bytes();
+    let mut out = String::with_capacity(q.len());
+    let mut i = 0;
+    let step_s = step_ms as f64 / 1000.0;
+    let range_s = range_ms as f64 / 1000.0;
+    let mut last = 0;
+    while i < b.len() {
+        match b[i] {
+            b'"' | b'\'' | b'`' => {
+                let c = b[i];
+                i += 1;
+                while i < b.len() && b[i] != c {
+                    if b[i] == b'\\' && c != b'`' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+                i += 1;
+            }
+            b'#' => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'[' => {
+                let Some(close) = q[i..].find(']').map(|p| p + i) else { return Ok(q.to_string()) };
+                let inner = &q[i + 1..close];
+                let mut parts: Vec<String> = Vec::new();
+                for part in inner.splitn(2, ':') {
+                    let t = part.trim();
+                    if t.is_empty() || is_duration_literal(t) {
+                        parts.push(part.to_string());
+                    } else {
+                        let mut p = DurParser { s: t.as_bytes(), i: 0, step_s, range_s };
+                        let v = p.expr()?;
+                        if p.peek().is_some() {
+                            return Err(format!("unexpected character in duration expression {t:?}"));
+                        }
+                        if v <= 0.0 {
+                            return Err(format!("duration must be greater than 0: {t:?}"));
+                        }
+                        parts.push(ms_literal(v));
+                    }
+                }
+                out.push_str(&q[last..i + 1]);
+                out.push_str(&parts.join(":"));
+                out.push(']');
+                i = close + 1;
+                last = i;
+            }
+            c if (c == b'o' || c == b'O')
+                && q[i..].len() >= 6
+                && q[i..i + 6].eq_ignore_ascii_case("offset")
+                && (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_' || b[i - 1] == b':'))
+                && b.get(i + 6).is_some_and(|c| c.is_ascii_whitespace() || *c == b'(' || *c == b'-' || *c == b'+') =>
+            {
+                let mut j = i + 6;
+                while j < b.len() && b[j].is_ascii_whitespace() {
+                    j += 1;
+                }
+                let term_start = j;
+                let mut sign = 1.0;
+                if j < b.len() && (b[j] == b'-' || b[j] == b'+') {
+                    if b[j] == b'-' {
+                        sign = -1.0;
+                    }
+                    j += 1;
+                    while j < b.len() && b[j].is_ascii_whitespace() {
+                        j += 1;
+                    }
+                }
+                let mut p = DurParser { s: &b[..], i: j, step_s, range_s };
+                let body_start = j;
+                let plain_end = q[j..].find(|c: char| !c.is_ascii_alphanumeric()).map_or(b.len(), |p| p + j);
+                let plain = &q[j..plain_end];
+                if is_duration_literal(plain) {
+                    i = plain_end;
+                    continue;
+                }
+                let v = p.primary()?;
+                let _ = body_start;
+                let lit = ms_literal(sign * v);
+                if lit == "0ms" {
+                    // The parser rejects a zero offset; no offset is the same thing.
+                    out.push_str(&q[last..i]);
+                } else {
+                    out.push_str(&q[last..term_start]);
+                    out.push_str(&lit);
+                }
+                i = p.i;
+                last = i;
+            }
+            _ => i += 1,
+        }
+    }
+    out.push_str(&q[last..]);
+    Ok(out)
 }

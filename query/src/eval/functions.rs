@@ -198,6 +198,7 @@ impl Evaluator<'_> {
                     }
                 })?
             }
+            "info" => self.eval_info(&args)?,
             "label_replace" => self.label_replace(&args)?,
             "label_join" => self.label_join(&args)?,
             "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc" => self.eval_sort(name, &args)?,

@@ -17,6 +17,7 @@ pub(crate) mod aggregate;
 pub(crate) mod binary;
 pub(crate) mod functions;
 pub(crate) mod hist_fns;
+pub(crate) mod info;
 pub(crate) mod range_fns;
 pub(crate) mod selector;
 pub(crate) mod subquery;

@@ -39,6 +39,9 @@ fn selector(vs: &VectorSelector, u: &mut QueryUsage) {
     let mut metric = vs.name.clone();
     let all = vs.matchers.matchers.iter().chain(vs.matchers.or_matchers.iter().flatten());
     for m in all {
+        if m.name == crate::preprocess::MODIFIER_LABEL {
+            continue;
+        }
         let op = match m.op {
             PMatchOp::Equal => MatchOp::Equal,
             PMatchOp::NotEqual => MatchOp::NotEqual,

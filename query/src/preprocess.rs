@@ -4,6 +4,10 @@
 //!   written as `<` and `>` for the parser, and the matching binary nodes are then replaced by
 //!   calls of the internal functions [`TRIM_UPPER_FN`] / [`TRIM_LOWER_FN`]. Operators are
 //!   matched to nodes by their order in the text, which is the in-order order of the tree.
+//! * The `anchored` and `smoothed` selector modifiers (Prometheus 3.x extended range
+//!   selectors): the keyword is removed and the selector it follows gets the internal matcher
+//!   [`MODIFIER_LABEL`]`="anchored"|"smoothed"`, which the evaluator reads and never sends to
+//!   storage.
 //! * Duration expressions (Prometheus `promql-duration-expr`): arithmetic (`+ - * / % ^`),
 //!   parentheses, `step()`, `range()`, `min_of()`, `max_of()` inside `[...]` and as the operand
 //!   of `offset` are evaluated with the query's step and range and replaced by a literal in
@@ -20,6 +24,9 @@ use promql_parser::parser::{Call, Expr};
 pub(crate) const TRIM_UPPER_FN: &str = "__hearth_trim_upper";
 /// Internal function standing for `a >/ b`.
 pub(crate) const TRIM_LOWER_FN: &str = "__hearth_trim_lower";
+
+/// Internal matcher name that carries a selector modifier through the parser.
+pub(crate) const MODIFIER_LABEL: &str = "__hearth_modifier__";
 
 static REGISTER: Once = Once::new();
 
@@ -145,6 +152,7 @@ fn apply(e: &mut Expr, marks: &OpMarks, next: &mut usize) {
 pub(crate) fn parse(query: &str, step_ms: i64, range_ms: i64) -> Result<Expr, String> {
     register();
     let query = rewrite_durations(query, step_ms, range_ms)?;
+    let query = rewrite_modifiers(&query);
     let (text, marks) = rewrite(&query);
     let mut e = promql_parser::parser::parse(&text)?;
     if marks.iter().any(|m| m.is_some()) {
@@ -466,4 +474,110 @@ pub(crate) fn rewrite_durations(q: &str, step_ms: i64, range_ms: i64) -> Result<
     }
     out.push_str(&q[last..]);
     Ok(out)
+}
+
+const KEYWORDS: &[&str] = &[
+    "by", "without", "on", "ignoring", "group_left", "group_right", "bool", "offset", "and", "or", "unless", "atan2",
+    "anchored", "smoothed", "start", "end", "inf", "nan", "fill", "fill_left", "fill_right",
+];
+
+/// Removes `anchored` / `smoothed` keywords and marks the selector before each with an
+/// internal matcher.
+pub(crate) fn rewrite_modifiers(q: &str) -> String {
+    let lower = q.to_ascii_lowercase();
+    if !lower.contains("anchored") && !lower.contains("smoothed") {
+        return q.to_string();
+    }
+    let b = q.as_bytes();
+    // Insertion edits: (position, text, skip_len).
+    let mut edits: Vec<(usize, String, usize)> = Vec::new();
+    // Where the last selector ends and whether it has braces (position of its `}`).
+    let mut last_sel: Option<(usize, bool)> = None;
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        match c {
+            b'"' | b'\'' | b'`' => {
+                i += 1;
+                while i < b.len() && b[i] != c {
+                    if b[i] == b'\\' && c != b'`' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+                i += 1;
+            }
+            b'{' => {
+                let close = q[i..].find('}').map_or(b.len() - 1, |p| p + i);
+                last_sel = Some((close, true));
+                i = close + 1;
+            }
+            c if c.is_ascii_alphabetic() || c == b'_' || c == b':' => {
+                let st = i;
+                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b':') {
+                    i += 1;
+                }
+                let word = &q[st..i];
+                let wl = word.to_ascii_lowercase();
+                let mut j = i;
+                while j < b.len() && b[j].is_ascii_whitespace() {
+                    j += 1;
+                }
+                let is_call = b.get(j) == Some(&b'(');
+                if (wl == "anchored" || wl == "smoothed") && !is_call {
+                    if let Some((pos, braces)) = last_sel {
+                        let m = format!("{MODIFIER_LABEL}=\"{wl}\"");
+                        if braces {
+                            // Before the closing brace; a comma unless the braces are empty.
+                            let inner_empty = q[..pos].trim_end().ends_with('{');
+                            edits.push((pos, if inner_empty { m } else { format!(",{m}") }, 0));
+                        } else {
+                            edits.push((pos, format!("{{{m}}}"), 0));
+                        }
+                        edits.push((st, String::new(), i - st));
+                    }
+                    continue;
+                }
+                if !is_call && !KEYWORDS.contains(&wl.as_str()) && !word.chars().next().is_some_and(|c| c.is_ascii_digit()) {
+                    if b.get(j) == Some(&b'{') {
+                        let close = q[j..].find('}').map_or(b.len() - 1, |p| p + j);
+                        last_sel = Some((close, true));
+                        i = close + 1;
+                    } else {
+                        last_sel = Some((i, false));
+                    }
+                }
+            }
+            b'0'..=b'9' | b'.' => {
+                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'.') {
+                    i += 1;
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    edits.sort_by_key(|e| e.0);
+    let mut out = String::with_capacity(q.len() + 64);
+    let mut last = 0;
+    for (pos, text, skip) in edits {
+        out.push_str(&q[last..pos]);
+        out.push_str(&text);
+        last = pos + skip;
+    }
+    out.push_str(&q[last..]);
+    out
+}
+
+#[cfg(test)]
+mod modifier_tests {
+    use super::*;
+
+    #[test]
+    fn marks_selectors() {
+        assert_eq!(rewrite_modifiers("rate(foo[1m] anchored)"), format!("rate(foo{{{MODIFIER_LABEL}=\"anchored\"}}[1m] )"));
+        assert_eq!(
+            rewrite_modifiers(r#"foo{a="b"} @ 100 smoothed + 0"#),
+            format!(r#"foo{{a="b",{MODIFIER_LABEL}="smoothed"}} @ 100  + 0"#)
+        );
+    }
 }

@@ -410,7 +410,7 @@ pub(crate) fn absent_labels(e: &Expr) -> Labels {
     let mut pairs: Vec<(String, String)> = Vec::new();
     let mut dup: Vec<String> = Vec::new();
     for m in &vs.matchers.matchers {
-        if m.name == METRIC_NAME {
+        if m.name == METRIC_NAME || m.name == crate::preprocess::MODIFIER_LABEL {
             continue;
         }
         if pairs.iter().any(|(n, _)| n == &m.name) || dup.contains(&m.name) {

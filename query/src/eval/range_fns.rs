@@ -13,7 +13,7 @@ use storage::FloatHistogram;
 
 use super::aggregate::{fmt_go, kahan_inc, quantile};
 use super::functions::{absent_labels, unwrap_parens};
-use super::selector::{AnnoSink, Out, RangeInput, Window};
+use super::selector::{interpolate, AnnoSink, Out, RangeInput, RangeMod, Window};
 use super::Evaluator;
 use crate::error::{QueryError, Result};
 use crate::histogram as hist;
@@ -38,6 +38,19 @@ impl Evaluator<'_> {
             }
         }
         let input = self.range_input(args[mi])?;
+        match input.modifier {
+            RangeMod::Anchored if !matches!(name, "changes" | "delta" | "increase" | "rate" | "resets") => {
+                return Err(QueryError::Execution(format!(
+                    "anchored modifier can only be used with: changes, delta, increase, rate, resets - not with {name}"
+                )));
+            }
+            RangeMod::Smoothed if !matches!(name, "delta" | "increase" | "rate") => {
+                return Err(QueryError::Execution(format!(
+                    "smoothed modifier can only be used with: delta, increase, rate - not with {name}"
+                )));
+            }
+            _ => {}
+        }
         let start = self.start;
         let step = self.interval;
         let param = move |k: usize, ts: i64| -> f64 {
@@ -76,6 +89,23 @@ impl Evaluator<'_> {
                 self.apply_range_fn(&input, false, |w, _| {
                     if w.floats.is_empty() && w.hists.is_empty() {
                         return None;
+                    }
+                    if w.modifier == RangeMod::Anchored {
+                        let rs = w.range_start;
+                        let lf = w.floats.partition_point(|p| p.t <= rs) as i64 - 1;
+                        let lh = w.hists.partition_point(|p| p.t <= rs) as i64 - 1;
+                        if lf + 1 >= w.floats.len() as i64 && lh + 1 >= w.hists.len() as i64 {
+                            return None;
+                        }
+                        let (ff, fh) = if lf < 0 && lh < 0 {
+                            (0, 0)
+                        } else if lh < 0 || (lf >= 0 && w.floats[lf as usize].t >= w.hists[lh as usize].t) {
+                            (lf.max(0) as usize, (lh + 1) as usize)
+                        } else {
+                            ((lf + 1) as usize, lh.max(0) as usize)
+                        };
+                        let sub = Window { floats: &w.floats[ff..], hists: &w.hists[fh..], ..*w };
+                        return Some(Out::F(count_changes(&sub, resets)));
                     }
                     Some(Out::F(count_changes(w, resets)))
                 })
@@ -471,8 +501,67 @@ fn counter_name_ok(name: &str) -> bool {
 }
 
 /// Prometheus `extrapolatedRate`.
+/// Prometheus `extendedRate`: rate/increase/delta over an `anchored` or `smoothed` window,
+/// from the value at the range start (the sample at or before it, or for `smoothed` the
+/// value interpolated there) to the value at the range end, without extrapolation.
+fn extended_rate(w: &Window<'_>, is_counter: bool, is_rate: bool) -> Option<Out> {
+    let f = w.floats;
+    let smoothed = w.modifier == RangeMod::Smoothed;
+    let (rs, re) = (w.range_start, w.range_end);
+    let mut last = f.len() - 1;
+    let mut first = f[..last].partition_point(|p| p.t <= rs).saturating_sub(1);
+    if smoothed {
+        last = f[..last].partition_point(|p| p.t < re);
+    }
+    if f[last].t <= rs {
+        return None;
+    }
+    if smoothed && f[first].t > re {
+        return None;
+    }
+    let left = if smoothed && f[first].t < rs && first + 1 < f.len() { interpolate(f[first], f[first + 1], rs, is_counter) } else { f[first].f };
+    let right = if smoothed && last > 0 && f[last].t > re { interpolate(f[last - 1], f[last], re, is_counter) } else { f[last].f };
+    let mut result = right - left;
+    if is_counter {
+        if f[first].t <= rs {
+            first += 1;
+        }
+        let mut lst = last as i64;
+        if f[last].t >= re {
+            lst -= 1;
+        }
+        let inner: &[FPoint] = if (first as i64) <= lst { &f[first..=lst as usize] } else { &[] };
+        let mut corr = 0.0;
+        let mut prev = left;
+        for p in inner {
+            if p.f < prev {
+                corr += prev;
+            }
+            prev = p.f;
+        }
+        if right < prev {
+            corr += prev;
+        }
+        result += corr;
+    }
+    if is_rate {
+        result /= w.range_ms as f64 / 1000.0;
+    }
+    Some(Out::F(result))
+}
+
 fn extrapolated_rate(w: &Window<'_>, is_counter: bool, is_rate: bool, a: &mut AnnoSink<'_>, pos: &str) -> Option<Out> {
     let name = w.metric.metric_name().unwrap_or("");
+    if w.modifier != RangeMod::None {
+        if !w.floats.is_empty() && !w.hists.is_empty() {
+            a.warn(format!("encountered a mix of histograms and floats for metric name {name:?}"), pos);
+            return None;
+        }
+        if w.floats.is_empty() {
+            return None;
+        }
+        return extended_rate(w, is_counter, is_rate);
+    }
     if !w.floats.is_empty() && !w.hists.is_empty() {
         a.warn(format!("encountered a mix of histograms and floats for metric name {name:?}"), pos);
         return None;

@@ -28,6 +28,9 @@ pub(crate) fn to_matchers(name: &Option<String>, ms: &Matchers) -> Result<Vec<Ve
             out.push(Matcher::equal(METRIC_NAME, n.clone()));
         }
         for m in list {
+            if m.name == crate::preprocess::MODIFIER_LABEL {
+                continue;
+            }
             let op = match m.op {
                 PMatchOp::Equal => MatchOp::Equal,
                 PMatchOp::NotEqual => MatchOp::NotEqual,
@@ -43,6 +46,28 @@ pub(crate) fn to_matchers(name: &Option<String>, ms: &Matchers) -> Result<Vec<Ve
     } else {
         ms.or_matchers.iter().map(|g| conv(g)).collect()
     }
+}
+
+/// The extended-range modifier of a selector (`anchored`, `smoothed`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RangeMod {
+    None,
+    Anchored,
+    Smoothed,
+}
+
+/// Reads the modifier the pre-parse rewrite attached to a selector.
+pub(crate) fn selector_mod(vs: &VectorSelector) -> RangeMod {
+    for m in vs.matchers.matchers.iter().chain(vs.matchers.or_matchers.iter().flatten()) {
+        if m.name == crate::preprocess::MODIFIER_LABEL {
+            return match m.value.as_str() {
+                "anchored" => RangeMod::Anchored,
+                "smoothed" => RangeMod::Smoothed,
+                _ => RangeMod::None,
+            };
+        }
+    }
+    RangeMod::None
 }
 
 /// Per-series points with staleness markers removed, as range windows see them.
@@ -85,6 +110,9 @@ pub(crate) struct RangeInput {
     pub offset: Option<Offset>,
     /// The metric name as written (for annotations), if the input is a plain selector.
     pub selector_name: Option<String>,
+    /// `anchored` / `smoothed`: windows reach back (and for smoothed forward) by the
+    /// lookback delta.
+    pub modifier: RangeMod,
 }
 
 /// What a range function sees for one window.
@@ -98,6 +126,7 @@ pub(crate) struct Window<'w> {
     pub range_end: i64,
     pub range_ms: i64,
     pub metric: &'w storage::Labels,
+    pub modifier: RangeMod,
 }
 
 /// A function's value for one window.
@@ -134,6 +163,9 @@ impl Evaluator<'_> {
 
     /// An instant vector selector over all steps.
     pub fn eval_vector_selector(&mut self, vs: &VectorSelector) -> Result<Matrix> {
+        if selector_mod(vs) == RangeMod::Smoothed {
+            return self.eval_smoothed_selector(vs);
+        }
         let lookback = self.ctx.lookback_ms;
         let (rmin, rmax) = self.ref_bounds(&vs.at, &vs.offset);
         let raw = self.select_raw(vs, rmin - lookback + 1, rmax)?;
@@ -190,10 +222,17 @@ impl Evaluator<'_> {
     pub fn range_input_selector(&mut self, ms: &MatrixSelector) -> Result<RangeInput> {
         let vs = &ms.vs;
         let range_ms = ms.range.as_millis() as i64;
+        let modifier = selector_mod(vs);
+        let lb = self.ctx.lookback_ms;
+        let (before, after) = match modifier {
+            RangeMod::None => (0, 0),
+            RangeMod::Anchored => (lb, 0),
+            RangeMod::Smoothed => (lb, lb),
+        };
         let (rmin, rmax) = self.ref_bounds(&vs.at, &vs.offset);
-        let raw = self.select_raw(vs, rmin - range_ms + 1, rmax)?;
+        let raw = self.select_raw(vs, rmin - range_ms - before + 1, rmax + after)?;
         let series: Vec<RangeSeries> = raw.into_iter().map(RangeSeries::from_raw).collect();
-        Ok(RangeInput { series, range_ms, at: vs.at.clone(), offset: vs.offset.clone(), selector_name: vs.name.clone() })
+        Ok(RangeInput { series, range_ms, at: vs.at.clone(), offset: vs.offset.clone(), selector_name: vs.name.clone(), modifier })
     }
 
     /// A matrix selector evaluated on its own (instant query `foo[5m]`): the raw samples.
@@ -211,7 +250,25 @@ impl Evaluator<'_> {
         }
         let rt = self.ref_time(self.start, &input.at, &input.offset);
         let mut out = Vec::new();
+        let (before, after) = self.mod_extent(input.modifier);
         for s in &input.series {
+            if input.modifier != RangeMod::None {
+                let (f, h) = s.window(rt - input.range_ms - before, rt + after);
+                if !h.is_empty() {
+                    let m = if input.modifier == RangeMod::Anchored { "anchored" } else { "smoothed" };
+                    return Err(QueryError::Execution(format!("{m} modifier is not supported with histograms")));
+                }
+                if f.is_empty() {
+                    continue;
+                }
+                let ext = extend_floats(f, rt - input.range_ms, rt, input.modifier == RangeMod::Smoothed);
+                if ext.is_empty() {
+                    continue;
+                }
+                self.add_samples(ext.len())?;
+                out.push(Series { metric: s.metric.clone(), floats: ext, histograms: Vec::new(), drop_name: s.drop_name });
+                continue;
+            }
             let (f, h) = s.window(rt - input.range_ms, rt);
             if f.is_empty() && h.is_empty() {
                 continue;
@@ -233,6 +290,8 @@ impl Evaluator<'_> {
             (0..steps).map(|i| (self.ts(i), self.ref_time(self.ts(i), &input.at, &input.offset))).collect();
         let ctx = self.ctx;
         let range_ms = input.range_ms;
+        let (before, after) = self.mod_extent(input.modifier);
+        let modifier = input.modifier;
         let work = |s: &RangeSeries| -> Result<(Series, Annotations, usize)> {
             let mut annos = Annotations::default();
             let mut out = Series { metric: s.metric.clone(), drop_name: !keep_name || s.drop_name, ..Default::default() };
@@ -241,9 +300,10 @@ impl Evaluator<'_> {
                 if i % 1024 == 1023 {
                     check_ctx(ctx, "range function")?;
                 }
-                let (fl, hs) = s.window(rt - range_ms, rt);
+                let (fl, hs) = s.window(rt - range_ms - before, rt + after);
                 peak = peak.max(fl.len() + hs.len());
-                let w = Window { floats: fl, hists: hs, ts, range_start: rt - range_ms, range_end: rt, range_ms, metric: &s.metric };
+                let w =
+                    Window { floats: fl, hists: hs, ts, range_start: rt - range_ms, range_end: rt, range_ms, metric: &s.metric, modifier };
                 let mut sink = AnnoSink { ctx, annos: &mut annos };
                 match f(&w, &mut sink) {
                     None => {}
@@ -274,6 +334,123 @@ impl Evaluator<'_> {
         self.sub_samples(peak);
         Ok(out)
     }
+}
+
+impl Evaluator<'_> {
+    /// How far windows of a modified selector reach before and after `(t - range, t]`.
+    pub fn mod_extent(&self, m: RangeMod) -> (i64, i64) {
+        let lb = self.ctx.lookback_ms;
+        match m {
+            RangeMod::None => (0, 0),
+            RangeMod::Anchored => (lb, 0),
+            RangeMod::Smoothed => (lb, lb),
+        }
+    }
+
+    /// A `smoothed` instant vector selector: the value at each step interpolated linearly
+    /// between the samples around it (within the lookback delta on either side), or carried
+    /// forward from the last one.
+    pub fn eval_smoothed_selector(&mut self, vs: &VectorSelector) -> Result<Matrix> {
+        let lb = self.ctx.lookback_ms;
+        let (rmin, rmax) = self.ref_bounds(&vs.at, &vs.offset);
+        let raw = self.select_raw(vs, rmin - lb + 1, rmax + lb)?;
+        let steps = self.steps();
+        let mut out = Vec::new();
+        for r in raw {
+            let rs = RangeSeries::from_raw(r);
+            let mut s = Series { metric: rs.metric.clone(), ..Default::default() };
+            for si in 0..steps {
+                let ts = self.ts(si);
+                let dt = self.ref_time(ts, &vs.at, &vs.offset);
+                let (f, h) = rs.window(dt - lb, dt + lb);
+                if f.is_empty() && h.is_empty() {
+                    continue;
+                }
+                if !f.is_empty() && !h.is_empty() {
+                    let name = rs.metric.metric_name().unwrap_or("").to_string();
+                    self.warn(format!("encountered a mix of histograms and floats for metric name {name:?}"), &name);
+                    continue;
+                }
+                if !h.is_empty() {
+                    let i = h.partition_point(|p| p.t < dt);
+                    if i < h.len() && h[i].t == dt {
+                        s.histograms.push(HPoint { t: ts, h: h[i].h.clone() });
+                    } else if i > 0 && i < h.len() {
+                        let (p, n) = (&h[i - 1], &h[i]);
+                        if p.h.uses_custom_buckets() != n.h.uses_custom_buckets() {
+                            continue;
+                        }
+                        use storage::histogram::CounterResetHint::Gauge;
+                        let is_counter = p.h.counter_reset_hint != Gauge || n.h.counter_reset_hint != Gauge;
+                        let frac = (dt - p.t) as f64 / (n.t - p.t) as f64;
+                        let v = if is_counter && crate::histogram::detect_reset(&n.h, &p.h) {
+                            crate::histogram::scale(&n.h, frac)
+                        } else {
+                            let mut annos = Vec::new();
+                            let Ok(d) = crate::histogram::add_sub(&n.h, &p.h, true, &mut annos) else { continue };
+                            let Ok(v) = crate::histogram::add_sub(&crate::histogram::scale(&d, frac), &p.h, false, &mut annos) else { continue };
+                            v
+                        };
+                        s.histograms.push(HPoint { t: ts, h: std::sync::Arc::new(v) });
+                    } else if i > 0 {
+                        let mut v = (*h[i - 1].h).clone();
+                        v.counter_reset_hint = storage::histogram::CounterResetHint::Unknown;
+                        s.histograms.push(HPoint { t: ts, h: std::sync::Arc::new(v) });
+                    }
+                    continue;
+                }
+                let i = f.partition_point(|p| p.t < dt);
+                if i < f.len() && f[i].t == dt {
+                    s.floats.push(FPoint { t: ts, f: f[i].f });
+                } else if i > 0 && i < f.len() {
+                    s.floats.push(FPoint { t: ts, f: interpolate(f[i - 1], f[i], dt, false) });
+                } else if i > 0 {
+                    s.floats.push(FPoint { t: ts, f: f[i - 1].f });
+                }
+            }
+            if !s.is_empty() {
+                self.add_samples(s.len())?;
+                out.push(s);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Linear interpolation at `t`; for counters a decrease is read as a reset from 0.
+pub(crate) fn interpolate(p1: FPoint, p2: FPoint, t: i64, is_counter: bool) -> f64 {
+    let y1 = if is_counter && p2.f < p1.f { 0.0 } else { p1.f };
+    y1 + (p2.f - y1) * (t - p1.t) as f64 / (p2.t - p1.t) as f64
+}
+
+/// Prometheus `extendFloats`: the samples of `(mint, maxt]` with boundary points at `mint`
+/// and `maxt` (picked, or for `smoothed` interpolated).
+pub(crate) fn extend_floats(f: &[FPoint], mint: i64, maxt: i64, smoothed: bool) -> Vec<FPoint> {
+    let mut last = f.len() - 1;
+    let first = f[..last].partition_point(|p| p.t <= mint).saturating_sub(1);
+    if smoothed {
+        last = f[..last].partition_point(|p| p.t < maxt);
+    }
+    if f[last].t <= mint {
+        return Vec::new();
+    }
+    let left = if smoothed && f[first].t < mint && first + 1 < f.len() { interpolate(f[first], f[first + 1], mint, false) } else { f[first].f };
+    let right = if smoothed && last > 0 && f[last].t > maxt { interpolate(f[last - 1], f[last], maxt, false) } else { f[last].f };
+    let mut a = first;
+    let mut b = last as i64;
+    if f[a].t <= mint {
+        a += 1;
+    }
+    if f[last].t >= maxt {
+        b -= 1;
+    }
+    let mut out = Vec::with_capacity(f.len() + 2);
+    out.push(FPoint { t: mint, f: left });
+    if (a as i64) <= b {
+        out.extend_from_slice(&f[a..=b as usize]);
+    }
+    out.push(FPoint { t: maxt, f: right });
+    out
 }
 
 /// Collects annotations from parallel workers.

@@ -37,7 +37,7 @@ impl Evaluator<'_> {
             .into_iter()
             .map(|s| RangeSeries { metric: s.metric, drop_name: s.drop_name, floats: s.floats, hists: s.histograms })
             .collect();
-        Ok(RangeInput { series, range_ms, at: sq.at.clone(), offset: sq.offset.clone(), selector_name: None })
+        Ok(RangeInput { series, range_ms, at: sq.at.clone(), offset: sq.offset.clone(), selector_name: None, modifier: super::selector::RangeMod::None })
     }
 
     /// A subquery evaluated on its own (instant query): its raw points in the window.

@@ -406,11 +406,6 @@ impl Evaluator<'_> {
     }
 }
 
-/// `__name__` and the type-and-unit labels that go with it (`__type__`, `__unit__`).
-pub(crate) fn is_name_like(n: &str) -> bool {
-    n == METRIC_NAME || n == "__type__" || n == "__unit__"
-}
-
 /// Hash of the labels that decide matching.
 pub(crate) fn signature(l: &Labels, matching: &Option<LabelModifier>) -> u64 {
     let mut buf = Vec::with_capacity(64);
@@ -424,14 +419,14 @@ pub(crate) fn signature(l: &Labels, matching: &Option<LabelModifier>) -> u64 {
         }
         Some(LabelModifier::Exclude(ign)) => {
             for lab in l.iter() {
-                if !is_name_like(&lab.name) && !ign.labels.iter().any(|n| n == &lab.name) {
+                if lab.name != METRIC_NAME && !ign.labels.iter().any(|n| n == &lab.name) {
                     push_pair(&mut buf, &lab.name, &lab.value);
                 }
             }
         }
         None => {
             for lab in l.iter() {
-                if !is_name_like(&lab.name) {
+                if lab.name != METRIC_NAME {
                     push_pair(&mut buf, &lab.name, &lab.value);
                 }
             }
@@ -451,8 +446,8 @@ fn push_pair(buf: &mut Vec<u8>, n: &str, v: &str) {
 fn sig_labels(l: &Labels, matching: &Option<LabelModifier>) -> Labels {
     match matching {
         Some(LabelModifier::Include(on)) => l.retain(|n| on.labels.iter().any(|x| x == n)),
-        Some(LabelModifier::Exclude(ign)) => l.retain(|n| !is_name_like(n) && !ign.labels.iter().any(|x| x == n)),
-        None => l.retain(|n| !is_name_like(n)),
+        Some(LabelModifier::Exclude(ign)) => l.retain(|n| n != METRIC_NAME && !ign.labels.iter().any(|x| x == n)),
+        None => l.retain(|n| n != METRIC_NAME),
     }
 }
 

@@ -386,7 +386,9 @@ pub fn run_eval(engine: &Engine, store: &MemStorage, ev: &Eval) -> Result<(), St
     let Ok(expr) = query::parse(&ev.expr) else { return Ok(()) };
     let string_like = matches!(ev.expected, Expected::String(_));
     // 1. Range-mode recheck.
-    if !x.ordered && ev.range_vector.is_none() && !string_like && !has_start_end(&expr) && x.fail.is_none() {
+    // Upstream skips the recheck when the text calls start(), end(), range() or step().
+    let ctx_funcs = regex::Regex::new(r"(start|end|range|step)\(\)").expect("valid regex").is_match(&ev.expr);
+    if !x.ordered && ev.range_vector.is_none() && !string_like && !has_start_end(&expr) && !ctx_funcs && x.fail.is_none() {
         let rr = engine.range_query_source(store, &ev.expr, t - 60_000, t + 60_000, 60_000, None);
         let picked = rr.map(|mut r| {
             let v = match std::mem::replace(&mut r.value, Value::Scalar(0, 0.0)) {

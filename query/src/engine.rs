@@ -106,6 +106,36 @@ impl Engine {
         self.exec(src, query, expr, t_ms, t_ms, 1, true, cancel)
     }
 
+    /// Evaluates an already parsed expression as a range query; `query` is its text.
+    ///
+    /// # Errors
+    /// As [`Engine::range_query_source`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn range_query_expr(
+        &self,
+        src: &dyn SampleSource,
+        expr: &Expr,
+        query: &str,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+        cancel: Option<&AtomicBool>,
+    ) -> Result<QueryResult> {
+        if end_ms < start_ms || step_ms <= 0 {
+            return Err(QueryError::BadData("invalid range query bounds".into()));
+        }
+        match expr.value_type() {
+            PType::Scalar | PType::Vector => {}
+            t => {
+                return Err(QueryError::BadData(format!(
+                    "invalid expression type {:?} for range query, must be Scalar or instant Vector",
+                    type_word(t)
+                )))
+            }
+        }
+        self.exec(src, query, expr, start_ms, end_ms, step_ms, false, cancel)
+    }
+
     /// [`Engine::range_query`] over any [`SampleSource`].
     ///
     /// # Errors

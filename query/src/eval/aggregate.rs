@@ -71,7 +71,6 @@ struct Group {
     has_float: bool,
     has_hist: bool,
     values: Vec<f64>,
-    samples: Vec<Sample>,
     incompatible: bool,
 }
 
@@ -90,7 +89,6 @@ impl Group {
             has_float: false,
             has_hist: false,
             values: Vec::new(),
-            samples: Vec::new(),
             incompatible: false,
         }
     }

@@ -28,7 +28,7 @@ use std::time::Instant;
 
 use promql_parser::parser::{AtModifier, Expr, Offset};
 use promql_parser::parser::value::ValueType as PType;
-use storage::{Labels, METRIC_NAME};
+use storage::Labels;
 
 use crate::error::{QueryError, Result};
 use crate::source::SampleSource;
@@ -414,9 +414,4 @@ pub(crate) fn system_time_ms(t: std::time::SystemTime) -> i64 {
         Ok(d) => d.as_millis() as i64,
         Err(e) => -(e.duration().as_millis() as i64),
     }
-}
-
-/// Removes `__name__` from samples flagged for delayed name removal.
-pub(crate) fn drop_metric_name(l: &Labels) -> Labels {
-    l.without(METRIC_NAME)
 }

@@ -373,7 +373,61 @@ fn add_at(e: &mut Expr, t_ms: i64) {
     }
 }
 
-/// Runs one eval with its rechecks.
+/// The value of a range recheck at `t`, as an instant result.
+fn pick_at(ev: &Eval, mut r: QueryResult, t: i64) -> Result<QueryResult, String> {
+    let Value::Matrix(m) = std::mem::replace(&mut r.value, Value::Scalar(0, 0.0)) else {
+        return Err("range query did not return a matrix".into());
+    };
+    for w in m.windows(2) {
+        if w[0].metric >= w[1].metric {
+            return Err("range result is not sorted by labels".into());
+        }
+    }
+    r.value = if matches!(ev.expected, Expected::Scalar(_)) {
+        let f = m.first().and_then(|s| s.floats.iter().find(|p| p.t == t)).map_or(f64::NAN, |p| p.f);
+        Value::Scalar(t, f)
+    } else {
+        let mut out = Vec::new();
+        for s in m {
+            if let Some(p) = s.floats.iter().find(|p| p.t == t) {
+                out.push(query::Sample { metric: s.metric.clone(), t, f: p.f, h: None, drop_name: false });
+            } else if let Some(p) = s.histograms.iter().find(|p| p.t == t) {
+                out.push(query::Sample { metric: s.metric.clone(), t, f: 0.0, h: Some(p.h.clone()), drop_name: false });
+            }
+        }
+        Value::Vector(out)
+    };
+    Ok(r)
+}
+
+/// One instant run as upstream's `runInstantQuery`: the query, its expectations, then (unless
+/// excluded) the same query as a range from `t-1m` to `t+1m` compared at `t`.
+fn run_instant_case(engine: &Engine, store: &MemStorage, ev: &Eval, x: &Expectations<'_>, expr: &Expr, t: i64) -> Result<(), String> {
+    let res = engine.instant_query_expr(store, expr, &ev.expr, t, None);
+    if x.fail.is_some() {
+        return check_result(ev, x, &res, false);
+    }
+    check_result(ev, x, &res, true)?;
+    let string_like = matches!(ev.expected, Expected::String(_));
+    if ev.range_vector.is_some() || string_like {
+        return Ok(());
+    }
+    // Upstream skips the recheck when the text calls start(), end(), range() or step().
+    let ctx_funcs = regex::Regex::new(r"(start|end|range|step)\(\)").expect("valid regex").is_match(&ev.expr);
+    if ctx_funcs || has_start_end(expr) {
+        return Ok(());
+    }
+    let rr = engine
+        .range_query_expr(store, expr, &ev.expr, t - 60_000, t + 60_000, 60_000, None)
+        .map_err(|e| format!("range-mode recheck: unexpected error: {e}"))?;
+    if x.ordered {
+        return Ok(());
+    }
+    let picked = pick_at(ev, rr, t).map_err(|e| format!("range-mode recheck: {e}"))?;
+    check_result(ev, x, &Ok(picked), false).map_err(|e| format!("range-mode recheck: {e}"))
+}
+
+/// Runs one eval with its rechecks (FORMAT.md section 6).
 pub fn run_eval(engine: &Engine, store: &MemStorage, ev: &Eval) -> Result<(), String> {
     let x = expectations(ev);
     if let Some((s, e, st)) = ev.range {
@@ -381,48 +435,18 @@ pub fn run_eval(engine: &Engine, store: &MemStorage, ev: &Eval) -> Result<(), St
         return check_result(ev, &x, &res, true);
     }
     let t = ev.instant_at.expect("instant eval");
-    let res = engine.instant_query_source(store, &ev.expr, t, None);
-    check_result(ev, &x, &res, true)?;
-    let Ok(expr) = query::parse(&ev.expr) else { return Ok(()) };
-    let string_like = matches!(ev.expected, Expected::String(_));
-    // 1. Range-mode recheck.
-    // Upstream skips the recheck when the text calls start(), end(), range() or step().
-    let ctx_funcs = regex::Regex::new(r"(start|end|range|step)\(\)").expect("valid regex").is_match(&ev.expr);
-    if !x.ordered && ev.range_vector.is_none() && !string_like && !has_start_end(&expr) && !ctx_funcs && x.fail.is_none() {
-        let rr = engine.range_query_source(store, &ev.expr, t - 60_000, t + 60_000, 60_000, None);
-        let picked = rr.map(|mut r| {
-            let v = match std::mem::replace(&mut r.value, Value::Scalar(0, 0.0)) {
-                Value::Matrix(m) => {
-                    if matches!(ev.expected, Expected::Scalar(_)) {
-                        let f = m.first().and_then(|s| s.floats.iter().find(|p| p.t == t)).map_or(f64::NAN, |p| p.f);
-                        Value::Scalar(t, f)
-                    } else {
-                        let mut out = Vec::new();
-                        for s in m {
-                            if let Some(p) = s.floats.iter().find(|p| p.t == t) {
-                                out.push(query::Sample { metric: s.metric.clone(), t, f: p.f, h: None, drop_name: false });
-                            } else if let Some(p) = s.histograms.iter().find(|p| p.t == t) {
-                                out.push(query::Sample { metric: s.metric.clone(), t, f: 0.0, h: Some(p.h.clone()), drop_name: false });
-                            }
-                        }
-                        Value::Vector(out)
-                    }
-                }
-                other => other,
-            };
-            r.value = v;
-            r
-        });
-        check_result(ev, &x, &picked, false).map_err(|e| format!("range-mode recheck: {e}"))?;
-    }
-    // 2. @-modifier recheck.
-    if !time_dependent(&expr) && !has_start_end(&expr) && x.fail.is_none() && ev.range_vector.is_none() && !string_like {
+    let expr = match query::parse(&ev.expr) {
+        Ok(e) => e,
+        // A query the parser rejects: the result is the error itself.
+        Err(err) => return check_result(ev, &x, &Err(err), true),
+    };
+    run_instant_case(engine, store, ev, &x, &expr, t)?;
+    if !time_dependent(&expr) {
         let mut pinned = expr.clone();
         add_at(&mut pinned, t);
         let times: Vec<i64> = if t == 0 { vec![-1000, 0, 1000] } else { vec![-10 * t, 0, t / 5, t, 10 * t] };
         for at in times {
-            let r = engine.instant_query_expr(store, &pinned, &ev.expr, at, None);
-            check_result(ev, &x, &r, false).map_err(|e| format!("@ recheck ({pinned}) at {at}ms: {e}"))?;
+            run_instant_case(engine, store, ev, &x, &pinned, at).map_err(|e| format!("@ recheck ({pinned}) at {at}ms: {e}"))?;
         }
     }
     Ok(())

@@ -65,6 +65,8 @@ pub enum Expected {
 /// An `eval` command.
 #[derive(Clone, Debug)]
 pub struct Eval {
+    /// Line of the `eval` header (1-based).
+    #[allow(dead_code)]
     pub line: usize,
     pub expr: String,
     /// `Some(t)` for instant evals.
@@ -498,11 +500,6 @@ pub fn parse_histogram(s: &str) -> Result<FloatHistogram, String> {
     }
     let _ = CUSTOM_BUCKETS_SCHEMA;
     Ok(h)
-}
-
-/// True if the histogram text sets `counter_reset_hint` explicitly.
-pub fn has_explicit_hint(line: &str) -> bool {
-    line.contains("counter_reset_hint:")
 }
 
 /// Parses a whole script into commands with their line numbers (1-based).

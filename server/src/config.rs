@@ -15,7 +15,7 @@
 //!           max_series_per_metric: 0, max_active_series: 0 }
 //! query: { timeout: 2m, max_samples: 50000000, max_concurrency: 20, lookback_delta: 5m }
 //! log: { level: info, format: logfmt }
-//! ebpf: { enable: false, open_ports: [8080], exe_path: /usr/bin/app, interval: 10s }
+//! ebpf: { enable: false, open_ports: "8080,9000-9100", exe_path: "/usr/bin/app", interval: 15s }
 //! ```
 //!
 //! TLS and credentials are not here but in `--web.config.file` ([`crate::web_config`]), as in
@@ -102,13 +102,15 @@ pub struct Flags {
     /// Collect HTTP metrics of local processes with eBPF. [default: false]
     #[arg(long = "ebpf.enable")]
     pub ebpf_enable: bool,
-    /// Comma-separated local TCP ports whose HTTP traffic eBPF observes (e.g. 8080,9090).
-    #[arg(long = "ebpf.open-ports", value_name = "PORTS", value_delimiter = ',')]
-    pub ebpf_open_ports: Option<Vec<u16>>,
-    /// Only observe processes running this executable.
-    #[arg(long = "ebpf.exe-path", value_name = "PATH")]
-    pub ebpf_exe_path: Option<PathBuf>,
-    /// How often eBPF aggregates are appended as samples. [default: 10s]
+    /// Local TCP server ports whose HTTP traffic eBPF observes: ports and ranges, e.g.
+    /// 8080,9000-9100 (Beyla's open_ports). [default: any]
+    #[arg(long = "ebpf.open-ports", value_name = "PORTS")]
+    pub ebpf_open_ports: Option<String>,
+    /// Only observe processes whose executable path matches this regular expression
+    /// (Beyla's exe_path). [default: any]
+    #[arg(long = "ebpf.exe-path", value_name = "REGEX")]
+    pub ebpf_exe_path: Option<String>,
+    /// How often eBPF aggregates are appended as samples. [default: 15s]
     #[arg(long = "ebpf.interval", value_name = "DURATION")]
     pub ebpf_interval: Option<String>,
 }
@@ -245,10 +247,10 @@ pub struct FileLog {
 pub struct FileEbpf {
     /// As `--ebpf.enable`.
     pub enable: Option<bool>,
-    /// As `--ebpf.open-ports`.
-    pub open_ports: Option<Vec<u16>>,
+    /// As `--ebpf.open-ports` (`"8080,9000-9100"`).
+    pub open_ports: Option<String>,
     /// As `--ebpf.exe-path`.
-    pub exe_path: Option<PathBuf>,
+    pub exe_path: Option<String>,
     /// As `--ebpf.interval`.
     pub interval: Option<String>,
 }
@@ -333,10 +335,10 @@ pub struct QueryConfig {
 pub struct EbpfConfig {
     /// Whether the source runs.
     pub enable: bool,
-    /// Local TCP ports observed.
-    pub open_ports: Vec<u16>,
-    /// Executable filter.
-    pub exe_path: Option<PathBuf>,
+    /// Local TCP ports observed, Beyla syntax; `None` for any.
+    pub open_ports: Option<String>,
+    /// Executable path regular expression; `None` for any.
+    pub exe_path: Option<String>,
     /// Aggregation and append period.
     pub interval: Duration,
 }
@@ -422,7 +424,7 @@ impl Config {
         if lookback_delta.is_zero() {
             return Err(ConfigError::Value { key: "query.lookback-delta", message: "must be greater than 0".into() });
         }
-        let ebpf_interval = dur("ebpf.interval", f.ebpf_interval.or(file.ebpf.interval), "10s")?;
+        let ebpf_interval = dur("ebpf.interval", f.ebpf_interval.or(file.ebpf.interval), "15s")?;
         if ebpf_interval.is_zero() {
             return Err(ConfigError::Value { key: "ebpf.interval", message: "must be greater than 0".into() });
         }
@@ -470,7 +472,7 @@ impl Config {
             log_format: f.log_format.or(file.log.format).unwrap_or_default(),
             ebpf: EbpfConfig {
                 enable: f.ebpf_enable || file.ebpf.enable.unwrap_or(false),
-                open_ports: f.ebpf_open_ports.or(file.ebpf.open_ports).unwrap_or_default(),
+                open_ports: f.ebpf_open_ports.or(file.ebpf.open_ports),
                 exe_path: f.ebpf_exe_path.or(file.ebpf.exe_path),
                 interval: ebpf_interval,
             },
@@ -505,7 +507,7 @@ mod tests {
     #[test]
     fn flags_override_file_override_defaults() {
         let file: FileConfig = serde_norway::from_str(
-            "storage:\n  retention_time: 30d\n  path: /var/lib/hearth\nquery:\n  timeout: 10s\nebpf:\n  open_ports: [80, 443]\n",
+            "storage:\n  retention_time: 30d\n  path: /var/lib/hearth\nquery:\n  timeout: 10s\nebpf:\n  open_ports: \"80,443\"\n",
         )
         .unwrap();
         let c = Config::resolve(parse(&["--query.timeout=1m", "--storage.tsdb.retention.size=512MB"]), file).unwrap();
@@ -513,7 +515,7 @@ mod tests {
         assert_eq!(c.storage.path, PathBuf::from("/var/lib/hearth"));
         assert_eq!(c.query.timeout, Duration::from_secs(60));
         assert_eq!(c.storage.retention_size_bytes, 512 << 20);
-        assert_eq!(c.ebpf.open_ports, vec![80, 443]);
+        assert_eq!(c.ebpf.open_ports.as_deref(), Some("80,443"));
     }
 
     #[test]
@@ -533,7 +535,7 @@ mod tests {
         )
         .unwrap();
         assert!(c.ebpf.enable);
-        assert_eq!(c.ebpf.open_ports, vec![8080, 9090]);
+        assert_eq!(c.ebpf.open_ports.as_deref(), Some("8080,9090"));
         assert_eq!(c.storage.wal_fsync, WalFsync::Never);
         assert_eq!(c.log_format, LogFormat::Json);
     }

@@ -79,6 +79,32 @@ impl ServerError {
     }
 }
 
+impl From<ingest::remote_write::IngestError> for ServerError {
+    fn from(e: ingest::remote_write::IngestError) -> Self {
+        use ingest::remote_write::IngestError as E;
+        let msg = e.to_string();
+        match e {
+            E::UnsupportedMediaType { .. } | E::UnsupportedEncoding { .. } => ServerError::UnsupportedMediaType(msg),
+            E::BodyTooLarge { .. } => ServerError::TooLarge(msg),
+            E::Snappy { .. } | E::Protobuf { .. } => ServerError::BadData(msg),
+        }
+    }
+}
+
+impl From<query::QueryError> for ServerError {
+    fn from(e: query::QueryError) -> Self {
+        use query::QueryError as E;
+        let msg = e.to_string();
+        match e {
+            E::BadData(_) => ServerError::BadData(msg),
+            E::Execution(_) | E::TooManySamples(_) => ServerError::Execution(msg),
+            E::Timeout(_) => ServerError::Timeout(msg),
+            E::Canceled(_) => ServerError::Canceled(msg),
+            E::Storage(_) | E::Internal(_) => ServerError::Internal(msg),
+        }
+    }
+}
+
 /// The query API's JSON envelope for an error.
 #[derive(Serialize)]
 struct ErrorEnvelope<'a> {
@@ -141,6 +167,16 @@ mod tests {
         assert_eq!(ServerError::Storage(storage::StorageError::Closed).status(), 500);
         assert_eq!(ServerError::TooLarge(String::new()).status(), 413);
         assert_eq!(ServerError::UnsupportedMediaType(String::new()).status(), 415);
+        let e: ServerError = ingest::remote_write::IngestError::BodyTooLarge { decompressed_bytes: 2, limit_bytes: 1 }.into();
+        assert_eq!(e.status(), 413);
+        let e: ServerError = ingest::remote_write::IngestError::Snappy { reason: "x".into() }.into();
+        assert_eq!(e.status(), 400);
+        let e: ServerError = ingest::remote_write::IngestError::UnsupportedEncoding { content_encoding: "gzip".into() }.into();
+        assert_eq!(e.status(), 415);
+        let e: ServerError = query::QueryError::TooManySamples("query execution").into();
+        assert_eq!((e.status().as_u16(), e.error_type()), (422, "execution"));
+        let e: ServerError = query::QueryError::Timeout("query execution").into();
+        assert_eq!((e.status().as_u16(), e.error_type()), (503, "timeout"));
     }
 
     #[tokio::test]

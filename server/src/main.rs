@@ -1,1 +1,40 @@
-fn main() {}
+//! `hearth`: parse flags, set up logging, run the server until SIGTERM/SIGINT.
+
+use clap::Parser;
+use server::config::{Config, Flags};
+
+fn main() -> std::process::ExitCode {
+    let flags = Flags::parse();
+    let config = match Config::load(flags) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("hearth: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    server::logging::init(config.log_level, config.log_format);
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("hearth-worker").build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the async runtime");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(
+        version = server::metrics::VERSION,
+        revision = server::metrics::REVISION,
+        data = %config.storage.path.display(),
+        "starting hearth"
+    );
+    let result = rt.block_on(server::server::run(config, Box::new(server::backend_db::open)));
+    match result {
+        Ok(()) => {
+            tracing::info!("see you next time");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "hearth stopped with an error");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! `/api/v1/query`, `/api/v1/query_range` and `/api/v1/format_query`.
+//!
+//! Evaluation runs on the blocking pool, at most `--query.max-concurrency` at once (later
+//! queries wait for a permit, as in Prometheus' active query tracker). When the client goes
+//! away, the handler future is dropped, and a guard sets the engine's cancel flag so the
+//! evaluation stops at its next check.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::{Request, State};
+use axum::response::Response;
+use query::source::QuerierSource;
+use query::{Annotations, Engine, EngineOptions};
+
+use super::json::{success, success_serde, write_query_data};
+use super::read_params;
+use crate::app::Shared;
+use crate::error::{ApiFailure, ServerError};
+
+/// Prometheus' cap on points per series of a range query (`web/api/v1/api.go`).
+pub const MAX_POINTS_PER_SERIES: i64 = 11_000;
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Sets the flag when dropped unless disarmed: a dropped handler cancels its evaluation.
+struct CancelOnDrop(Arc<AtomicBool>, bool);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if self.1 {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+enum Kind {
+    Instant { t_ms: i64 },
+    Range { start_ms: i64, end_ms: i64, step_ms: i64 },
+}
+
+async fn evaluate(s: &Shared, query: String, kind: Kind, params: &super::params::Params) -> Result<Response, ServerError> {
+    let timeout = params.timeout(s.config.query.timeout)?;
+    let lookback_delta_ms = match params.duration_ms("lookback_delta")? {
+        Some(ms) if ms > 0 => ms,
+        _ => s.config.query.lookback_delta.as_millis() as i64,
+    };
+    let engine = Engine::new(EngineOptions {
+        lookback_delta_ms,
+        timeout: Some(timeout),
+        max_samples: s.config.query.max_samples,
+        ..EngineOptions::default()
+    });
+    let backend = s.storage.backend()?;
+    let _permit = s
+        .queries
+        .acquire()
+        .await
+        .map_err(|_| ServerError::Unavailable("query engine is shutting down".into()))?;
+    s.metrics.queries_in_flight.inc();
+    let cancel = Arc::new(AtomicBool::new(false));
+    let mut guard = CancelOnDrop(cancel.clone(), true);
+    let task = tokio::task::spawn_blocking(move || -> Result<(String, Annotations), ServerError> {
+        let querier = backend.querier()?;
+        let src = QuerierSource(&*querier);
+        let r = match kind {
+            Kind::Instant { t_ms } => engine.instant_query_source(&src, &query, t_ms, Some(&cancel)),
+            Kind::Range { start_ms, end_ms, step_ms } => {
+                engine.range_query_source(&src, &query, start_ms, end_ms, step_ms, Some(&cancel))
+            }
+        }?;
+        let mut out = String::with_capacity(256);
+        write_query_data(&mut out, &r.value);
+        Ok((out, r.annotations))
+    })
+    .await;
+    guard.1 = false;
+    s.metrics.queries_in_flight.dec();
+    let (data, annotations) = task.map_err(|e| ServerError::Internal(format!("query task failed: {e}")))??;
+    Ok(success(&data, &annotations))
+}
+
+/// `GET|POST /api/v1/query?query=&time=&timeout=&lookback_delta=`.
+pub async fn instant(State(s): State<Shared>, req: Request) -> Result<Response, ApiFailure> {
+    let p = read_params(req).await?;
+    let query = p.get("query").unwrap_or("").to_string();
+    let t_ms = p.time_or("time", now_ms())?;
+    Ok(evaluate(&s, query, Kind::Instant { t_ms }, &p).await?)
+}
+
+/// `GET|POST /api/v1/query_range?query=&start=&end=&step=&timeout=`.
+pub async fn range(State(s): State<Shared>, req: Request) -> Result<Response, ApiFailure> {
+    let p = read_params(req).await?;
+    let query = p.get("query").unwrap_or("").to_string();
+    let start_ms = required_time(&p, "start")?;
+    let end_ms = required_time(&p, "end")?;
+    if end_ms < start_ms {
+        return Err(ServerError::BadData("end timestamp must not be before start time".into()).into());
+    }
+    let step_ms = match p.get("step") {
+        None | Some("") => return Err(bad_param("step", "cannot parse \"\" to a valid duration").into()),
+        Some(_) => p.duration_ms("step")?.unwrap_or(0),
+    };
+    if step_ms <= 0 {
+        return Err(ServerError::BadData(
+            "zero or negative query resolution step widths are not accepted. Try a positive integer".into(),
+        )
+        .into());
+    }
+    // Prometheus divides in whole seconds' float: (end - start) / step > 11000.
+    if (end_ms - start_ms) / step_ms > MAX_POINTS_PER_SERIES {
+        return Err(ServerError::BadData(
+            "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)"
+                .into(),
+        )
+        .into());
+    }
+    Ok(evaluate(&s, query, Kind::Range { start_ms, end_ms, step_ms }, &p).await?)
+}
+
+fn bad_param(name: &str, msg: &str) -> ServerError {
+    ServerError::BadData(format!("invalid parameter {name:?}: {msg}"))
+}
+
+fn required_time(p: &super::params::Params, name: &str) -> Result<i64, ServerError> {
+    match p.non_empty(name) {
+        None => Err(bad_param(name, "cannot parse \"\" to a valid timestamp")),
+        Some(_) => p.time_or(name, 0),
+    }
+}
+
+/// `GET|POST /api/v1/format_query?query=`: the query pretty-printed by promql-parser.
+pub async fn format(req: Request) -> Result<Response, ApiFailure> {
+    let p = read_params(req).await?;
+    let q = p.get("query").unwrap_or("");
+    let expr = promql_parser::parser::parse(q)
+        .map_err(|e| bad_param("query", &format!("parse error: {e}")))?;
+    Ok(success_serde(&expr.prettify(), &Annotations::default()))
+}

@@ -7,7 +7,8 @@
  * so one hook sees the fd, the user buffer and the result together; no sys_enter program and no
  * per-thread map between enter and exit are needed, which halves the per-syscall cost.
  *
- * Per connection (key tgid<<32 | fd, LRU hash), a small state machine:
+ * Per connection (LRU hash keyed by the struct sock address; `fds` maps tgid<<32 | fd of the
+ * accepted descriptor and its dup/dup2/dup3/F_DUPFD copies to it), a small state machine:
  *
  *   accept/accept4 ── local port from task->files->fdt->fd[fd]->private_data->sk, filtered by
  *                     port_filter and target_pids ──► IDLE
@@ -19,7 +20,8 @@
  *               right after the header for HEAD/204/304, or at a "0\r\n\r\n" chunk end
  *               ──► emit HTTP_END_COMPLETE, IDLE
  *   RESPONSE ── read (next request) ──► emit HTTP_END_NEXT_REQUEST, then as IDLE
- *   close ── emit HTTP_END_CLOSE (RESPONSE) or HTTP_END_NO_RESPONSE with status 0 (REQUEST)
+ *   close of its last known descriptor ── emit HTTP_END_CLOSE (RESPONSE) or
+ *               HTTP_END_NO_RESPONSE with status 0 (REQUEST)
  *
  * Headers are scanned (bpf_loop, first 256 bytes of each read/write while the header is
  * incomplete) for the end of the header (CRLFCRLF) and Content-Length; a header line split
@@ -40,7 +42,7 @@ const volatile __u32 filter_ports = 0;   /* 1: only ports marked PORT_OBSERVE */
 const volatile __u32 filter_pids = 0;    /* 1: only tgids in target_pids */
 const volatile __u64 wakeup_bytes = 65536; /* force a wakeup once this much data is queued */
 
-#define SCAN_CAP 256
+#define SCAN_CAP 256 /* scan_step masks indexes with 0xff */
 #define CONN_HEAD_CAP 256
 #define STITCH_BELOW 64
 
@@ -67,6 +69,12 @@ const volatile __u64 wakeup_bytes = 65536; /* force a wakeup once this much data
 #define NR_sendmsg 46
 #define NR_recvmsg 47
 #define NR_accept4 288
+#define NR_dup 32
+#define NR_dup2 33
+#define NR_fcntl 72
+#define NR_dup3 292
+#define F_DUPFD 0
+#define F_DUPFD_CLOEXEC 1030
 
 struct hscan {
 	__s64 content_length; /* -1 until a Content-Length value is parsed */
@@ -90,6 +98,8 @@ struct conn {
 	__u16 head_len;
 	__u8 state;
 	__u8 no_body;
+	__u32 fd_refs; /* descriptors of this socket we know of (accept + dups) */
+	__u32 _pad;
 	char head[CONN_HEAD_CAP];
 };
 
@@ -123,12 +133,22 @@ struct {
 	__type(value, __u8);
 } target_pids SEC(".maps");
 
+/* Connection state, keyed by the kernel's struct sock address, so that a dup'ed descriptor
+ * (Rust's try_clone, fcntl F_DUPFD) shares it. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u64);
 	__type(value, struct conn);
 } conns SEC(".maps");
+
+/* (tgid << 32 | fd) of accepted sockets and their dups → struct sock address. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, __u64);
+} fds SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -164,9 +184,13 @@ struct scan_ctx {
 static long scan_step(__u32 i, void *data)
 {
 	struct scan_ctx *s = data;
-	if (i >= s->len || i >= SCAN_CAP)
+	__u64 idx = i;
+	if (idx >= s->len)
 		return 1;
-	char c = s->buf[i & (SCAN_CAP - 1)];
+	/* Bound the index in the register the load uses: clang would otherwise drop a C mask
+	 * after the comparison above, and the verifier would see an unbounded offset. */
+	asm volatile("%[idx] &= 0xff" : [idx] "+r"(idx));
+	char c = s->buf[idx];
 
 	if (c == '\r')
 		s->crlf = (s->crlf == 0 || s->crlf == 2) ? s->crlf + 1 : 1;
@@ -413,9 +437,9 @@ static __always_inline void on_accept(__u32 tgid, long fd)
 		return;
 	if ((unsigned long)fd >= READ_KERNEL(fdt, max_fds))
 		return;
-	struct file **fds = READ_KERNEL(fdt, fd);
+	struct file **fd_array = READ_KERNEL(fdt, fd);
 	struct file *file = 0;
-	if (!fds || bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) != 0 || !file)
+	if (!fd_array || bpf_probe_read_kernel(&file, sizeof(file), &fd_array[fd]) != 0 || !file)
 		return;
 	struct socket *sock = READ_KERNEL(file, private_data);
 	if (!sock)
@@ -437,21 +461,52 @@ static __always_inline void on_accept(__u32 tgid, long fd)
 	if (!init)
 		return;
 	__u64 key = ((__u64)tgid << 32) | (__u32)fd;
-	if (bpf_map_update_elem(&conns, &key, init, BPF_ANY) != 0)
+	__u64 skey = (__u64)sk;
+	if (bpf_map_update_elem(&conns, &skey, init, BPF_ANY) != 0)
 		return;
-	struct conn *c = bpf_map_lookup_elem(&conns, &key);
+	struct conn *c = bpf_map_lookup_elem(&conns, &skey);
 	if (!c)
 		return;
 	c->pid = tgid;
 	c->port = port;
 	c->state = ST_IDLE;
+	c->fd_refs = 1;
+	bpf_map_update_elem(&fds, &key, &skey, BPF_ANY);
+}
+
+/* A descriptor of a tracked socket was duplicated to `newfd`. */
+static __always_inline void on_dup(__u32 tgid, __u32 oldfd, long newfd)
+{
+	if (newfd < 0 || (__u32)newfd == oldfd)
+		return;
+	__u64 okey = ((__u64)tgid << 32) | oldfd;
+	__u64 *sk = bpf_map_lookup_elem(&fds, &okey);
+	if (!sk)
+		return;
+	__u64 skey = *sk;
+	struct conn *c = bpf_map_lookup_elem(&conns, &skey);
+	if (!c)
+		return;
+	__u64 nkey = ((__u64)tgid << 32) | (__u32)newfd;
+	if (bpf_map_update_elem(&fds, &nkey, &skey, BPF_ANY) == 0)
+		c->fd_refs += 1;
 }
 
 static __always_inline void on_close(__u64 key)
 {
-	struct conn *c = bpf_map_lookup_elem(&conns, &key);
+	__u64 *sk = bpf_map_lookup_elem(&fds, &key);
+	if (!sk)
+		return;
+	__u64 skey = *sk;
+	bpf_map_delete_elem(&fds, &key);
+	struct conn *c = bpf_map_lookup_elem(&conns, &skey);
 	if (!c)
 		return;
+	if (c->fd_refs > 1) {
+		/* Another descriptor of the socket is still open. */
+		c->fd_refs -= 1;
+		return;
+	}
 	if (c->state == ST_REQUEST) {
 		c->end_ns = bpf_ktime_get_ns();
 		c->status = 0;
@@ -459,7 +514,7 @@ static __always_inline void on_close(__u64 key)
 	} else if (c->state == ST_RESPONSE) {
 		emit(c, HTTP_END_CLOSE);
 	}
-	bpf_map_delete_elem(&conns, &key);
+	bpf_map_delete_elem(&conns, &skey);
 }
 
 /* Fills s->p0/n0 (and p1/n1) from an iovec array with `cnt` entries, `total` bytes moved. */
@@ -499,6 +554,10 @@ int hearth_sys_exit(__u64 *ctx)
 	case NR_sendmsg:
 	case NR_recvmsg:
 	case NR_accept4:
+	case NR_dup:
+	case NR_dup2:
+	case NR_fcntl:
+	case NR_dup3:
 		break;
 	default:
 		return 0;
@@ -519,13 +578,28 @@ int hearth_sys_exit(__u64 *ctx)
 			on_close(key);
 		return 0;
 	}
-	struct conn *c = bpf_map_lookup_elem(&conns, &key);
-	if (!c || ret <= 0)
+	const void *arg1 = (const void *)READ_KERNEL(regs, si);
+	if (id == NR_dup || id == NR_dup2 || id == NR_dup3) {
+		on_dup(tgid, fd, ret);
+		return 0;
+	}
+	if (id == NR_fcntl) {
+		if ((unsigned long)arg1 == F_DUPFD || (unsigned long)arg1 == F_DUPFD_CLOEXEC)
+			on_dup(tgid, fd, ret);
+		return 0;
+	}
+	if (ret <= 0)
+		return 0;
+	__u64 *sk = bpf_map_lookup_elem(&fds, &key);
+	if (!sk)
+		return 0;
+	__u64 skey = *sk;
+	struct conn *c = bpf_map_lookup_elem(&conns, &skey);
+	if (!c)
 		return 0;
 
 	struct segs s = {};
 	__u64 total = (__u64)ret;
-	const void *arg1 = (const void *)READ_KERNEL(regs, si);
 	switch (id) {
 	case NR_read:
 	case NR_recvfrom:

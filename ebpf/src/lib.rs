@@ -35,8 +35,12 @@ pub mod maps {
     pub const PORT_FILTER: &str = "port_filter";
     /// `BPF_MAP_TYPE_HASH` `u32` tgid → `u8` (1): processes to observe when `filter_pids` is set.
     pub const TARGET_PIDS: &str = "target_pids";
-    /// `BPF_MAP_TYPE_LRU_HASH` of per-connection state (kernel-private layout).
+    /// `BPF_MAP_TYPE_LRU_HASH` of per-connection state keyed by `struct sock` address
+    /// (kernel-private layout).
     pub const CONNS: &str = "conns";
+    /// `BPF_MAP_TYPE_LRU_HASH` `u64` (tgid << 32 | fd) → `u64` `struct sock` address, for
+    /// accepted descriptors and their dups.
+    pub const FDS: &str = "fds";
 }
 
 /// `const volatile` globals in the object's `.rodata`, set before load.

@@ -38,7 +38,9 @@ fn start_with(cfg: EbpfConfig, recorder: &Recorder) -> Option<EbpfHandle> {
     let r = recorder.clone();
     match ebpf::start(cfg, Arc::new(move || r.appender())) {
         Ok(h) => Some(h),
-        Err(e @ (EbpfError::MissingCapabilities { .. } | EbpfError::MissingBtf { .. } | EbpfError::Attach { .. })) => {
+        // Only a machine without the privileges or BTF is a reason to skip; a refused program is
+        // a failure.
+        Err(e @ (EbpfError::MissingCapabilities { .. } | EbpfError::MissingBtf { .. })) => {
             println!("skipped: the kernel refuses: {e}");
             None
         }
@@ -56,7 +58,14 @@ async fn flush_until(h: &EbpfHandle, rec: &Recorder, done: impl Fn(&HashMap<Labe
         if done(&latest) {
             return latest;
         }
-        assert!(Instant::now() < deadline, "events did not arrive; status {:?}", h.status());
+        if Instant::now() >= deadline {
+            let counts: Vec<String> = latest
+                .iter()
+                .filter(|(l, _)| l.metric_name() == Some(&format!("{DURATION_METRIC}_count")[..]))
+                .map(|(l, v)| format!("{l} {v}"))
+                .collect();
+            panic!("events did not arrive; status {:?}; counts {counts:#?}", h.status());
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -155,13 +164,13 @@ async fn mixed_workload(port: u16, h: &EbpfHandle, rec: &Recorder) {
     assert_eq!(sum(ebpf::RESPONSE_BODY_METRIC, "POST"), 8.0);
     assert_eq!(sum(ebpf::RESPONSE_BODY_METRIC, "DELETE"), 6.0);
 
-    // Routes: the query string is dropped.
+    // Routes: the query string is dropped, the numeric segment collapsed.
     let routes: Vec<&str> = latest
         .keys()
         .filter(|l| l.get("server_port") == Some(ps.as_str()) && l.get("http_request_method") == Some("POST"))
         .filter_map(|l| l.get("http_route"))
         .collect();
-    assert!(!routes.is_empty() && routes.iter().all(|r| *r == "/status/404"), "{routes:?}");
+    assert!(!routes.is_empty() && routes.iter().all(|r| *r == "/status/*"), "{routes:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -224,7 +233,7 @@ async fn split_request_and_keepalive() {
         .filter(|l| l.get("server_port") == Some(ps.as_str()))
         .filter_map(|l| l.get("http_route"))
         .collect();
-    assert_eq!(routes.into_iter().collect::<Vec<_>>(), vec!["/status/200", "/users/*/status/201"]);
+    assert_eq!(routes.into_iter().collect::<Vec<_>>(), vec!["/status/*", "/users/*/status/*"]);
     let resp = sum_where(&latest, &format!("{}_sum", ebpf::RESPONSE_BODY_METRIC), &[("server_port", &ps), ("http_request_method", "PUT")]);
     assert_eq!(resp, 120.0);
     h.shutdown().await.expect("shutdown");
@@ -241,16 +250,17 @@ async fn nginx_red_counts() {
     let Some(h) = start(&[port], &rec) else { return };
     let sent = tokio::task::spawn_blocking(move || {
         let mut sent: HashMap<(&str, u16), Vec<Response>> = HashMap::new();
-        let mut c = Client::connect(port);
-        for (i, code) in [200u16, 404, 500].iter().cycle().take(30).enumerate() {
-            let method = if i % 2 == 0 { "GET" } else { "HEAD" };
-            let r = if method == "HEAD" {
-                // HEAD answers carry no body; the raw client would wait for one.
-                let mut c2 = Client::connect(port);
-                c2.request("GET", &format!("/status/{code}"), b"", &[]).expect("nginx")
-            } else {
-                c.request(method, &format!("/status/{code}"), b"", &[]).expect("nginx")
-            };
+        // 200 and 404 on keep-alive connections; nginx closes the connection after a 500, so
+        // each 500 gets its own.
+        let (mut ok, mut missing) = (Client::connect(port), Client::connect(port));
+        for code in [200u16, 404, 500].iter().cycle().take(30) {
+            let target = format!("/status/{code}");
+            let r = match code {
+                200 => ok.request("GET", &target, b"", &[]),
+                404 => missing.request("GET", &target, b"", &[]),
+                _ => Client::connect(port).request("GET", &target, b"", &[]),
+            }
+            .expect("nginx answers");
             assert_eq!(r.status, *code);
             sent.entry(("GET", *code)).or_default().push(r);
         }

@@ -279,7 +279,7 @@ fn serve_conn(s: TcpStream) {
         let q = |k: &str| {
             query.split('&').find_map(|kv| kv.strip_prefix(k).and_then(|v| v.strip_prefix('='))).and_then(|v| v.parse::<u64>().ok())
         };
-        let code: u16 = path.strip_prefix("/status/").and_then(|c| c.parse().ok()).unwrap_or(200);
+        let code: u16 = path.rsplit_once("/status/").and_then(|(_, c)| c.parse().ok()).unwrap_or(200);
         std::thread::sleep(Duration::from_millis(q("delay_ms").unwrap_or(0)));
         let size = q("size").unwrap_or(2) as usize;
         let resp = format!("HTTP/1.1 {code} X\r\nContent-Length: {size}\r\n\r\n{}", "x".repeat(size));

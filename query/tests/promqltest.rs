@@ -15,9 +15,13 @@
 //! * The test fails only if the runner cannot parse a script (unknown command, malformed
 //!   series line, value or duration): that is a bug in the script or the runner. Evals that
 //!   fail, including queries promql-parser rejects, are reported and counted, not fatal.
-//! * Data is loaded into [`query::mem::MemStorage`], an in-memory sample source that holds
-//!   floats and native histograms. The storage crate's head cannot store histograms yet; once
-//!   `storage::db::Db` has an appender and querier for both, the loader switches to it.
+//! * Data goes through Hearth's storage: each `load` block is one [`storage::Appender`]
+//!   transaction on a [`storage::db::Db`] in a temporary directory (WAL fsync off), and every
+//!   eval reads through a fresh [`storage::Querier`] (adapted by `query::source::QuerierSource`).
+//!   `clear` closes the database and opens an empty one. Samples the appender refuses (a later
+//!   `load` writing older samples into an existing series, which Prometheus' test storage
+//!   accepts out of order) are counted and printed per file. `HEARTH_PROMQLTEST_STORAGE=mem`
+//!   runs the same scripts on the in-memory [`query::mem::MemStorage`] instead.
 //! * `@st` (start timestamp) lines are parsed and validated, then ignored: the storage
 //!   contract has no start timestamps.
 //! * Annotation positions (`(line:col)`) are located by the engine heuristically; a `msg:`
@@ -31,9 +35,72 @@ mod script;
 use std::path::{Path, PathBuf};
 
 use query::mem::MemStorage;
+use query::source::{QuerierSource, SampleSource};
 use query::{Engine, EngineOptions};
+use storage::db::{Db, DbOptions};
+use storage::wal::FsyncPolicy;
+use storage::{Appender, Labels};
 
 use script::{Command, Item};
+
+/// Where a script's data lives.
+enum Store {
+    Mem(MemStorage),
+    Db(Db, tempfile::TempDir),
+}
+
+impl Store {
+    fn open(mem: bool) -> Result<Store, String> {
+        if mem {
+            return Ok(Store::Mem(MemStorage::new()));
+        }
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let mut opts = DbOptions::default();
+        opts.head.wal.fsync = FsyncPolicy::Never;
+        let db = Db::open(dir.path(), opts).map_err(|e| e.to_string())?;
+        Ok(Store::Db(db, dir))
+    }
+
+    /// Writes series (samples in time order); returns how many samples were refused.
+    fn write(&mut self, series: &[(Labels, Vec<(i64, Item)>)]) -> Result<usize, String> {
+        match self {
+            Store::Mem(m) => {
+                for (l, samples) in series {
+                    for (t, it) in samples {
+                        match it {
+                            Item::Omitted => {}
+                            Item::F(v) => m.add_float(l, *t, *v),
+                            Item::H(h) => m.add_histogram(l, *t, h.clone()),
+                        }
+                    }
+                }
+                Ok(0)
+            }
+            Store::Db(db, _) => {
+                let mut app = db.appender();
+                let mut refused = 0;
+                for (l, samples) in series {
+                    let Ok(r) = app.series_ref(l) else {
+                        refused += samples.len();
+                        continue;
+                    };
+                    for (t, it) in samples {
+                        let res = match it {
+                            Item::Omitted => Ok(()),
+                            Item::F(v) => app.append(r, *t, *v),
+                            Item::H(h) => app.append_histogram(r, *t, h),
+                        };
+                        if res.is_err() {
+                            refused += 1;
+                        }
+                    }
+                }
+                app.commit().map_err(|e| e.to_string())?;
+                Ok(refused)
+            }
+        }
+    }
+}
 
 fn corpus_dir() -> PathBuf {
     match std::env::var("HEARTH_PROMQLTEST_DIR") {
@@ -42,54 +109,67 @@ fn corpus_dir() -> PathBuf {
     }
 }
 
-/// Loads one `load` block.
-fn load(store: &mut MemStorage, interval_ms: i64, nhcb: bool, series: &[script::SeriesLine]) {
+/// The samples of one `load` block, per series in time order (the classic-histogram
+/// families turned into NHCB series too for `load_with_nhcb`).
+fn load_samples(interval_ms: i64, nhcb: bool, series: &[script::SeriesLine]) -> Vec<(Labels, Vec<(i64, Item)>)> {
     // The second line for the same series replaces the first (upstream keys by label hash).
-    let mut last: std::collections::HashMap<storage::Labels, usize> = std::collections::HashMap::new();
+    let mut last: std::collections::HashMap<Labels, usize> = std::collections::HashMap::new();
     for (i, s) in series.iter().enumerate() {
         last.insert(s.labels.clone(), i);
     }
+    let mut out = Vec::new();
     for (i, s) in series.iter().enumerate() {
         if last[&s.labels] != i {
             continue;
         }
-        for (k, item) in s.items.iter().enumerate() {
-            let t = k as i64 * interval_ms;
-            match item {
-                Item::Omitted => {}
-                Item::F(v) => store.add_float(&s.labels, t, *v),
-                Item::H(h) => store.add_histogram(&s.labels, t, h.clone()),
-            }
-        }
+        let samples: Vec<(i64, Item)> = s
+            .items
+            .iter()
+            .enumerate()
+            .filter(|(_, it)| !matches!(it, Item::Omitted))
+            .map(|(k, it)| (k as i64 * interval_ms, it.clone()))
+            .collect();
+        out.push((s.labels.clone(), samples));
     }
     if nhcb {
-        compare::load_nhcb(store, interval_ms, series);
+        out.extend(compare::nhcb_series(interval_ms, series));
     }
+    out
 }
 
 /// Runs one file; returns (passed, failed, failure texts).
-fn run_file(path: &Path, engine_opts: &EngineOptions) -> Result<(usize, usize, Vec<String>), String> {
+fn run_file(path: &Path, engine_opts: &EngineOptions, mem: bool) -> Result<(usize, usize, usize, Vec<String>), String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let cmds = script::parse_script(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     let engine = Engine::new(engine_opts.clone());
-    let mut store = MemStorage::new();
-    let (mut passed, mut failed) = (0, 0);
+    let mut store = Store::open(mem)?;
+    let (mut passed, mut failed, mut refused) = (0, 0, 0);
     let mut failures = Vec::new();
     let fname = path.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default();
     for (line, cmd) in cmds {
         match cmd {
-            Command::Clear => store = MemStorage::new(),
-            Command::Load { interval_ms, nhcb, series } => load(&mut store, interval_ms, nhcb, &series),
-            Command::Eval(ev) => match compare::run_eval(&engine, &store, &ev) {
-                Ok(()) => passed += 1,
-                Err(diff) => {
-                    failed += 1;
-                    failures.push(format!("{fname}:{line}: {}\n    {}", ev.expr, diff.replace('\n', "\n    ")));
+            Command::Clear => store = Store::open(mem)?,
+            Command::Load { interval_ms, nhcb, series } => refused += store.write(&load_samples(interval_ms, nhcb, &series))?,
+            Command::Eval(ev) => {
+                let res = match &store {
+                    Store::Mem(m) => compare::run_eval(&engine, m, &ev),
+                    Store::Db(db, _) => {
+                        let q = db.querier();
+                        let src = QuerierSource(&q);
+                        compare::run_eval(&engine, &src as &dyn SampleSource, &ev)
+                    }
+                };
+                match res {
+                    Ok(()) => passed += 1,
+                    Err(diff) => {
+                        failed += 1;
+                        failures.push(format!("{fname}:{line}: {}\n    {}", ev.expr, diff.replace('\n', "\n    ")));
+                    }
                 }
-            },
+            }
         }
     }
-    Ok((passed, failed, failures))
+    Ok((passed, failed, refused, failures))
 }
 
 #[test]
@@ -108,11 +188,15 @@ fn promqltest() {
         no_step_subquery_interval_ms: 60_000,
     };
     let verbose = std::env::var("HEARTH_PROMQLTEST_QUIET").is_err();
+    let mem = std::env::var("HEARTH_PROMQLTEST_STORAGE").is_ok_and(|v| v == "mem");
     let (mut tp, mut tf) = (0, 0);
     let mut parse_errors = Vec::new();
     for f in &files {
-        match run_file(f, &opts) {
-            Ok((p, fl, failures)) => {
+        match run_file(f, &opts, mem) {
+            Ok((p, fl, refused, failures)) => {
+                if refused > 0 {
+                    println!("note: {}: storage refused {refused} loaded samples", f.display());
+                }
                 if verbose {
                     for x in &failures {
                         println!("FAIL {x}");

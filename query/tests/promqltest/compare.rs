@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::time::{Duration, UNIX_EPOCH};
 
 use promql_parser::parser::{AtModifier, Expr};
-use query::mem::MemStorage;
+use query::source::SampleSource;
 use query::{Engine, QueryError, QueryResult, Value};
 use storage::histogram::{CounterResetHint, CUSTOM_BUCKETS_SCHEMA};
 use storage::{is_stale_nan, FloatHistogram, Labels};
@@ -402,7 +402,7 @@ fn pick_at(ev: &Eval, mut r: QueryResult, t: i64) -> Result<QueryResult, String>
 
 /// One instant run as upstream's `runInstantQuery`: the query, its expectations, then (unless
 /// excluded) the same query as a range from `t-1m` to `t+1m` compared at `t`.
-fn run_instant_case(engine: &Engine, store: &MemStorage, ev: &Eval, x: &Expectations<'_>, expr: &Expr, t: i64) -> Result<(), String> {
+fn run_instant_case(engine: &Engine, store: &dyn SampleSource, ev: &Eval, x: &Expectations<'_>, expr: &Expr, t: i64) -> Result<(), String> {
     let res = engine.instant_query_expr(store, expr, &ev.expr, t, None);
     if x.fail.is_some() {
         return check_result(ev, x, &res, false);
@@ -428,7 +428,7 @@ fn run_instant_case(engine: &Engine, store: &MemStorage, ev: &Eval, x: &Expectat
 }
 
 /// Runs one eval with its rechecks (FORMAT.md section 6).
-pub fn run_eval(engine: &Engine, store: &MemStorage, ev: &Eval) -> Result<(), String> {
+pub fn run_eval(engine: &Engine, store: &dyn SampleSource, ev: &Eval) -> Result<(), String> {
     let x = expectations(ev);
     if let Some((s, e, st)) = ev.range {
         let res = engine.range_query_source(store, &ev.expr, s, e, st, None);
@@ -454,7 +454,8 @@ pub fn run_eval(engine: &Engine, store: &MemStorage, ev: &Eval) -> Result<(), St
 
 /// `load_with_nhcb`: turns each classic histogram family of the block into a native
 /// histogram with custom buckets named after the family.
-pub fn load_nhcb(store: &mut MemStorage, interval_ms: i64, series: &[SeriesLine]) {
+pub fn nhcb_series(interval_ms: i64, series: &[SeriesLine]) -> Vec<(Labels, Vec<(i64, Item)>)> {
+    let mut out: Vec<(Labels, Vec<(i64, Item)>)> = Vec::new();
     struct Family {
         labels: Labels,
         buckets: Vec<(f64, Vec<Item>)>,
@@ -542,7 +543,11 @@ pub fn load_nhcb(store: &mut MemStorage, interval_ms: i64, series: &[SeriesLine]
                 negative_buckets: Vec::new(),
                 custom_values: bounds,
             };
-            store.add_histogram(&f.labels, k as i64 * interval_ms, h);
+            match out.iter_mut().find(|(l, _)| *l == f.labels) {
+                Some((_, v)) => v.push((k as i64 * interval_ms, Item::H(h))),
+                None => out.push((f.labels.clone(), vec![(k as i64 * interval_ms, Item::H(h))])),
+            }
         }
     }
+    out
 }

@@ -153,3 +153,92 @@ async fn observe(State(s): State<Shared>, req: Request, next: Next) -> Response 
     s.metrics.observe_request(&handler, r.status().as_u16(), start.elapsed().as_secs_f64());
     r
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::{Backend, TsdbStats, WriteInput, WriteOutcome};
+    use crate::config::{Config, FileConfig, Flags};
+    use crate::error::ServerError;
+    use axum::body::Body;
+    use ingest::remote_write::{Decoder, Limits, NoopAppender};
+    use storage::metrics::StorageMetrics;
+    use storage::{Labels, Metadata, Querier, Series, StorageError};
+    use tower::ServiceExt;
+
+    /// A backend over a fixed list of series.
+    struct Fixed(Vec<Series>);
+
+    struct FixedQuerier(Vec<Series>);
+
+    impl Querier for FixedQuerier {
+        fn select(&self, m: &[storage::Matcher], _: i64, _: i64) -> storage::Result<Vec<Series>> {
+            Ok(self
+                .0
+                .iter()
+                .filter(|s| m.iter().all(|m| m.matches(s.labels.get(&m.name).unwrap_or(""))))
+                .cloned()
+                .collect())
+        }
+        fn label_names(&self, _: &[storage::Matcher], _: i64, _: i64) -> storage::Result<Vec<String>> {
+            Ok(vec![])
+        }
+        fn label_values(&self, _: &str, _: &[storage::Matcher], _: i64, _: i64) -> storage::Result<Vec<String>> {
+            Ok(vec![])
+        }
+    }
+
+    impl Backend for Fixed {
+        fn querier(&self) -> Result<Arc<dyn Querier>, StorageError> {
+            Ok(Arc::new(FixedQuerier(self.0.clone())))
+        }
+        fn remote_write(&self, d: &mut Decoder, i: WriteInput<'_>, l: &Limits) -> Result<WriteOutcome, ServerError> {
+            crate::backend::ingest_request(NoopAppender::default(), d, i, l)
+        }
+        fn metadata(&self, _: Option<&str>, _: usize) -> Vec<(String, Metadata)> {
+            vec![]
+        }
+        fn tsdb_stats(&self, _: usize) -> TsdbStats {
+            TsdbStats::default()
+        }
+        fn storage_metrics(&self) -> Arc<StorageMetrics> {
+            Arc::new(StorageMetrics::default())
+        }
+        fn close(&self) -> Result<(), StorageError> {
+            Ok(())
+        }
+    }
+
+    fn state() -> Shared {
+        let c = Config::resolve(Flags::default(), FileConfig::default()).unwrap();
+        Arc::new(AppState::new(c, Authenticator::open(), false))
+    }
+
+    async fn get(s: &Shared, uri: &str) -> (StatusCode, String) {
+        let r = router(s.clone()).oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap();
+        let status = r.status();
+        let body = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn not_ready_until_storage_is_published() {
+        let s = state();
+        assert_eq!(get(&s, "/-/healthy").await.0, StatusCode::OK);
+        assert_eq!(get(&s, "/-/ready").await.0, StatusCode::SERVICE_UNAVAILABLE);
+        let (st, body) = get(&s, "/api/v1/query?query=up").await;
+        assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("\"errorType\":\"unavailable\""), "{body}");
+        let series = Series::from_samples(Labels::from_pairs([("__name__", "up"), ("job", "a")]), &[(1000, 1.0)]);
+        s.storage.set(Arc::new(Fixed(vec![series])));
+        assert_eq!(get(&s, "/-/ready").await.0, StatusCode::OK);
+        let (st, body) = get(&s, "/api/v1/query?query=up&time=1").await;
+        assert_eq!(st, StatusCode::OK);
+        assert_eq!(
+            body,
+            r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"__name__":"up","job":"a"},"value":[1,"1"]}]}}"#
+        );
+        let (st, body) = get(&s, "/nope").await;
+        assert_eq!((st, body.as_str()), (StatusCode::NOT_FOUND, ""));
+    }
+}

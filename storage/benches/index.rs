@@ -66,15 +66,15 @@ fn series_labels(i: u32) -> Labels {
     ])
 }
 
-fn build_mem_index() -> MemIndex {
+fn build_mem_index(what: &str, labels: impl Fn(u32) -> Labels) -> MemIndex {
     let before = LIVE_BYTES.load(Ordering::Relaxed);
     let ix = MemIndex::new(Arc::new(Symbols::new()));
     for i in 0..N {
-        ix.add(i, &series_labels(i));
+        ix.add(i, &labels(i));
     }
     let bytes = LIVE_BYTES.load(Ordering::Relaxed) - before;
     eprintln!(
-        "mem index: {N} series, {} pairs, {} symbols: {} heap bytes = {:.1} bytes/series \
+        "mem index ({what}): {N} series, {} pairs, {} symbols: {} heap bytes = {:.1} bytes/series \
          (estimate: postings {} + symbols {} bytes)",
         ix.num_pairs(),
         ix.symbols().len(),
@@ -95,7 +95,9 @@ fn matchers() -> Vec<(&'static str, Vec<Matcher>)> {
 }
 
 fn bench_mem(c: &mut Criterion) {
-    let ix = build_mem_index();
+    // Worst case for memory: one label unique to each series (a pod per series).
+    drop(build_mem_index("unique pod per series", |i| series_labels(i).with("pod", &format!("pod-{i:07}-x7k2q"))));
+    let ix = build_mem_index("node-exporter-like", series_labels);
     let a = ix.postings("job", "job-3").expect("postings");
     let b = ix.postings("env", "prod").expect("postings");
     let mut g = c.benchmark_group("postings_intersect");

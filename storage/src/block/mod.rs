@@ -5,7 +5,7 @@
 //! <blocks_dir>/<ULID>/
 //!     meta.json      what the block holds (meta.rs; Prometheus' BlockMeta shape)
 //!     index          symbols, series, postings (layout: crate::index::disk)
-//!     chunks/000001  chunk segment files (layout: chunk_store.rs)
+//!     chunks/000001  chunk segment files (layout: crate::chunks), sealed
 //! ```
 //! A block is written under `<ULID>.tmp-for-creation/` and renamed into place when complete;
 //! it is deleted by renaming it to `<ULID>.tmp-for-deletion/` and then removing it, so a crash
@@ -24,10 +24,8 @@
 //! Series ids inside a block are dense `u32`s in label order, so select output is sorted for
 //! free and all postings is the range `0..num_series`.
 
-pub mod chunk_store;
 pub mod compact;
 pub mod meta;
-mod mmap;
 pub mod querier;
 pub mod reader;
 pub mod retention;
@@ -42,6 +40,7 @@ use std::path::{Path, PathBuf};
 use ulid::Ulid;
 
 use crate::error::{Result, StorageError};
+use crate::mmap::MappedFile;
 
 pub use meta::{BlockCompaction, BlockMeta, BlockStats};
 pub use querier::BlockQuerier;
@@ -88,4 +87,16 @@ pub fn list_block_dirs(blocks_dir: &Path) -> Result<Vec<(Ulid, PathBuf)>> {
 pub(crate) fn fsync_dir(dir: &Path) -> Result<()> {
     let f = fs::File::open(dir).map_err(|e| StorageError::io(format!("open {}", dir.display()), e))?;
     f.sync_all().map_err(|e| StorageError::io(format!("fsync {}", dir.display()), e))
+}
+
+/// Maps a complete, immutable block file read-only (all of it published).
+///
+/// # Errors
+/// [`StorageError::Io`] if the file cannot be opened or mapped.
+pub(crate) fn map_file(path: &Path) -> Result<std::sync::Arc<dyn AsRef<[u8]> + Send + Sync>> {
+    let f = fs::File::open(path).map_err(|e| StorageError::io(format!("open {}", path.display()), e))?;
+    let len = f.metadata().map_err(|e| StorageError::io(format!("stat {}", path.display()), e))?.len();
+    let len = usize::try_from(len).unwrap_or(usize::MAX);
+    let map = MappedFile::map(&f, len).map_err(|e| StorageError::io(format!("mmap {}", path.display()), e))?;
+    Ok(std::sync::Arc::new(map))
 }

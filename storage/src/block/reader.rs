@@ -4,11 +4,10 @@ use std::path::{Path, PathBuf};
 
 use roaring::RoaringBitmap;
 
-use super::chunk_store::ChunkSegmentReader;
 use super::meta::BlockMeta;
-use super::mmap::map_file;
-use super::{CHUNKS_DIRNAME, INDEX_FILENAME};
+use super::{map_file, CHUNKS_DIRNAME, INDEX_FILENAME};
 use crate::chunkenc::ChunkHandle;
+use crate::chunks::{ChunkFiles, ChunkFilesOptions, ChunkRef};
 use crate::error::{Result, StorageError};
 use crate::index::disk::{ChunkMeta, DiskIndex};
 use crate::index::IndexReader;
@@ -21,7 +20,7 @@ pub struct Block {
     dir: PathBuf,
     meta: BlockMeta,
     index: DiskIndex,
-    chunks: ChunkSegmentReader,
+    chunks: ChunkFiles,
     size_bytes: u64,
 }
 
@@ -33,8 +32,8 @@ impl std::fmt::Debug for Block {
 
 impl Block {
     /// Opens the block in `dir`: reads `meta.json`, maps and validates the index (version,
-    /// checksums, table bounds) and maps the chunk segments (headers checked; each chunk's CRC
-    /// is checked when it is read).
+    /// checksums, table bounds) and maps the chunk segments ([`ChunkFiles`]: headers checked;
+    /// each chunk's CRC is checked when it is read).
     ///
     /// # Errors
     /// [`StorageError::Io`], [`StorageError::Corruption`] or
@@ -45,7 +44,7 @@ impl Block {
         let map = map_file(&index_path)?;
         let index_bytes = (*map).as_ref().len() as u64;
         let index = DiskIndex::open(map, &index_path)?;
-        let chunks = ChunkSegmentReader::open(&dir.join(CHUNKS_DIRNAME))?;
+        let chunks = ChunkFiles::open(dir.join(CHUNKS_DIRNAME), ChunkFilesOptions::default())?;
         if u64::from(index.num_series()) != meta.stats.num_series {
             return Err(StorageError::Corruption {
                 path: dir.join(super::meta::META_FILENAME),
@@ -91,7 +90,7 @@ impl Block {
     /// # Errors
     /// [`StorageError::Corruption`] if the reference is bad or the chunk fails its checksum.
     pub fn chunk(&self, meta: &ChunkMeta) -> Result<ChunkHandle> {
-        self.chunks.get(meta.chunk_ref, meta.min_t_ms, meta.max_t_ms)
+        self.chunks.get(ChunkRef(meta.chunk_ref))
     }
 }
 

@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 
 use ulid::Ulid;
 
-use super::chunk_store::ChunkSegmentWriter;
 use super::meta::{BlockCompaction, BlockMeta, BlockStats, BLOCK_VERSION};
 use super::{fsync_dir, CHUNKS_DIRNAME, INDEX_FILENAME, TMP_CREATION_SUFFIX};
 use crate::chunkenc::{ChunkHandle, ChunkIter, ValueType};
+use crate::chunks::{ChunkFiles, ChunkFilesOptions};
 use crate::error::{Result, StorageError};
 use crate::index::disk::{ChunkMeta, IndexWriter};
 use crate::labels::Labels;
@@ -31,7 +31,7 @@ pub struct BlockWriter {
     tmp: PathBuf,
     meta: BlockMeta,
     index: IndexWriter,
-    chunks: Option<ChunkSegmentWriter>,
+    chunks: Option<ChunkFiles>,
     metas: Vec<ChunkMeta>,
     finished: bool,
 }
@@ -63,7 +63,7 @@ impl BlockWriter {
             fs::remove_dir_all(&tmp).map_err(|e| StorageError::io(format!("remove {}", tmp.display()), e))?;
         }
         fs::create_dir_all(&tmp).map_err(|e| StorageError::io(format!("create {}", tmp.display()), e))?;
-        let chunks = ChunkSegmentWriter::create(&tmp.join(CHUNKS_DIRNAME))?;
+        let chunks = ChunkFiles::open(tmp.join(CHUNKS_DIRNAME), ChunkFilesOptions::default())?;
         Ok(BlockWriter {
             parent: blocks_dir.to_path_buf(),
             tmp,
@@ -108,8 +108,10 @@ impl BlockWriter {
         self.metas.clear();
         let mut order: Vec<&ChunkHandle> = chunks.iter().collect();
         order.sort_by_key(|c| (c.min_t_ms, c.max_t_ms));
+        // The chunk record's owner is the series' id in this block.
+        let series_id = u64::from(self.index.num_series());
         for c in order {
-            let chunk_ref = w.append(c.encoding, c.bytes.as_slice())?;
+            let chunk_ref = w.append(series_id, c.min_t_ms, c.max_t_ms, c.encoding, c.bytes.as_slice())?.0;
             self.meta.stats.num_samples += count_samples(c);
             self.metas.push(ChunkMeta { min_t_ms: c.min_t_ms, max_t_ms: c.max_t_ms, chunk_ref });
         }
@@ -126,7 +128,9 @@ impl BlockWriter {
     /// [`StorageError::Io`].
     pub fn finish(mut self) -> Result<BlockMeta> {
         let chunks = self.chunks.take().expect("finish runs once");
-        chunks.finish()?;
+        // Seal: fsync and trim the last segment's preallocated tail; then fsync the directory.
+        chunks.seal()?;
+        chunks.sync()?;
         let index = std::mem::take(&mut self.index);
         index.write(&self.tmp.join(INDEX_FILENAME))?;
         self.meta.write(&self.tmp)?;

@@ -19,7 +19,7 @@ pub mod symbols;
 #[cfg(test)]
 pub(crate) mod tests;
 
-use roaring::RoaringBitmap;
+use roaring::{MultiOps, RoaringBitmap};
 
 use crate::error::Result;
 
@@ -83,12 +83,13 @@ pub trait IndexReader {
     /// # Errors
     /// As [`IndexReader::postings`].
     fn postings_union(&self, name: &str, values: &[&str]) -> Result<RoaringBitmap> {
-        let mut out = RoaringBitmap::new();
+        let mut parts = Vec::with_capacity(values.len());
         for v in values {
             if !v.is_empty() {
-                out |= self.postings(name, v)?;
+                parts.push(self.postings(name, v)?);
             }
         }
-        Ok(out)
+        // One multi-way union: folding `|=` would re-merge the growing result once per value.
+        Ok(parts.union())
     }
 }

@@ -13,8 +13,9 @@
 //!
 //! Merging takes series from every input in label order (a k-way merge over the blocks' dense,
 //! label-ordered ids). A series present in several blocks gets their chunks concatenated in
-//! time order; where chunks overlap in time (overlapping blocks), their float samples are
-//! decoded, deduplicated by timestamp (the first block in input order wins) and re-encoded.
+//! time order; where chunks overlap in time (overlapping blocks), their samples are decoded,
+//! deduplicated by timestamp (the first block in input order wins) and re-encoded with the
+//! head's chunk encoders.
 
 use std::sync::Arc;
 
@@ -23,7 +24,11 @@ use ulid::Ulid;
 use super::meta::{BlockCompaction, BlockMeta};
 use super::reader::Block;
 use super::writer::BlockWriter;
-use crate::chunkenc::{raw, ChunkBytes, ChunkHandle, ChunkIter, Encoding, ValueType};
+use crate::chunkenc::{
+    encode_floats, ChunkBytes, ChunkHandle, ChunkIter, Encoding, HistogramChunkBuilder, ValueType,
+    HISTOGRAM_CHUNK_TARGET_BYTES, SAMPLES_PER_CHUNK,
+};
+use crate::histogram::FloatHistogram;
 use crate::error::Result;
 use crate::labels::Labels;
 
@@ -31,8 +36,6 @@ use crate::labels::Labels;
 pub const DEFAULT_BLOCK_RANGE_MS: i64 = 2 * 3600 * 1000;
 /// The largest block range when no retention bounds it: 31 days in ms.
 pub const MAX_BLOCK_DURATION_MS: i64 = 31 * 24 * 3600 * 1000;
-/// Samples per chunk when re-encoding overlapping chunks (the head's cut size).
-const MERGED_SAMPLES_PER_CHUNK: usize = 120;
 
 /// `steps` ranges starting at `min_ms`, each `step_size` times the previous
 /// (Prometheus' `ExponentialBlockRanges`).
@@ -188,8 +191,8 @@ pub fn compact(blocks_dir: &std::path::Path, blocks: &[Arc<Block>]) -> Result<Op
 }
 
 /// Orders a series' chunks from several blocks by time; runs of chunks that overlap in time
-/// are decoded, deduplicated by timestamp (lowest block index first) and re-encoded. Runs with
-/// histogram samples are kept as they are (the series iterator then skips re-visited times).
+/// are decoded, deduplicated by timestamp (lowest block index first) and re-encoded. A run that
+/// fails to decode is kept as it is (the series iterator then skips re-visited timestamps).
 fn merge_chunks(chunks: &mut [(usize, ChunkHandle)]) -> Vec<ChunkHandle> {
     chunks.sort_by_key(|(bi, c)| (c.min_t_ms, c.max_t_ms, *bi));
     let mut out = Vec::with_capacity(chunks.len());
@@ -205,7 +208,7 @@ fn merge_chunks(chunks: &mut [(usize, ChunkHandle)]) -> Vec<ChunkHandle> {
         if run.len() == 1 {
             out.push(run[0].1.clone());
         } else {
-            match reencode_floats(run) {
+            match reencode(run) {
                 Some(merged) => out.extend(merged),
                 None => out.extend(run.iter().map(|(_, c)| c.clone())),
             }
@@ -215,10 +218,18 @@ fn merge_chunks(chunks: &mut [(usize, ChunkHandle)]) -> Vec<ChunkHandle> {
     out
 }
 
-/// Decodes overlapping float chunks into one deduplicated, time-ordered run of raw chunks.
-/// `None` if any chunk holds histograms or fails to decode.
-fn reencode_floats(run: &[(usize, ChunkHandle)]) -> Option<Vec<ChunkHandle>> {
-    let mut samples: Vec<(i64, usize, f64)> = Vec::new();
+/// One decoded sample of an overlapping run.
+enum Sample {
+    Float(f64),
+    Histogram(Box<FloatHistogram>),
+}
+
+/// Decodes overlapping chunks into one deduplicated, time-ordered run and re-encodes it with
+/// the head's encoders: floats in chunks of [`SAMPLES_PER_CHUNK`] (smallest float encoding),
+/// histograms cut at [`HISTOGRAM_CHUNK_TARGET_BYTES`] or [`SAMPLES_PER_CHUNK`] samples; a
+/// change of sample type starts a new chunk. `None` if a chunk fails to decode.
+fn reencode(run: &[(usize, ChunkHandle)]) -> Option<Vec<ChunkHandle>> {
+    let mut samples: Vec<(i64, usize, Sample)> = Vec::new();
     for (bi, c) in run {
         let mut it = ChunkIter::new(c.encoding, c.bytes.as_slice());
         loop {
@@ -226,9 +237,12 @@ fn reencode_floats(run: &[(usize, ChunkHandle)]) -> Option<Vec<ChunkHandle>> {
                 ValueType::None => break,
                 ValueType::Float => {
                     let (t, v) = it.at();
-                    samples.push((t, *bi, v));
+                    samples.push((t, *bi, Sample::Float(v)));
                 }
-                ValueType::Histogram => return None,
+                ValueType::Histogram => {
+                    let (t, h) = it.at_histogram();
+                    samples.push((t, *bi, Sample::Histogram(Box::new(h.clone()))));
+                }
             }
         }
         if it.err().is_some() {
@@ -238,15 +252,35 @@ fn reencode_floats(run: &[(usize, ChunkHandle)]) -> Option<Vec<ChunkHandle>> {
     samples.sort_by_key(|s| (s.0, s.1));
     samples.dedup_by_key(|s| s.0);
     let mut out = Vec::new();
-    for part in samples.chunks(MERGED_SAMPLES_PER_CHUNK) {
-        let ts: Vec<i64> = part.iter().map(|s| s.0).collect();
-        let vs: Vec<f64> = part.iter().map(|s| s.2).collect();
-        out.push(ChunkHandle {
-            min_t_ms: ts[0],
-            max_t_ms: ts[ts.len() - 1],
-            encoding: Encoding::Raw,
-            bytes: ChunkBytes::from_vec(raw::encode(&ts, &vs)),
-        });
+    let handle = |(encoding, bytes): (Encoding, Vec<u8>), min_t_ms: i64, max_t_ms: i64| ChunkHandle {
+        min_t_ms,
+        max_t_ms,
+        encoding,
+        bytes: ChunkBytes::from_vec(bytes),
+    };
+    let mut k = 0;
+    while k < samples.len() {
+        let first_t = samples[k].0;
+        if let Sample::Float(_) = samples[k].2 {
+            let (mut ts, mut vs) = (Vec::new(), Vec::new());
+            while k < samples.len() && ts.len() < SAMPLES_PER_CHUNK {
+                let Sample::Float(v) = samples[k].2 else { break };
+                ts.push(samples[k].0);
+                vs.push(v);
+                k += 1;
+            }
+            out.push(handle(encode_floats(&ts, &vs), first_t, ts[ts.len() - 1]));
+        } else {
+            let mut b = HistogramChunkBuilder::new();
+            let mut last_t = first_t;
+            while k < samples.len() && b.len() < SAMPLES_PER_CHUNK && b.size_bytes() < HISTOGRAM_CHUNK_TARGET_BYTES {
+                let Sample::Histogram(h) = &samples[k].2 else { break };
+                b.append(samples[k].0, h);
+                last_t = samples[k].0;
+                k += 1;
+            }
+            out.push(handle(b.finish(), first_t, last_t));
+        }
     }
     Some(out)
 }

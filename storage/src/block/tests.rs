@@ -198,6 +198,50 @@ fn compact_deduplicates_overlapping_blocks() {
     let want: Vec<(i64, f64)> = (0..100).map(|t| (t, t as f64)).collect();
     assert_eq!(got[0].1, want);
     assert_eq!(meta.stats.num_samples, 100);
+    let merged = BlockQuerier::new(open(dir.path(), &meta)).select(&[Matcher::equal("job", "a")], 0, 100).expect("select");
+    // [0, 24], [65, 89] and [90, 99] overlap nothing and are copied as they are; the run
+    // [25, 49] + [40, 64] + [50, 59] is decoded, deduplicated and re-encoded compressed.
+    let encodings: Vec<_> = merged[0].chunks.iter().map(|c| (c.min_t_ms, c.max_t_ms, c.encoding)).collect();
+    use crate::chunkenc::Encoding::Raw;
+    assert_eq!(encodings.len(), 4, "{encodings:?}");
+    assert_eq!((encodings[0].2, encodings[2].2, encodings[3].2), (Raw, Raw, Raw));
+    assert_eq!((encodings[1].0, encodings[1].1), (25, 64));
+    assert_ne!(encodings[1].2, Raw);
+}
+
+#[test]
+fn compact_deduplicates_overlapping_histograms() {
+    use crate::chunkenc::{ChunkBytes, ChunkHandle, HistogramChunkBuilder};
+    use crate::histogram::FloatHistogram;
+    let hist = |t: i64, mark: f64| FloatHistogram { count: t as f64, sum: mark, ..crate::chunkenc::EMPTY_HISTOGRAM.clone() };
+    let chunk = |ts: std::ops::Range<i64>, mark: f64| {
+        let mut b = HistogramChunkBuilder::new();
+        for t in ts.clone() {
+            b.append(t, &hist(t, mark));
+        }
+        let (encoding, bytes) = b.finish();
+        ChunkHandle { min_t_ms: ts.start, max_t_ms: ts.end - 1, encoding, bytes: ChunkBytes::from_vec(bytes) }
+    };
+    let l = Labels::from_pairs([("__name__", "h")]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut metas = Vec::new();
+    for (ts, mark) in [(0..30, 1.0), (20..50, 2.0)] {
+        let mut w = BlockWriter::create(dir.path(), ts.start, ts.end).expect("create");
+        w.add_series(&l, &[chunk(ts, mark)]).expect("add");
+        metas.push(w.finish().expect("finish"));
+    }
+    let blocks: Vec<_> = metas.iter().map(|m| open(dir.path(), m)).collect();
+    let meta = compact(dir.path(), &blocks).expect("compact").expect("some");
+    assert_eq!(meta.stats.num_samples, 50);
+    let s = BlockQuerier::new(open(dir.path(), &meta)).select(&[Matcher::equal("__name__", "h")], 0, 100).expect("select");
+    let mut it = s[0].iter();
+    let mut got = Vec::new();
+    while it.next() == ValueType::Histogram {
+        let (t, h) = it.at_histogram();
+        got.push((t, h.count, h.sum));
+    }
+    let want: Vec<(i64, f64, f64)> = (0..50).map(|t| (t, t as f64, if t < 30 { 1.0 } else { 2.0 })).collect();
+    assert_eq!(got, want, "each timestamp once, the first block winning");
 }
 
 fn meta_at(min: i64, max: i64) -> BlockMeta {

@@ -539,7 +539,7 @@ int hearth_sys_exit(__u64 *ctx)
 {
 	struct pt_regs *regs = (struct pt_regs *)ctx[0];
 	long ret = (long)ctx[1];
-	long id = READ_KERNEL(regs, orig_ax);
+	long id = regs->orig_ax;
 
 	switch (id) {
 	case NR_read:
@@ -571,14 +571,14 @@ int hearth_sys_exit(__u64 *ctx)
 		return 0;
 	}
 
-	__u32 fd = (__u32)READ_KERNEL(regs, di);
+	__u32 fd = (__u32)regs->di;
 	__u64 key = ((__u64)tgid << 32) | fd;
 	if (id == NR_close) {
 		if (ret == 0)
 			on_close(key);
 		return 0;
 	}
-	const void *arg1 = (const void *)READ_KERNEL(regs, si);
+	const void *arg1 = (const void *)regs->si;
 	if (id == NR_dup || id == NR_dup2 || id == NR_dup3) {
 		on_dup(tgid, fd, ret);
 		return 0;
@@ -608,7 +608,7 @@ int hearth_sys_exit(__u64 *ctx)
 		on_read(c, &s, total);
 		break;
 	case NR_readv:
-		iov_segs(&s, arg1, READ_KERNEL(regs, dx), total);
+		iov_segs(&s, arg1, regs->dx, total);
 		s.tail = 0;
 		on_read(c, &s, total);
 		break;
@@ -630,7 +630,7 @@ int hearth_sys_exit(__u64 *ctx)
 		on_write(c, &s, total);
 		break;
 	case NR_writev:
-		iov_segs(&s, arg1, READ_KERNEL(regs, dx), total);
+		iov_segs(&s, arg1, regs->dx, total);
 		on_write(c, &s, total);
 		break;
 	case NR_sendmsg: {

@@ -95,6 +95,21 @@ impl BitWriter {
         }
     }
 
+    /// Writes `v` in the Rice code with parameter `k <= 56` (see [`rice_bits`]).
+    #[inline]
+    pub fn write_rice(&mut self, v: u64, k: u32) {
+        let q = v >> k;
+        if q < RICE_ESCAPE {
+            // q ones, a zero, then the k low bits.
+            let ones = (1u64 << q) - 1;
+            self.write_bits(ones << 1, q as u32 + 1);
+            self.write_bits(v, k);
+        } else {
+            self.write_bits((1u64 << RICE_ESCAPE) - 1, RICE_ESCAPE as u32);
+            self.write_bits(v, 64);
+        }
+    }
+
     /// Bits written so far.
     pub fn bit_len(&self) -> usize {
         self.buf.len() * 8 + self.nbits as usize
@@ -151,6 +166,33 @@ impl BitWriter {
     pub fn shrink_to_fit(&mut self) {
         self.buf.shrink_to_fit();
     }
+}
+
+/// Quotients at or above this are escaped: `RICE_ESCAPE` ones, then the value as 64 raw bits.
+pub const RICE_ESCAPE: u64 = 20;
+
+/// Bits the Rice code with parameter `k` spends on `v`: unary quotient `v >> k` (ones, then a
+/// zero), then the `k` low bits; quotients of [`RICE_ESCAPE`] or more are escaped.
+#[inline]
+pub fn rice_bits(v: u64, k: u32) -> usize {
+    let q = v >> k;
+    if q < RICE_ESCAPE {
+        q as usize + 1 + k as usize
+    } else {
+        RICE_ESCAPE as usize + 64
+    }
+}
+
+/// Zig-zag: small magnitudes of either sign to small unsigned values.
+#[inline]
+pub fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+/// Inverse of [`zigzag`].
+#[inline]
+pub fn unzigzag(u: u64) -> i64 {
+    ((u >> 1) as i64) ^ -((u & 1) as i64)
 }
 
 /// `true` if `v` fits the varbit bucket with `nbits` payload bits:
@@ -241,20 +283,58 @@ impl<'a> BitReader<'a> {
         let w = self.window();
         let ones = w.leading_ones().min(8);
         let prefix = if ones == 8 { 8 } else { ones + 1 };
-        if prefix as usize > self.remaining_bits() {
+        let nbits = VARBIT_PAYLOAD[ones as usize];
+        let total = prefix + nbits;
+        if total as usize > self.remaining_bits() {
             return None;
         }
-        self.pos += prefix as usize;
-        let nbits = VARBIT_PAYLOAD[ones as usize];
         if nbits == 0 {
+            self.pos += 1;
             return Some(0);
         }
-        let u = self.read_bits(nbits)?;
+        let u = if total <= 57 {
+            // Prefix and payload are both in the window already loaded.
+            self.pos += total as usize;
+            (w << prefix) >> (64 - nbits)
+        } else {
+            self.pos += prefix as usize;
+            self.read_bits(nbits)?
+        };
         if nbits == 64 {
             return Some(u as i64);
         }
         let v = if u > (1u64 << (nbits - 1)) { u.wrapping_sub(1u64 << nbits) } else { u };
         Some(v as i64)
+    }
+
+    /// Reads a Rice-coded value with parameter `k <= 56` (see [`rice_bits`]).
+    #[inline]
+    pub fn read_rice(&mut self, k: u32) -> Option<u64> {
+        let w = self.window();
+        let q = u64::from(w.leading_ones()).min(RICE_ESCAPE);
+        if q == RICE_ESCAPE {
+            if RICE_ESCAPE as usize > self.remaining_bits() {
+                return None;
+            }
+            self.pos += RICE_ESCAPE as usize;
+            return self.read_bits(64);
+        }
+        let total = q as u32 + 1 + k;
+        if total as usize > self.remaining_bits() {
+            return None;
+        }
+        let low = if total <= 57 {
+            self.pos += total as usize;
+            if k == 0 {
+                0
+            } else {
+                (w << (q as u32 + 1)) >> (64 - k)
+            }
+        } else {
+            self.pos += q as usize + 1;
+            self.read_bits(k)?
+        };
+        Some((q << k) | low)
     }
 
     /// Skips a varbit-coded integer without materialising it.
@@ -339,6 +419,28 @@ mod tests {
         for &v in &vals {
             assert_eq!(r.read_varbit(), Some(v));
             assert_eq!(r.read_bit(), Some(true));
+        }
+    }
+
+    #[test]
+    fn rice_round_trip_with_escape() {
+        let vals = [0u64, 1, 2, 3, 7, 8, 100, 1 << 20, u64::MAX, 12345];
+        for k in [0u32, 1, 3, 8, 20, 56] {
+            let mut w = BitWriter::default();
+            let mut bits = 0;
+            for &v in &vals {
+                w.write_rice(v, k);
+                bits += rice_bits(v, k);
+            }
+            assert_eq!(w.bit_len(), bits, "k={k}");
+            let b = w.to_padded_vec();
+            let mut r = BitReader::new(&b);
+            for &v in &vals {
+                assert_eq!(r.read_rice(k), Some(v), "k={k}");
+            }
+        }
+        for v in [0i64, -1, 1, i64::MIN, i64::MAX] {
+            assert_eq!(unzigzag(zigzag(v)), v);
         }
     }
 

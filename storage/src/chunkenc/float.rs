@@ -24,11 +24,19 @@
 //!   n        uvarint   number of samples (>= 1)
 //!   ts hdr   as in XorFloat
 //!   scale    u8        decimal exponent
-//!   mode     u8        0: the value stream holds mantissa deltas; 1: delta-of-deltas
+//!   mode     u8        bit 0: the stream holds delta-of-deltas (else deltas);
+//!                      bit 1: Rice code (else varbit); bit 2: a delta factor follows;
+//!                      or exactly 8: constant, every value is m0 and the value stream
+//!                      is empty; other values invalid
+//!   k        u8        (Rice only) the Rice parameter, 0..=56
+//!   factor   uvarint   (bit 2 only) F >= 2: every d_i is a multiple of F and the stream
+//!                      codes d_i / F (memory in 4 KiB pages, disk bytes in sectors)
 //!   m0       varint    first mantissa
 //!   ts       ts_len bytes, as in XorFloat
-//!   values   rest: for samples 1..n, varbit(d_i) (mode 0) or varbit(d_i - d_{i-1}) with
-//!            d_0 = 0 (mode 1), where d_i = m_i - m_{i-1} (wrapping)
+//!   values   rest: for samples 1..n, x_i = d_i (deltas) or d_i - d_{i-1} with d_0 = 0
+//!            (delta-of-deltas), where d_i = m_i - m_{i-1} (wrapping); each x_i as
+//!            varbit(x_i), or Rice: zigzag(x_i) as (x >> k) ones, a zero, the k low bits,
+//!            with quotients >= 20 escaped as 20 ones and 64 raw bits ([`super::bits`])
 //! ```
 //!
 //! A value decodes as `(m as f64) / 10^scale` (both operands exact, one correctly rounded
@@ -42,11 +50,13 @@
 //! # Choosing the encoding
 //! While appending, the builder keeps one value stream: decimal deltas while every value so far
 //! is decimal (raising the chunk's scale rewrites the stream, at most 18 times per chunk), else
-//! XOR. [`FloatChunkBuilder::finish`] then prices delta, delta-of-delta and XOR for the whole
-//! chunk and keeps the smallest, and likewise the two timestamp modes. Snapshots of the open
+//! XOR. [`FloatChunkBuilder::finish`] then prices deltas and delta-of-deltas (each in varbit
+//! and in Rice code around the parameter their mean suggests) and XOR for the whole chunk and
+//! keeps the smallest. Rice suits noisy increments (byte counters, random walks), whose
+//! spread varbit's coarse buckets round up, and likewise the two timestamp modes. Snapshots of the open
 //! chunk skip the pricing (delta-of-delta timestamps, the builder's current value stream).
 
-use super::bits::{get_uvarint, get_varint, put_uvarint, put_varint, BitReader, BitWriter};
+use super::bits::{get_uvarint, get_varint, put_uvarint, put_varint, rice_bits, zigzag, BitReader, BitWriter};
 use super::ts::{TsReader, TsWriter};
 use super::Encoding;
 
@@ -81,7 +91,17 @@ pub(crate) fn to_mantissa(v: f64, scale: u8) -> Option<i64> {
     if !(x.abs() <= MAX_MANTISSA as f64) {
         return None;
     }
-    let m = x.round() as i64;
+    // Round half away from zero without `f64::round` (a libm call on baseline x86-64):
+    // truncation is exact for |x| <= 2^53, and the bit check below decides anyway.
+    let t = x as i64;
+    let frac = x - t as f64;
+    let m = if frac >= 0.5 {
+        t + 1
+    } else if frac <= -0.5 {
+        t - 1
+    } else {
+        t
+    };
     (decimal_value(m, scale).to_bits() == v.to_bits()).then_some(m)
 }
 
@@ -392,7 +412,7 @@ impl FloatChunkBuilder {
     /// changed. Returns the encoding and the bytes (one allocation of the chunk's size).
     pub fn snapshot_bytes(&self) -> (Encoding, Vec<u8>) {
         let mut out = Vec::with_capacity(self.size_bytes());
-        let enc = self.write_chunk(&mut out, &self.vals, 0, false);
+        let enc = self.write_chunk(&mut out, &self.vals, ValueCode::DELTA_VARBIT, false);
         (enc, out)
     }
 
@@ -410,54 +430,70 @@ impl FloatChunkBuilder {
     pub fn finished_bytes(&self) -> (Encoding, Vec<u8>) {
         let mut out = Vec::with_capacity(self.size_bytes());
         let Values::Decimal { scale, m0, .. } = self.values else {
-            let enc = self.write_chunk(&mut out, &self.vals, 0, true);
+            let enc = self.write_chunk(&mut out, &self.vals, ValueCode::DELTA_VARBIT, true);
             return (enc, out);
         };
         if self.ts.n == 0 {
             return self.snapshot_bytes();
         }
-        // Price the alternatives over the whole chunk.
-        let (mut dod_bits, mut xor_bits) = (0usize, 64usize);
-        let mut xs = XorState::new(decimal_value(m0, scale).to_bits());
-        let (mut prev_m, mut prev_d, mut first) = (m0, 0i64, true);
-        self.for_each_mantissa(|m| {
-            if first {
-                first = false;
-                return;
+        // One allocation per chunk: the mantissas, priced under every value code.
+        let mut ms = Vec::with_capacity(self.len());
+        self.for_each_mantissa(|m| ms.push(m));
+        // Common factor of all deltas (memory gauges move in 4096-byte pages, disk byte
+        // counters in 512-byte sectors): code deltas / factor.
+        let factor = (1..ms.len()).fold(0u64, |g, i| gcd(g, ms[i].wrapping_sub(ms[i - 1]).unsigned_abs()));
+        let factor = if factor > 1 && factor <= i64::MAX as u64 { factor as i64 } else { 1 };
+        let delta = |i: usize| ms[i].wrapping_sub(ms[i - 1]) / factor;
+        let dod = |i: usize| if i == 1 { delta(1) } else { delta(i).wrapping_sub(delta(i - 1)) };
+        // A factor costs its uvarint in the header.
+        let factor_bits = if factor > 1 { super::bits::uvarint_len(factor as u64) * 8 } else { 0 };
+        let base = ValueCode { dod: false, rice: None, factor: 1, constant: false };
+        let mut best = (self.vals.bit_len(), base);
+        if ms.iter().all(|&m| m == m0) {
+            // A constant chunk (a third of node-exporter's series): no value stream at all.
+            best = (0, ValueCode { constant: true, ..base });
+        }
+        let mut consider = |bits: usize, code: ValueCode| {
+            if bits < best.0 {
+                best = (bits, code);
             }
-            let d = m.wrapping_sub(prev_m);
-            dod_bits += varbit_bits(d.wrapping_sub(prev_d));
-            xor_bits += xs.put(decimal_value(m, scale).to_bits(), None);
-            prev_m = m;
-            prev_d = d;
-        });
-        let delta_bits = self.vals.bit_len();
-        // Decimal carries 2 header bytes plus m0; XOR carries v0 inside its 64 stream bits.
+        };
+        for use_dod in [false, true] {
+            let x = |i: usize| if use_dod { dod(i) } else { delta(i) };
+            let varbit = (1..ms.len()).map(|i| varbit_bits(x(i))).sum::<usize>();
+            consider(factor_bits + varbit, ValueCode { dod: use_dod, rice: None, factor, constant: false });
+            let mean = (1..ms.len()).map(|i| u128::from(zigzag(x(i)))).sum::<u128>() / ms.len().max(2) as u128;
+            let k0 = 127 - (mean | 1).leading_zeros();
+            for k in k0.saturating_sub(2)..=(k0 + 1).min(56) {
+                // The Rice parameter costs one header byte.
+                let bits = factor_bits + 8 + (1..ms.len()).map(|i| rice_bits(zigzag(x(i)), k)).sum::<usize>();
+                consider(bits, ValueCode { dod: use_dod, rice: Some(k as u8), factor, constant: false });
+            }
+        }
+        // XOR carries v0 inside its stream; decimal carries 2 header bytes plus m0.
+        let mut xs = XorState::new(decimal_value(m0, scale).to_bits());
+        let xor_bits = 64 + ms[1..].iter().map(|&m| xs.put(decimal_value(m, scale).to_bits(), None)).sum::<usize>();
         let dec_hdr_bits = (2 + super::bits::uvarint_len(zigzag(m0))) * 8;
-        let best_dec = delta_bits.min(dod_bits).div_ceil(8) * 8 + dec_hdr_bits;
-        if xor_bits.div_ceil(8) * 8 < best_dec {
+        if xor_bits.div_ceil(8) * 8 < best.0.div_ceil(8) * 8 + dec_hdr_bits {
             let mut c = self.clone();
             c.to_xor();
-            let enc = c.write_chunk(&mut out, &c.vals, 0, true);
+            let enc = c.write_chunk(&mut out, &c.vals, ValueCode::DELTA_VARBIT, true);
             return (enc, out);
         }
-        if dod_bits < delta_bits {
-            let mut w = BitWriter::with_capacity(dod_bits.div_ceil(8));
-            let (mut prev_m, mut prev_d, mut first) = (m0, 0i64, true);
-            self.for_each_mantissa(|m| {
-                if first {
-                    first = false;
-                    return;
-                }
-                let d = m.wrapping_sub(prev_m);
-                w.write_varbit(d.wrapping_sub(prev_d));
-                prev_m = m;
-                prev_d = d;
-            });
-            let enc = self.write_chunk(&mut out, &w, 1, true);
+        let code = best.1;
+        if code == base {
+            let enc = self.write_chunk(&mut out, &self.vals, code, true);
             return (enc, out);
         }
-        let enc = self.write_chunk(&mut out, &self.vals, 0, true);
+        let mut w = BitWriter::with_capacity(best.0.div_ceil(8));
+        for i in (1..ms.len()).filter(|_| !code.constant) {
+            let x = if code.dod { dod(i) } else { delta(i) };
+            match code.rice {
+                Some(k) => w.write_rice(zigzag(x), u32::from(k)),
+                None => w.write_varbit(x),
+            }
+        }
+        let enc = self.write_chunk(&mut out, &w, code, true);
         (enc, out)
     }
 
@@ -469,7 +505,7 @@ impl FloatChunkBuilder {
 
     /// Writes the chunk with value stream `vals` (decimal `mode` 0 or 1); `best_ts` prices
     /// the timestamp modes (finish) instead of copying the delta-of-delta stream (snapshot).
-    fn write_chunk(&self, out: &mut Vec<u8>, vals: &BitWriter, mode: u8, best_ts: bool) -> Encoding {
+    fn write_chunk(&self, out: &mut Vec<u8>, vals: &BitWriter, code: ValueCode, best_ts: bool) -> Encoding {
         put_uvarint(out, u64::from(self.ts.n));
         if self.ts.n == 0 {
             return Encoding::XorFloat;
@@ -481,7 +517,13 @@ impl FloatChunkBuilder {
         let enc = match self.values {
             Values::Decimal { scale, m0, .. } => {
                 out.push(scale);
-                out.push(mode);
+                out.push(code.mode_byte());
+                if let Some(k) = code.rice {
+                    out.push(k);
+                }
+                if code.factor > 1 {
+                    put_uvarint(out, code.factor as u64);
+                }
                 put_varint(out, m0);
                 Encoding::DecimalFloat
             }
@@ -493,9 +535,34 @@ impl FloatChunkBuilder {
     }
 }
 
-#[inline]
-fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
+/// How a decimal chunk's mantissas are coded: deltas or delta-of-deltas, in varbit or in
+/// Rice code with parameter `k`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ValueCode {
+    pub(crate) dod: bool,
+    pub(crate) rice: Option<u8>,
+    /// Every mantissa delta is a multiple of this (>= 1); the stream holds delta / factor.
+    pub(crate) factor: i64,
+    /// Every mantissa equals `m0`: the value stream is empty.
+    pub(crate) constant: bool,
+}
+
+impl ValueCode {
+    const DELTA_VARBIT: ValueCode = ValueCode { dod: false, rice: None, factor: 1, constant: false };
+
+    fn mode_byte(self) -> u8 {
+        if self.constant {
+            return 8;
+        }
+        u8::from(self.dod) | if self.rice.is_some() { 2 } else { 0 } | if self.factor > 1 { 4 } else { 0 }
+    }
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
 }
 
 /// Encodes sorted samples given as parallel columns into the smallest float encoding.
@@ -516,8 +583,8 @@ pub(crate) struct FloatHeader<'a> {
     pub(crate) n: u32,
     pub(crate) ts: TsReader<'a>,
     pub(crate) vals: &'a [u8],
-    /// `None` for XOR, else `(scale, mode, m0)`.
-    pub(crate) decimal: Option<(u8, u8, i64)>,
+    /// `None` for XOR, else `(scale, value code, m0)`.
+    pub(crate) decimal: Option<(u8, ValueCode, i64)>,
 }
 
 /// Parses a float chunk header; `Err` describes the corruption.
@@ -539,11 +606,28 @@ pub(crate) fn parse_header(enc: Encoding, b: &[u8]) -> Result<FloatHeader<'_>, &
         if scale > MAX_SCALE {
             return Err("decimal chunk: scale out of range");
         }
-        if mode > 1 {
+        if mode > 8 || (mode & 8 != 0 && mode != 8) {
             return Err("decimal chunk: unknown value mode");
         }
+        let constant = mode == 8;
+        let rice = if mode & 2 != 0 {
+            let k = *b.get(p).ok_or("decimal chunk: truncated Rice parameter")?;
+            p += 1;
+            if k > 56 {
+                return Err("decimal chunk: Rice parameter out of range");
+            }
+            Some(k)
+        } else {
+            None
+        };
+        let factor = if mode & 4 != 0 {
+            let f = get_uvarint(b, &mut p).ok_or("decimal chunk: truncated delta factor")?;
+            i64::try_from(f).ok().filter(|&f| f > 1).ok_or("decimal chunk: delta factor out of range")?
+        } else {
+            1
+        };
         let m0 = get_varint(b, &mut p).ok_or("decimal chunk: truncated first mantissa")?;
-        Some((scale, mode, m0))
+        Some((scale, ValueCode { dod: mode & 1 != 0, rice, factor, constant }, m0))
     } else {
         None
     };

@@ -6,14 +6,15 @@
 //! (for decimal chunks that is an integer sum, no float work).
 
 use super::bits::BitReader;
-use super::float::{decimal_value, parse_header};
+use super::bits::unzigzag;
+use super::float::{decimal_value, parse_header, ValueCode};
 use super::ts::TsReader;
 use super::{Encoding, ValueType};
 
 #[derive(Clone, Copy, Debug)]
 enum ValState {
     Xor { bits: u64, leading: u8, trailing: u8 },
-    Decimal { scale: u8, dod: bool, m: i64, d: i64 },
+    Decimal { scale: u8, code: ValueCode, m: i64, d: i64 },
 }
 
 /// Iterator over a float chunk. Allocation-free; never panics on corrupt bytes (it stops and
@@ -53,8 +54,8 @@ impl<'a> FloatIter<'a> {
                 it.n = h.n;
                 it.ts = h.ts;
                 it.vals = BitReader::new(h.vals);
-                if let Some((scale, mode, m0)) = h.decimal {
-                    it.state = ValState::Decimal { scale, dod: mode == 1, m: m0, d: 0 };
+                if let Some((scale, code, m0)) = h.decimal {
+                    it.state = ValState::Decimal { scale, code, m: m0, d: 0 };
                 }
             }
             Err(e) => it.err = Some(e),
@@ -93,14 +94,18 @@ impl<'a> FloatIter<'a> {
         while self.read_v < self.read_t {
             let first = self.read_v == 0;
             let ok = match &mut self.state {
-                ValState::Decimal { dod, m, d, .. } => {
-                    if first {
+                ValState::Decimal { code, m, d, .. } => {
+                    if first || code.constant {
                         true
                     } else {
-                        match self.vals.read_varbit() {
+                        let x = match code.rice {
+                            None => self.vals.read_varbit(),
+                            Some(k) => self.vals.read_rice(u32::from(k)).map(unzigzag),
+                        };
+                        match x {
                             Some(x) => {
-                                *d = if *dod { d.wrapping_add(x) } else { x };
-                                *m = m.wrapping_add(*d);
+                                *d = if code.dod { d.wrapping_add(x) } else { x };
+                                *m = m.wrapping_add(d.wrapping_mul(code.factor));
                                 true
                             }
                             None => false,

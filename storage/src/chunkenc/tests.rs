@@ -324,6 +324,31 @@ fn integer_mode_falls_back_on_non_integers() {
 }
 
 #[test]
+fn page_sized_deltas_use_a_factor() {
+    let ts: Vec<i64> = (0..120).map(|i| i * 15_000).collect();
+    let vs: Vec<f64> = (0..120i64).map(|i| ((1_000_000 + (i * 37 % 50) - 25) * 4096) as f64).collect();
+    let (enc, b) = encode_floats(&ts, &vs);
+    let h = float::parse_header(enc, &b).unwrap();
+    assert_eq!(h.decimal.map(|d| d.1.factor), Some(4096));
+    let samples: Vec<(i64, f64)> = ts.into_iter().zip(vs).collect();
+    assert_eq!(decode_floats(enc, &b), bits_of(&samples));
+}
+
+#[test]
+fn constant_chunks_have_no_value_stream() {
+    let ts: Vec<i64> = (0..120).map(|i| i * 15_000).collect();
+    let vs = vec![1.5e11; 120];
+    let (enc, b) = encode_floats(&ts, &vs);
+    let h = float::parse_header(enc, &b).unwrap();
+    assert_eq!(h.decimal.map(|d| d.1.constant), Some(true));
+    assert!(h.vals.is_empty());
+    assert!(b.len() <= 15, "{} bytes", b.len());
+    let samples: Vec<(i64, f64)> = ts.into_iter().zip(vs).collect();
+    assert_eq!(decode_floats(enc, &b), bits_of(&samples));
+    check_seek(enc, &b, &samples, &[0, 15_000 * 60, 15_000 * 200]);
+}
+
+#[test]
 fn scale_rises_mid_chunk() {
     let samples = [(0, 5.0), (1, 7.0), (2, 7.5), (3, 7.25), (4, 1e-5), (5, 3.0)];
     let mut b = FloatChunkBuilder::new();
@@ -389,7 +414,20 @@ fn golden_bytes() {
     assert_eq!((enc as u8, hex(&b).as_str()), (2, "0480a0abfef96200040000c801f83a9844e19440"));
     // Decimal with two decimals.
     let (enc, b) = encode_floats(&ts, &[0.5, 0.75, 1.0, 1.25]);
-    assert_eq!((enc as u8, hex(&b).as_str()), (2, "0480a0abfef9620004020164f83a9844cc80"));
+    assert_eq!((enc as u8, hex(&b).as_str()), (2, "0480a0abfef962000402051964f83a984488"));
+    // Decimal, Rice-coded deltas (a byte counter with noisy increments).
+    let ts20: Vec<i64> = (0..20).map(|i| 1_700_000_000_000 + i * 15_000).collect();
+    let mut acc = 0.0;
+    let vs20: Vec<f64> = (0..20u32)
+        .map(|i| {
+            acc += f64::from(40_000 + (i * 7919) % 30_000);
+            acc
+        })
+        .collect();
+    let (enc, b) = encode_floats(&ts20, &vs20);
+    let h = float::parse_header(enc, &b).unwrap();
+    assert_eq!(h.decimal.map(|d| d.1.rice.is_some()), Some(true), "noisy increments pick Rice");
+    assert_eq!((enc as u8, hex(&b).as_str()), (2, "1480a0abfef96202b0ea010000030e80f104fb65e7bbcf77b5902f779eef3dded640bdde7bbcf77b5902f779eef3dded640bdde7bbdac810"));
     // XOR (stale marker in the middle).
     let (enc, b) = encode_floats(&ts, &[0.1 + 0.2, f64::from_bits(STALE_NAN), 2.0, 2.0]);
     assert_eq!((enc as u8, hex(&b).as_str()), (1, "0480a0abfef9620004f83a98443fd3333333333334c3f40233333333333373ff00000000000020"));
@@ -452,7 +490,45 @@ fn node_exporter_bytes_per_sample() {
     }
     let bps = total.1 as f64 / total.0 as f64;
     println!("  node-exporter mix: {bps:.3} bytes/sample");
-    assert!(bps < 1.5, "chunk bytes per sample {bps:.3} leave too little of the 1.3 budget for the index");
+    let gorilla = prometheus_xor_bytes_per_sample();
+    println!("  the same samples in Prometheus' XOR chunk layout: {gorilla:.3} bytes/sample");
+    assert!(bps < 1.25, "chunk bytes per sample {bps:.3} leave too little of the 1.3 budget for the index");
+    assert!(bps < gorilla * 0.75, "well below plain Gorilla");
+}
+
+/// Size of the workload in Prometheus' XOR chunk format (`tsdb/chunkenc/xor.go`: 2-byte
+/// count, t0 varint, v0 64 bits, first delta uvarint, then dod with 14/17/20/64-bit buckets
+/// and Gorilla XOR), computed from the same samples, for comparison.
+fn prometheus_xor_bytes_per_sample() -> f64 {
+    use super::bits::uvarint_len;
+    let data = workload::node_exporter(400, 4 * 240, 42);
+    let (mut samples, mut bytes) = (0usize, 0usize);
+    for (_, series) in &data {
+        for chunk in series.chunks(SAMPLES_PER_CHUNK) {
+            let mut bits = 16 + uvarint_len(((chunk[0].0 << 1) ^ (chunk[0].0 >> 63)) as u64) * 8 + 64;
+            let mut xs = float::XorState::new(chunk[0].1.to_bits());
+            let mut prev_delta = 0i64;
+            for i in 1..chunk.len() {
+                let delta = chunk[i].0 - chunk[i - 1].0;
+                bits += if i == 1 {
+                    uvarint_len(delta as u64) * 8
+                } else {
+                    match delta - prev_delta {
+                        0 => 1,
+                        d if (-8191..=8192).contains(&d) => 16,
+                        d if (-65535..=65536).contains(&d) => 20,
+                        d if (-524287..=524288).contains(&d) => 24,
+                        _ => 68,
+                    }
+                };
+                prev_delta = delta;
+                bits += xs.put(chunk[i].1.to_bits(), None);
+            }
+            bytes += bits.div_ceil(8);
+            samples += chunk.len();
+        }
+    }
+    bytes as f64 / samples as f64
 }
 
 #[test]

@@ -4,8 +4,8 @@
 //!
 //! ```text
 //!   t0        varint   first timestamp, ms
-//!   ts_mode   u8       0: delta-of-delta, 1: grid
-//!   interval  varint   (grid only) the grid step D, ms
+//!   ts_mode   u8       0: delta-of-delta, 1: grid, 2: regular (t_i = t0 + i*D, no stream)
+//!   interval  varint   (modes 1 and 2) the grid step D, ms
 //!   ts_len    uvarint  byte length of the timestamp bit stream
 //!   ...encoding-specific header..., then the ts_len stream bytes, then the value column
 //! ```
@@ -17,6 +17,8 @@
 //!   `g_0 = t0` and `g_i = t_i` if `r_i == r_{i-1}` (with `r_0 = 0`), else `g_{i-1} + D`.
 //!   A scrape that is late by `j` ms costs one non-zero residual (delta-of-delta spends three:
 //!   `j, -2j, j`); a lasting shift re-anchors the grid after two equal residuals.
+//!
+//! Mode 2 is mode 1 with every residual zero, stored without a stream (`ts_len` = 0).
 //!
 //! The head's builder writes mode 0 as it appends; `finish` prices the grid with `D` = the
 //! majority delta of the chunk (Boyer-Moore vote) and keeps the smaller stream.
@@ -121,6 +123,14 @@ impl TsWriter {
             grid_bits += varbit_bits(g.residual(t));
         });
         let extra_hdr = super::bits::uvarint_len(zigzag(cand));
+        if grid_bits == (self.n - 1) as usize {
+            // Every residual is zero: perfectly regular, no stream at all.
+            put_varint(hdr, self.t0);
+            hdr.push(2);
+            put_varint(hdr, cand);
+            put_uvarint(hdr, 0);
+            return Some(BitWriter::default());
+        }
         if grid_bits.div_ceil(8) + extra_hdr >= self.w.byte_len() {
             self.write_dod(hdr);
             return None;
@@ -191,32 +201,45 @@ pub(crate) struct TsReader<'a> {
     /// Mode 0: the previous delta.
     delta: i64,
     grid: Option<GridState>,
+    /// Mode 2: every residual is zero and there is no stream.
+    regular: bool,
 }
 
 impl<'a> TsReader<'a> {
     pub(crate) fn empty() -> Self {
-        TsReader { r: BitReader::new(&[]), t: i64::MIN, delta: 0, grid: None }
+        TsReader { r: BitReader::new(&[]), t: i64::MIN, delta: 0, grid: None, regular: false }
     }
 
     /// Parses the column header at `b[*p..]`; returns the reader (positioned before the
     /// first timestamp; its stream starts `stream_at` bytes into `b`, after whatever header the
     /// caller reads in between) and the stream length.
-    pub(crate) fn parse_header(b: &[u8], p: &mut usize) -> Result<(i64, Option<i64>, usize), &'static str> {
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn parse_header(b: &[u8], p: &mut usize) -> Result<(i64, Option<(i64, bool)>, usize), &'static str> {
         let t0 = get_varint(b, p).ok_or("chunk: truncated first timestamp")?;
         let mode = *b.get(*p).ok_or("chunk: truncated timestamp mode")?;
         *p += 1;
         let step = match mode {
             0 => None,
-            1 => Some(get_varint(b, p).ok_or("chunk: truncated grid interval")?),
+            1 | 2 => Some(get_varint(b, p).ok_or("chunk: truncated grid interval")?),
             _ => return Err("chunk: unknown timestamp mode"),
         };
         let len = get_uvarint(b, p).ok_or("chunk: truncated timestamp stream length")?;
         let len = usize::try_from(len).map_err(|_| "chunk: timestamp stream too long")?;
-        Ok((t0, step, len))
+        if mode == 2 && len != 0 {
+            return Err("chunk: regular timestamps with a stream");
+        }
+        Ok((t0, step.map(|s| (s, mode == 2)), len))
     }
 
-    pub(crate) fn new(t0: i64, step: Option<i64>, stream: &'a [u8]) -> Self {
-        TsReader { r: BitReader::new(stream), t: t0, delta: 0, grid: step.map(|s| GridState::new(t0, s)) }
+    /// `step`: the grid interval and whether the chunk is perfectly regular (mode 2).
+    pub(crate) fn new(t0: i64, step: Option<(i64, bool)>, stream: &'a [u8]) -> Self {
+        TsReader {
+            r: BitReader::new(stream),
+            t: t0,
+            delta: 0,
+            grid: step.map(|(s, _)| GridState::new(t0, s)),
+            regular: step.is_some_and(|(_, r)| r),
+        }
     }
 
     /// The current timestamp.
@@ -228,7 +251,7 @@ impl<'a> TsReader<'a> {
     /// Advances to the next timestamp (not for the first sample: that is `t0`).
     #[inline]
     pub(crate) fn advance(&mut self) -> Option<i64> {
-        let x = self.r.read_varbit()?;
+        let x = if self.regular { 0 } else { self.r.read_varbit()? };
         self.t = match &mut self.grid {
             None => {
                 self.delta = self.delta.wrapping_add(x);
@@ -272,6 +295,9 @@ mod tests {
         ts[80] -= 20;
         let (mode, _) = round_trip(&ts);
         assert_eq!(mode, 1);
+        let regular: Vec<i64> = (0..120).map(|i| 7 + i * 15_000).collect();
+        let (mode, len) = round_trip(&regular);
+        assert_eq!((mode, len), (2, 6));
         let growing: Vec<i64> = (0..50).map(|i| i * i * 10).collect();
         let (mode, _) = round_trip(&growing);
         assert_eq!(mode, 0);

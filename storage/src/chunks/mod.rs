@@ -154,6 +154,9 @@ pub struct IterateReport {
     /// Files that ended in a torn or corrupt record (one [`StorageError::Corruption`] per
     /// file, with the record's offset). Records after it in that file were not visited.
     pub corruptions: Vec<StorageError>,
+    /// Where each corruption is, as the ref a record there would have; parallel to
+    /// `corruptions`, in ref order (so `corrupt_at.first()` is the earliest).
+    pub corrupt_at: Vec<ChunkRef>,
 }
 
 /// A segment as listed by [`ChunkFiles::segments`].
@@ -412,6 +415,7 @@ impl ChunkFiles {
                             offset: off as u64,
                             reason: reason.into(),
                         });
+                        report.corrupt_at.push(ChunkRef::new(seg.seq, off as u32));
                         break;
                     }
                 }

@@ -114,6 +114,7 @@ fn crash_leaves_zero_tail_and_torn_record_is_reported() {
         })
         .unwrap();
     assert_eq!(report.chunks, 7);
+    assert_eq!(report.corrupt_at, vec![refs[7]]);
     match &report.corruptions[..] {
         [StorageError::Corruption { offset, reason, .. }] => {
             assert_eq!(*offset, u64::from(refs[7].offset()));

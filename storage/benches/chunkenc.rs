@@ -1,0 +1,151 @@
+//! Chunk encoding benchmarks on the node-exporter-like workload
+//! (`storage::chunkenc::workload`, 15 s scrapes, 120-sample chunks).
+//!
+//! - `xor_append`: appends into [`FloatChunkBuilder`] and finishes the chunk (the head's
+//!   per-sample cost, including the end-of-chunk encoding choice), per sample.
+//! - `chunk_iterate`: decodes every sample of finished chunks, per sample.
+//! - `chunk_seek`: seeks to the middle of each chunk from a fresh iterator, per seek.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use std::hint::black_box;
+use storage::chunkenc::workload::{self, SeriesKind};
+use storage::chunkenc::{ChunkIter, Encoding, FloatChunkBuilder, HistogramChunkBuilder, SAMPLES_PER_CHUNK};
+use storage::histogram::{FloatHistogram, Span};
+use storage::ValueType;
+
+/// (name, series) pairs: the whole mix, and two single kinds at the extremes.
+fn workloads() -> Vec<(&'static str, Vec<Vec<(i64, f64)>>)> {
+    let mix = workload::node_exporter(200, SAMPLES_PER_CHUNK, 1);
+    let pick = |k: SeriesKind| mix.iter().filter(|(kind, _)| *kind == k).map(|(_, s)| s.clone()).collect::<Vec<_>>();
+    vec![
+        ("node_exporter_mix", mix.iter().map(|(_, s)| s.clone()).collect()),
+        ("busy_counter", pick(SeriesKind::BusyCounter)),
+        ("full_precision_gauge", pick(SeriesKind::FullPrecisionGauge)),
+    ]
+}
+
+fn encoded(series: &[Vec<(i64, f64)>]) -> Vec<(Encoding, Vec<u8>)> {
+    series
+        .iter()
+        .map(|s| {
+            let mut b = FloatChunkBuilder::new();
+            s.iter().for_each(|&(t, v)| b.append(t, v));
+            b.finish()
+        })
+        .collect()
+}
+
+fn bench_append(c: &mut Criterion) {
+    let mut g = c.benchmark_group("xor_append");
+    for (name, series) in workloads() {
+        let n: usize = series.iter().map(Vec::len).sum();
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_with_input(BenchmarkId::from_parameter(name), &series, |b, series| {
+            let mut builder = FloatChunkBuilder::new();
+            b.iter(|| {
+                let mut bytes = 0;
+                for s in series {
+                    for &(t, v) in s {
+                        builder.append(t, v);
+                    }
+                    bytes += builder.finish().1.len();
+                }
+                black_box(bytes)
+            })
+        });
+    }
+    g.finish();
+}
+
+fn bench_iterate(c: &mut Criterion) {
+    let mut g = c.benchmark_group("chunk_iterate");
+    for (name, series) in workloads() {
+        let chunks = encoded(&series);
+        let n: usize = series.iter().map(Vec::len).sum();
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_with_input(BenchmarkId::from_parameter(name), &chunks, |b, chunks| {
+            b.iter(|| {
+                let mut sum = 0.0;
+                let mut it = ChunkIter::new(chunks[0].0, &chunks[0].1);
+                for (enc, bytes) in chunks {
+                    it.reset(*enc, bytes);
+                    while it.next() == ValueType::Float {
+                        sum += it.at().1;
+                    }
+                }
+                black_box(sum)
+            })
+        });
+    }
+    g.finish();
+}
+
+fn bench_seek(c: &mut Criterion) {
+    let mut g = c.benchmark_group("chunk_seek");
+    for (name, series) in workloads() {
+        let chunks = encoded(&series);
+        let targets: Vec<i64> = series.iter().map(|s| s[s.len() / 2].0).collect();
+        g.throughput(Throughput::Elements(chunks.len() as u64));
+        g.bench_with_input(BenchmarkId::from_parameter(name), &(chunks, targets), |b, (chunks, targets)| {
+            b.iter(|| {
+                let mut acc = 0i64;
+                for ((enc, bytes), &t) in chunks.iter().zip(targets) {
+                    let mut it = ChunkIter::new(*enc, bytes);
+                    if it.seek(t) == ValueType::Float {
+                        acc = acc.wrapping_add(it.at().0);
+                    }
+                }
+                black_box(acc)
+            })
+        });
+    }
+    g.finish();
+}
+
+/// Histogram append + decode of a 20-bucket histogram whose counts grow each scrape.
+fn bench_histogram(c: &mut Criterion) {
+    let mut h = FloatHistogram {
+        schema: 3,
+        zero_threshold: 1e-128,
+        positive_spans: vec![Span { offset: 0, length: 20 }],
+        positive_buckets: vec![0.0; 20],
+        ..FloatHistogram::default()
+    };
+    let mut samples = Vec::new();
+    for i in 0..SAMPLES_PER_CHUNK {
+        for (j, b) in h.positive_buckets.iter_mut().enumerate() {
+            *b += ((i * 7 + j * 3) % 11) as f64;
+        }
+        h.count = h.positive_buckets.iter().sum();
+        h.sum += 12.5;
+        samples.push((i as i64 * 15_000, h.clone()));
+    }
+    let mut g = c.benchmark_group("histogram_chunk");
+    g.throughput(Throughput::Elements(samples.len() as u64));
+    g.bench_function("append", |b| {
+        let mut builder = HistogramChunkBuilder::new();
+        b.iter(|| {
+            for (t, h) in &samples {
+                builder.append(*t, h);
+            }
+            black_box(builder.finish().1.len())
+        })
+    });
+    let mut builder = HistogramChunkBuilder::new();
+    samples.iter().for_each(|(t, h)| builder.append(*t, h));
+    let (enc, bytes) = builder.finish();
+    g.bench_function("iterate", |b| {
+        b.iter(|| {
+            let mut it = ChunkIter::new(enc, &bytes);
+            let mut sum = 0.0;
+            while it.next() == ValueType::Histogram {
+                sum += it.at_histogram().1.count;
+            }
+            black_box(sum)
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_append, bench_iterate, bench_seek, bench_histogram);
+criterion_main!(benches);

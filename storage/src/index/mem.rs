@@ -10,7 +10,9 @@
 //!   by a hash of them; adding a series takes one shard's write lock per label, briefly;
 //! - the sorted values of a name live in [`NAME_SHARDS`] maps sharded by the name's symbol id;
 //!   they are written only when a pair is created or emptied, which is rare once a head is warm;
-//! - the all-series set is split in [`ALL_SHARDS`] bitmaps by `series_id % ALL_SHARDS`.
+//! - the all-series set is split in [`ALL_SHARDS`] bitmaps by `(series_id >> 16) % ALL_SHARDS`:
+//!   each roaring container (65,536 ids) lives whole in one shard, so the union that
+//!   negative matchers start from moves containers instead of merging them.
 //!
 //! Readers take each lock briefly and receive owned bitmaps (snapshots): a series added while a
 //! query runs may or may not be seen, which is what a head appending concurrently promises
@@ -39,7 +41,78 @@ pub const NAME_SHARDS: usize = 16;
 /// Shards of the all-series set (by series id).
 pub const ALL_SHARDS: usize = 16;
 
-type PostingsShard = HashMap<u64, RoaringBitmap, Xxh3DefaultBuilder>;
+type PostingsShard = HashMap<u64, MemPostings, Xxh3DefaultBuilder>;
+
+/// One pair's series ids. Many pairs belong to a single series (a pod name, a container id),
+/// and a roaring bitmap costs two heap allocations and ~100 bytes even for one id, so a single
+/// id is kept inline.
+#[derive(Clone, Debug)]
+enum MemPostings {
+    One(u32),
+    Many(Box<RoaringBitmap>),
+}
+
+impl MemPostings {
+    fn insert(&mut self, id: u32) {
+        match self {
+            MemPostings::One(x) if *x == id => {}
+            MemPostings::One(x) => {
+                let mut bm = RoaringBitmap::new();
+                bm.insert(*x);
+                bm.insert(id);
+                *self = MemPostings::Many(Box::new(bm));
+            }
+            MemPostings::Many(bm) => {
+                bm.insert(id);
+            }
+        }
+    }
+
+    /// Removes `deleted`; returns true if nothing is left.
+    fn remove_all(&mut self, deleted: &RoaringBitmap) -> bool {
+        match self {
+            MemPostings::One(x) => deleted.contains(*x),
+            MemPostings::Many(bm) => {
+                **bm -= deleted;
+                match bm.len() {
+                    0 => true,
+                    1 => {
+                        *self = MemPostings::One(bm.min().unwrap_or_default());
+                        false
+                    }
+                    _ => false,
+                }
+            }
+        }
+    }
+
+    fn len(&self) -> u64 {
+        match self {
+            MemPostings::One(_) => 1,
+            MemPostings::Many(bm) => bm.len(),
+        }
+    }
+
+    fn to_bitmap(&self) -> RoaringBitmap {
+        match self {
+            MemPostings::One(x) => {
+                let mut bm = RoaringBitmap::new();
+                bm.insert(*x);
+                bm
+            }
+            MemPostings::Many(bm) => (**bm).clone(),
+        }
+    }
+
+    /// Heap bytes beyond the map entry.
+    fn heap_bytes(&self) -> usize {
+        match self {
+            MemPostings::One(_) => 0,
+            // Box + bitmap header + containers; serialized size tracks the container payload.
+            MemPostings::Many(bm) => 24 + 48 + bm.serialized_size(),
+        }
+    }
+}
 /// Name id -> (value string -> value id), sorted by value bytes. The `&'static str`s borrow from
 /// the index's `Arc<Symbols>` (see `MemIndex::static_str`).
 type NameShard = HashMap<u32, BTreeMap<&'static str, u32>, Xxh3DefaultBuilder>;
@@ -53,6 +126,11 @@ fn pair_key(name: u32, value: u32) -> u64 {
 fn postings_shard_of(key: u64) -> usize {
     // Fibonacci hashing: the top bits of key × 2^64/φ are well mixed.
     (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58) as usize % POSTINGS_SHARDS
+}
+
+#[inline]
+fn all_shard_of(series_id: u32) -> usize {
+    (series_id >> 16) as usize % ALL_SHARDS
 }
 
 /// The head's postings index. `Send + Sync`; share it as `Arc<MemIndex>`.
@@ -103,7 +181,7 @@ impl MemIndex {
             let v = self.symbols.intern(&l.value);
             self.add_pair(series_id, n, v);
         }
-        self.all[series_id as usize % ALL_SHARDS].write().insert(series_id);
+        self.all[all_shard_of(series_id)].write().insert(series_id);
     }
 
     /// Indexes series `series_id` under already interned `(name_id, value_id)` pairs (ids from
@@ -115,7 +193,7 @@ impl MemIndex {
         for &(n, v) in pairs {
             self.add_pair(series_id, n, v);
         }
-        self.all[series_id as usize % ALL_SHARDS].write().insert(series_id);
+        self.all[all_shard_of(series_id)].write().insert(series_id);
     }
 
     fn add_pair(&self, series_id: u32, n: u32, v: u32) {
@@ -123,14 +201,12 @@ impl MemIndex {
         let created = {
             let mut shard = self.postings[postings_shard_of(key)].write();
             match shard.get_mut(&key) {
-                Some(bm) => {
-                    bm.insert(series_id);
+                Some(p) => {
+                    p.insert(series_id);
                     false
                 }
                 None => {
-                    let mut bm = RoaringBitmap::new();
-                    bm.insert(series_id);
-                    shard.insert(key, bm);
+                    shard.insert(key, MemPostings::One(series_id));
                     true
                 }
             }
@@ -163,9 +239,8 @@ impl MemIndex {
         for group in keys.chunk_by(|a, b| postings_shard_of(*a) == postings_shard_of(*b)) {
             let mut shard = self.postings[postings_shard_of(group[0])].write();
             for k in group {
-                if let Some(bm) = shard.get_mut(k) {
-                    *bm -= deleted;
-                    if bm.is_empty() {
+                if let Some(p) = shard.get_mut(k) {
+                    if p.remove_all(deleted) {
                         shard.remove(k);
                         emptied.push(*k);
                     }
@@ -204,14 +279,13 @@ impl MemIndex {
     /// Estimated resident bytes of the postings, the value sets and the all-series set (not the
     /// symbol table: see [`Symbols::memory_bytes`]).
     pub fn memory_bytes(&self) -> usize {
-        // Per pair: map entry (8 key + 24 bitmap + 1 control), bitmap heap (serialized size is
-        // a close lower bound of the container payload) + 48 bytes of container bookkeeping.
+        // Per pair: map entry (8 key + 16 postings + 1 control byte) and the bitmap's heap.
         let postings: usize = self
             .postings
             .iter()
             .map(|s| {
                 let g = s.read();
-                g.capacity() * 33 + g.values().map(|b| b.serialized_size() + 48).sum::<usize>()
+                g.capacity() * 25 + g.values().map(MemPostings::heap_bytes).sum::<usize>()
             })
             .sum();
         // Per value: a B-tree slot (16 key + 4 value) with ~50% node fill.
@@ -230,14 +304,14 @@ impl IndexReader for MemIndex {
         let Some(key) = self.lookup_pair(name, value) else {
             return Ok(RoaringBitmap::new());
         };
-        Ok(self.postings[postings_shard_of(key)].read().get(&key).cloned().unwrap_or_default())
+        Ok(self.postings[postings_shard_of(key)].read().get(&key).map(MemPostings::to_bitmap).unwrap_or_default())
     }
 
     fn postings_len(&self, name: &str, value: &str) -> Result<u64> {
         let Some(key) = self.lookup_pair(name, value) else {
             return Ok(0);
         };
-        Ok(self.postings[postings_shard_of(key)].read().get(&key).map_or(0, |b| b.len()))
+        Ok(self.postings[postings_shard_of(key)].read().get(&key).map_or(0, MemPostings::len))
     }
 
     fn visit_values(&self, name: &str, prefix: &str, f: &mut dyn FnMut(&str)) -> Result<()> {
@@ -279,8 +353,8 @@ impl IndexReader for MemIndex {
         for v in values {
             let Some(v) = self.symbols.lookup(v) else { continue };
             let key = pair_key(n, v);
-            if let Some(bm) = self.postings[postings_shard_of(key)].read().get(&key) {
-                parts.push(bm.clone());
+            if let Some(p) = self.postings[postings_shard_of(key)].read().get(&key) {
+                parts.push(p.to_bitmap());
             }
         }
         Ok(parts.union())

@@ -1,7 +1,8 @@
 //! eBPF HTTP ingestion against real servers on loopback: the kernel program attached for real
-//! (we run as root; a kernel that refuses is reported and the test returns), real Python,
-//! nginx and Rust servers, a raw client that knows exactly what it sent. Samples go into a
-//! recording `storage::Appender` (the storage head is not available to this crate yet).
+//! (we run as root; a machine without the privileges is reported and the test returns), real
+//! Python, Go, nginx and Rust servers, a raw client that knows exactly what it sent. Samples go
+//! into a recording `storage::Appender` here; `ebpf_db.rs` writes into the real
+//! `storage::db::Db` and reads back.
 
 mod ebpf_support;
 
@@ -197,6 +198,18 @@ async fn python_server_red_counts_and_durations() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rust_server_red_counts_and_durations() {
     let server = ebpf_support::rust_server();
+    let rec = Recorder::default();
+    let Some(h) = start(&[server.port], &rec) else { return };
+    mixed_workload(server.port, &h, &rec).await;
+    h.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn go_server_red_counts_and_durations() {
+    let Some(server) = ebpf_support::go_server() else {
+        println!("skipped: Go is not installed (apt-get install -y golang-go)");
+        return;
+    };
     let rec = Recorder::default();
     let Some(h) = start(&[server.port], &rec) else { return };
     mixed_workload(server.port, &h, &rec).await;

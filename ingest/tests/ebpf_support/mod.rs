@@ -215,6 +215,70 @@ pub fn nginx_server() -> Option<Server> {
     Some(Server { child, port, name: "nginx", _dir: Some(dir), _stdout: None })
 }
 
+/// The Go handler (net/http): the same routes as the Python one.
+const GO_SERVER: &str = r#"
+package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+func main() {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	fmt.Printf("PORT %d\n", l.Addr().(*net.TCPAddr).Port)
+	http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		if r.URL.Path == "/close" {
+			c, _, _ := w.(http.Hijacker).Hijack()
+			c.Close()
+			return
+		}
+		code := 200
+		if i := strings.LastIndex(r.URL.Path, "/status/"); i >= 0 {
+			code, _ = strconv.Atoi(r.URL.Path[i+8:])
+		}
+		d, _ := strconv.Atoi(r.URL.Query().Get("delay_ms"))
+		time.Sleep(time.Duration(d) * time.Millisecond)
+		size := 2
+		if v := r.URL.Query().Get("size"); v != "" {
+			size, _ = strconv.Atoi(v)
+		}
+		w.Header().Set("Content-Length", strconv.Itoa(size))
+		w.WriteHeader(code)
+		w.Write([]byte(strings.Repeat("x", size)))
+	}))
+}
+"#;
+
+/// The Go server, built with the `go` tool; `None` when Go is not installed.
+pub fn go_server() -> Option<Server> {
+    let go = ["/usr/bin/go", "/usr/local/go/bin/go"].into_iter().find(|p| std::path::Path::new(p).exists())?;
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("server.go"), GO_SERVER).expect("write server.go");
+    let bin = dir.path().join("goserver");
+    let built = Command::new(go)
+        .current_dir(dir.path())
+        .args(["build", "-o"])
+        .arg(&bin)
+        .arg("server.go")
+        .env("GO111MODULE", "off")
+        .status()
+        .expect("go build runs");
+    assert!(built.success(), "go build failed");
+    let mut child = Command::new(&bin).stdout(Stdio::piped()).stdin(Stdio::null()).spawn().expect("goserver runs");
+    let (port, out) = read_port(&mut child);
+    Some(Server { child, port, name: "go", _dir: Some(dir), _stdout: Some(out) })
+}
+
 /// The Rust server: this test binary re-run as a child (`EBPF_TEST_RUST_SERVER=1`), running
 /// [`run_rust_server`] from the `rust_server_child` test.
 pub fn rust_server() -> Server {

@@ -332,11 +332,14 @@ impl Appender for HeadAppender {
         let Some(s) = self.head.series_by_ref(series) else {
             return Err(self.reject(AppendError::UnknownSeriesRef(series)));
         };
-        if self.head.exemplars.lock().capacity() == 0 {
-            return Ok(());
-        }
         // Against the committed newest exemplar, then this transaction's own.
-        let check = self.head.exemplars.lock().check(s.id, exemplar);
+        let check = {
+            let store = self.head.exemplars.lock();
+            if store.capacity() == 0 {
+                return Ok(()); // exemplar storage disabled
+            }
+            store.check(s.id, exemplar)
+        };
         match check {
             ExemplarCheck::OutOfOrder => {
                 return Err(self.reject(AppendError::ExemplarOutOfOrder { t_ms: exemplar.t_ms }));

@@ -108,8 +108,12 @@ impl Head {
         if new_min != i64::MAX {
             new_min = new_min.max(mint_ms);
         }
+        // Commits only add samples at or after `mint`, so raising min_t to what is left is
+        // safe; max_t never goes down while data remains (a concurrent commit may be newer).
         head.min_t.store(new_min, Ordering::Release);
-        head.max_t.store(new_max, Ordering::Release);
+        if new_max == i64::MIN {
+            head.max_t.store(new_max, Ordering::Release);
+        }
         head.metrics.head_min_time_ms.store(new_min as u64, Ordering::Relaxed);
         head.metrics.head_max_time_ms.store(new_max as u64, Ordering::Relaxed);
 

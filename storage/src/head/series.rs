@@ -24,9 +24,20 @@ use super::chunk_store::{ChunkStore, StoredChunk};
 /// Number of shards of each series map (a power of two).
 const SHARDS: usize = 256;
 
-/// A multiplicative hasher for integer keys that are already ids or hashes (xxh3 of labels).
+/// A hasher for integer keys that are ids or already-hashed values (xxh3 of labels): the
+/// murmur3 64-bit finaliser, so every output bit depends on every input bit (the maps are
+/// sharded by some key bits, and hashbrown uses both the low and the top bits).
 #[derive(Default, Clone, Copy)]
 pub(crate) struct IdHasher(u64);
+
+#[inline]
+fn fmix64(mut x: u64) -> u64 {
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    x ^ (x >> 33)
+}
 
 impl Hasher for IdHasher {
     fn finish(&self) -> u64 {
@@ -34,14 +45,14 @@ impl Hasher for IdHasher {
     }
     fn write(&mut self, bytes: &[u8]) {
         for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            self.0 = fmix64(self.0 ^ u64::from(b));
         }
     }
     fn write_u32(&mut self, n: u32) {
-        self.0 = u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = fmix64(self.0 ^ u64::from(n));
     }
     fn write_u64(&mut self, n: u64) {
-        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = fmix64(self.0 ^ n);
     }
 }
 
@@ -421,14 +432,23 @@ enum HashSlot {
 }
 
 /// The head's series by id and by label hash, each sharded 256 ways.
+///
+/// Ids are dense and never reused, so the by-id side is a plain vector per shard, indexed by
+/// `id >> 8` (shard `id & 255`): a lookup is one read lock and one index, no hashing. Slots of
+/// garbage-collected series stay `None` (8 bytes per id ever issued).
 pub(crate) struct SeriesMaps {
-    by_id: Box<[RwLock<HashMap<u32, Arc<MemSeries>, IdBuild>>]>,
+    by_id: Box<[RwLock<Vec<Option<Arc<MemSeries>>>>]>,
     by_hash: Box<[RwLock<HashMap<u64, HashSlot, IdBuild>>]>,
 }
 
 #[inline]
 fn id_shard(id: u32) -> usize {
     id as usize & (SHARDS - 1)
+}
+
+#[inline]
+fn id_slot(id: u32) -> usize {
+    id as usize >> SHARDS.trailing_zeros()
 }
 
 #[inline]
@@ -439,14 +459,23 @@ fn hash_shard(h: u64) -> usize {
 impl SeriesMaps {
     pub(crate) fn new() -> Self {
         SeriesMaps {
-            by_id: (0..SHARDS).map(|_| RwLock::new(HashMap::default())).collect(),
+            by_id: (0..SHARDS).map(|_| RwLock::new(Vec::new())).collect(),
             by_hash: (0..SHARDS).map(|_| RwLock::new(HashMap::default())).collect(),
         }
     }
 
     #[inline]
     pub(crate) fn get(&self, id: u32) -> Option<Arc<MemSeries>> {
-        self.by_id[id_shard(id)].read().get(&id).cloned()
+        self.by_id[id_shard(id)].read().get(id_slot(id))?.clone()
+    }
+
+    fn put_id(&self, s: Arc<MemSeries>) {
+        let mut shard = self.by_id[id_shard(s.id)].write();
+        let slot = id_slot(s.id);
+        if shard.len() <= slot {
+            shard.resize(slot + 1, None);
+        }
+        shard[slot] = Some(s);
     }
 
     /// The series with exactly `labels` (whose hash is `hash`), if any.
@@ -482,7 +511,7 @@ impl SeriesMaps {
                 }
             }
         }
-        self.by_id[id_shard(s.id)].write().insert(s.id, Arc::clone(&s));
+        self.put_id(Arc::clone(&s));
         (s, true)
     }
 
@@ -501,7 +530,7 @@ impl SeriesMaps {
                 Some(HashSlot::Many(v)) => v.push(Arc::clone(&s)),
             }
         }
-        self.by_id[id_shard(s.id)].write().insert(s.id, s);
+        self.put_id(s);
     }
 
     /// Removes series `id` (whose labels hash to `hash`).
@@ -524,13 +553,15 @@ impl SeriesMaps {
                 shard.remove(&hash);
             }
         }
-        self.by_id[id_shard(id)].write().remove(&id);
+        if let Some(slot) = self.by_id[id_shard(id)].write().get_mut(id_slot(id)) {
+            *slot = None;
+        }
     }
 
     /// Calls `f` with every series (shard by shard; no lock held while `f` runs).
     pub(crate) fn for_each(&self, mut f: impl FnMut(&Arc<MemSeries>)) {
         for shard in self.by_id.iter() {
-            let batch: Vec<Arc<MemSeries>> = shard.read().values().cloned().collect();
+            let batch: Vec<Arc<MemSeries>> = shard.read().iter().flatten().cloned().collect();
             for s in &batch {
                 f(s);
             }
@@ -539,7 +570,7 @@ impl SeriesMaps {
 
     /// Resident bytes of the two maps (entries and control bytes; not the series).
     pub(crate) fn memory_bytes(&self) -> usize {
-        let id: usize = self.by_id.iter().map(|s| s.read().capacity() * (4 + 8 + 1)).sum();
+        let id: usize = self.by_id.iter().map(|s| s.read().capacity() * 8).sum();
         let h: usize = self.by_hash.iter().map(|s| s.read().capacity() * (8 + 32 + 1)).sum();
         id + h
     }

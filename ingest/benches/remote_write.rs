@@ -11,9 +11,12 @@ use storage::{Metadata, MetricType};
 const SAMPLES: usize = 2_000;
 const T_MS: i64 = 1_700_000_000_000;
 
+/// A metric family: name, type, and the label dimensions it varies on with their values.
+type Family = (&'static str, MetricType, &'static [(&'static str, &'static [&'static str])]);
+
 /// Metric families of a typical node-exporter scrape, with the label dimensions they vary on.
 fn node_exporter_request() -> WriteRequestData {
-    let families: &[(&str, MetricType, &[(&str, &[&str])])] = &[
+    let families: &[Family] = &[
         ("node_cpu_seconds_total", MetricType::Counter, &[("cpu", &["0", "1", "2", "3", "4", "5", "6", "7"]), ("mode", &["idle", "iowait", "irq", "nice", "softirq", "steal", "system", "user"])]),
         ("node_network_receive_bytes_total", MetricType::Counter, &[("device", &["eth0", "eth1", "lo", "docker0", "veth1a2b3c", "veth4d5e6f"])]),
         ("node_network_transmit_bytes_total", MetricType::Counter, &[("device", &["eth0", "eth1", "lo", "docker0", "veth1a2b3c", "veth4d5e6f"])]),

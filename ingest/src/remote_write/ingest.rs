@@ -253,7 +253,7 @@ impl Ctx<'_> {
     /// Resolves 2.0 refs into `(name, value)` pairs.
     fn resolve(&self, refs: &[u32], out: &mut Vec<(Str, Str)>) -> Result<(), Rejection> {
         out.clear();
-        if refs.len() % 2 != 0 {
+        if !refs.len().is_multiple_of(2) {
             return Err(Rejection::OddLabelRefs { len: refs.len() });
         }
         for p in refs.chunks_exact(2) {
@@ -284,7 +284,10 @@ impl Ctx<'_> {
             return Err(Rejection::TooManyLabels { count: pairs.len(), limit: l.max_labels_per_series });
         }
         let body = self.body;
-        pairs.sort_unstable_by(|a, b| a.0.get(body).cmp(b.0.get(body)));
+        // Senders should send sorted labels (both specs say so): check before sorting.
+        if !pairs.is_sorted_by(|a, b| a.0.get(body) <= b.0.get(body)) {
+            pairs.sort_unstable_by(|a, b| a.0.get(body).cmp(b.0.get(body)));
+        }
         let mut out = Vec::with_capacity(pairs.len());
         let mut prev: &str = "";
         let mut has_name = false;

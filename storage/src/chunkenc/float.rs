@@ -436,20 +436,29 @@ impl FloatChunkBuilder {
         if self.ts.n == 0 {
             return self.snapshot_bytes();
         }
-        // One allocation per chunk: the mantissas, priced under every value code.
+        // Two allocations per chunk: the mantissas and their deltas, priced under every code.
         let mut ms = Vec::with_capacity(self.len());
         self.for_each_mantissa(|m| ms.push(m));
+        let mut ds: Vec<i64> = ms.windows(2).map(|w| w[1].wrapping_sub(w[0])).collect();
         // Common factor of all deltas (memory gauges move in 4096-byte pages, disk byte
-        // counters in 512-byte sectors): code deltas / factor.
-        let factor = (1..ms.len()).fold(0u64, |g, i| gcd(g, ms[i].wrapping_sub(ms[i - 1]).unsigned_abs()));
-        let factor = if factor > 1 && factor <= i64::MAX as u64 { factor as i64 } else { 1 };
-        let delta = |i: usize| ms[i].wrapping_sub(ms[i - 1]) / factor;
-        let dod = |i: usize| if i == 1 { delta(1) } else { delta(i).wrapping_sub(delta(i - 1)) };
-        // A factor costs its uvarint in the header.
+        // counters in 512-byte sectors): code deltas / factor. Stops at 1, usually early.
+        let mut g = 0u64;
+        for d in &ds {
+            g = gcd(g, d.unsigned_abs());
+            if g == 1 {
+                break;
+            }
+        }
+        let factor = if g > 1 && g <= i64::MAX as u64 { g as i64 } else { 1 };
+        if factor > 1 {
+            ds.iter_mut().for_each(|d| *d /= factor);
+        }
+        let dod = |i: usize| if i == 0 { ds[0] } else { ds[i].wrapping_sub(ds[i - 1]) };
+        // A factor costs its uvarint in the header; a Rice parameter one byte.
         let factor_bits = if factor > 1 { super::bits::uvarint_len(factor as u64) * 8 } else { 0 };
         let base = ValueCode { dod: false, rice: None, factor: 1, constant: false };
         let mut best = (self.vals.bit_len(), base);
-        if ms.iter().all(|&m| m == m0) {
+        if ds.iter().all(|&d| d == 0) {
             // A constant chunk (a third of node-exporter's series): no value stream at all.
             best = (0, ValueCode { constant: true, ..base });
         }
@@ -458,16 +467,35 @@ impl FloatChunkBuilder {
                 best = (bits, code);
             }
         };
-        for use_dod in [false, true] {
-            let x = |i: usize| if use_dod { dod(i) } else { delta(i) };
-            let varbit = (1..ms.len()).map(|i| varbit_bits(x(i))).sum::<usize>();
-            consider(factor_bits + varbit, ValueCode { dod: use_dod, rice: None, factor, constant: false });
-            let mean = (1..ms.len()).map(|i| u128::from(zigzag(x(i)))).sum::<u128>() / ms.len().max(2) as u128;
-            let k0 = 127 - (mean | 1).leading_zeros();
-            for k in k0.saturating_sub(2)..=(k0 + 1).min(56) {
-                // The Rice parameter costs one header byte.
-                let bits = factor_bits + 8 + (1..ms.len()).map(|i| rice_bits(zigzag(x(i)), k)).sum::<usize>();
-                consider(bits, ValueCode { dod: use_dod, rice: Some(k as u8), factor, constant: false });
+        // Pass 1: varbit sizes and the means that pick the Rice parameters.
+        let (mut vb, mut sum) = ([0usize; 2], [0u128; 2]);
+        for i in 0..ds.len() {
+            let x = [ds[i], dod(i)];
+            for m in 0..2 {
+                vb[m] += varbit_bits(x[m]);
+                sum[m] += u128::from(zigzag(x[m]));
+            }
+        }
+        let ks: [[u32; 3]; 2] = std::array::from_fn(|m| {
+            let k0 = 127 - (sum[m] / ds.len().max(1) as u128 | 1).leading_zeros();
+            [k0.saturating_sub(1), k0.min(56), (k0 + 1).min(56)]
+        });
+        // Pass 2: Rice sizes for three parameters per sequence.
+        let mut rb = [[0usize; 3]; 2];
+        for i in 0..ds.len() {
+            let x = [ds[i], dod(i)];
+            for m in 0..2 {
+                let z = zigzag(x[m]);
+                for (c, &k) in ks[m].iter().enumerate() {
+                    rb[m][c] += rice_bits(z, k);
+                }
+            }
+        }
+        for m in 0..2 {
+            consider(factor_bits + vb[m], ValueCode { dod: m == 1, rice: None, factor, constant: false });
+            for c in 0..3 {
+                let code = ValueCode { dod: m == 1, rice: Some(ks[m][c] as u8), factor, constant: false };
+                consider(factor_bits + 8 + rb[m][c], code);
             }
         }
         // XOR carries v0 inside its stream; decimal carries 2 header bytes plus m0.
@@ -486,8 +514,8 @@ impl FloatChunkBuilder {
             return (enc, out);
         }
         let mut w = BitWriter::with_capacity(best.0.div_ceil(8));
-        for i in (1..ms.len()).filter(|_| !code.constant) {
-            let x = if code.dod { dod(i) } else { delta(i) };
+        for i in (0..ds.len()).filter(|_| !code.constant) {
+            let x = if code.dod { dod(i) } else { ds[i] };
             match code.rice {
                 Some(k) => w.write_rice(zigzag(x), u32::from(k)),
                 None => w.write_varbit(x),

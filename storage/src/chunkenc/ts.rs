@@ -97,31 +97,23 @@ impl TsWriter {
             self.write_dod(hdr);
             return None;
         }
-        // Majority delta (Boyer-Moore vote).
-        let (mut cand, mut votes, mut prev) = (0i64, 0u32, None::<i64>);
-        self.for_each(|t| {
-            if let Some(p) = prev {
-                let d = t.wrapping_sub(p);
-                if votes == 0 {
-                    cand = d;
-                    votes = 1;
-                } else if d == cand {
-                    votes += 1;
-                } else {
-                    votes -= 1;
-                }
+        // One allocation: the timestamps. Majority delta by Boyer-Moore vote.
+        let mut ts = Vec::with_capacity(self.n as usize);
+        self.for_each(|t| ts.push(t));
+        let (mut cand, mut votes) = (0i64, 0u32);
+        for w in ts.windows(2) {
+            let d = w[1].wrapping_sub(w[0]);
+            if votes == 0 {
+                cand = d;
+                votes = 1;
+            } else if d == cand {
+                votes += 1;
+            } else {
+                votes -= 1;
             }
-            prev = Some(t);
-        });
-        let mut grid_bits = 0usize;
+        }
         let mut g = GridState::new(self.t0, cand);
-        let mut first = true;
-        self.for_each(|t| {
-            if std::mem::take(&mut first) {
-                return;
-            }
-            grid_bits += varbit_bits(g.residual(t));
-        });
+        let grid_bits: usize = ts[1..].iter().map(|&t| varbit_bits(g.residual(t))).sum();
         let extra_hdr = super::bits::uvarint_len(zigzag(cand));
         if grid_bits == (self.n - 1) as usize {
             // Every residual is zero: perfectly regular, no stream at all.
@@ -137,13 +129,7 @@ impl TsWriter {
         }
         let mut w = BitWriter::with_capacity(grid_bits.div_ceil(8));
         let mut g = GridState::new(self.t0, cand);
-        let mut first = true;
-        self.for_each(|t| {
-            if std::mem::take(&mut first) {
-                return;
-            }
-            w.write_varbit(g.residual(t));
-        });
+        ts[1..].iter().for_each(|&t| w.write_varbit(g.residual(t)));
         put_varint(hdr, self.t0);
         hdr.push(1);
         put_varint(hdr, cand);

@@ -330,6 +330,36 @@ impl IndexReader for MemIndex {
         Ok(())
     }
 
+    fn postings_matching(&self, name: &str, prefix: &str, pred: &mut dyn FnMut(&str) -> bool) -> Result<RoaringBitmap> {
+        let Some(n) = self.symbols.lookup(name) else {
+            return Ok(RoaringBitmap::new());
+        };
+        // Matching value ids first (under the name lock), then their postings (pair locks):
+        // the two kinds of lock are never held together, as in `add`.
+        let mut ids = Vec::new();
+        {
+            let names = self.names[n as usize % NAME_SHARDS].read();
+            if let Some(values) = names.get(&n) {
+                for (v, &id) in values.range::<str, _>((Bound::Included(prefix), Bound::Unbounded)) {
+                    if !v.starts_with(prefix) {
+                        break;
+                    }
+                    if pred(v) {
+                        ids.push(id);
+                    }
+                }
+            }
+        }
+        let mut parts = Vec::with_capacity(ids.len());
+        for v in ids {
+            let key = pair_key(n, v);
+            if let Some(p) = self.postings[postings_shard_of(key)].read().get(&key) {
+                parts.push(p.to_bitmap());
+            }
+        }
+        Ok(parts.union())
+    }
+
     fn label_names(&self) -> Result<Vec<String>> {
         let mut out: Vec<String> = self
             .names

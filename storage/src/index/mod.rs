@@ -78,6 +78,23 @@ pub trait IndexReader {
         Ok(out)
     }
 
+    /// The union of the postings of the values of `name` that start with `prefix` (`""`: all)
+    /// and satisfy `pred`. Implementations read each matching value's postings directly while
+    /// scanning, without looking the value up again.
+    ///
+    /// # Errors
+    /// As [`IndexReader::postings`].
+    fn postings_matching(&self, name: &str, prefix: &str, pred: &mut dyn FnMut(&str) -> bool) -> Result<RoaringBitmap> {
+        let mut values: Vec<String> = Vec::new();
+        self.visit_values(name, prefix, &mut |v| {
+            if pred(v) {
+                values.push(v.to_string());
+            }
+        })?;
+        let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+        self.postings_union(name, &refs)
+    }
+
     /// The union of the postings of `name=v` for each `v` in `values`.
     ///
     /// # Errors

@@ -97,33 +97,12 @@ fn postings_for_matcher(ix: &(impl IndexReader + ?Sized), m: &Matcher) -> Result
         return ix.postings_union(&m.name, &set);
     }
     let prefix = m.prefix().unwrap_or("");
-    let mut values: Vec<String> = Vec::new();
-    ix.visit_values(&m.name, prefix, &mut |v| {
-        if m.matches(v) {
-            values.push(v.to_string());
-        }
-    })?;
-    union_values(ix, &m.name, &values)
+    ix.postings_matching(&m.name, prefix, &mut |v| m.matches(v))
 }
 
 /// Series that carry label `m.name` with a value that `m` rejects.
 fn inverse_postings_for_matcher(ix: &(impl IndexReader + ?Sized), m: &Matcher) -> Result<RoaringBitmap> {
-    let mut values: Vec<String> = Vec::new();
-    ix.visit_values(&m.name, "", &mut |v| {
-        if !m.matches(v) {
-            values.push(v.to_string());
-        }
-    })?;
-    union_values(ix, &m.name, &values)
-}
-
-fn union_values(ix: &(impl IndexReader + ?Sized), name: &str, values: &[String]) -> Result<RoaringBitmap> {
-    if values.len() == 1 {
-        return ix.postings(name, &values[0]);
-    }
-    let refs: Vec<&str> = values.iter().map(String::as_str).collect();
-    let parts = ix.postings_union(name, &refs)?;
-    Ok(parts)
+    ix.postings_matching(&m.name, "", &mut |v| !m.matches(v))
 }
 
 /// Unions many postings lists at once (roaring's multi-way union is faster than folding).

@@ -5,7 +5,7 @@ use std::cmp::Ordering;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use roaring::RoaringBitmap;
+use roaring::{MultiOps, RoaringBitmap};
 
 use super::{
     ChunkMeta, Cursor, FOOTER_LEN, HEADER_LEN, MAGIC, NAME_ENTRY_LEN, POSTINGS_ENTRY_LEN, TOC_LEN, VERSION,
@@ -376,17 +376,7 @@ impl IndexReader for DiskIndex {
         let Some(range) = self.name_range(name) else {
             return Ok(());
         };
-        // Values within a name ascend with their refs, hence with their strings.
-        let (mut lo, mut hi) = (range.start, range.end);
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            if self.symbol(self.entry(mid).1)? < prefix {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
-        }
-        for i in lo..range.end {
+        for i in self.prefix_start(range.clone(), prefix)?..range.end {
             let v = self.symbol(self.entry(i).1)?;
             if !v.starts_with(prefix) {
                 break;
@@ -394,6 +384,24 @@ impl IndexReader for DiskIndex {
             f(v);
         }
         Ok(())
+    }
+
+    fn postings_matching(&self, name: &str, prefix: &str, pred: &mut dyn FnMut(&str) -> bool) -> Result<RoaringBitmap> {
+        let Some(range) = self.name_range(name) else {
+            return Ok(RoaringBitmap::new());
+        };
+        let mut parts = Vec::new();
+        for i in self.prefix_start(range.clone(), prefix)?..range.end {
+            let (_, v, off, len) = self.entry(i);
+            let v = self.symbol(v)?;
+            if !v.starts_with(prefix) {
+                break;
+            }
+            if pred(v) {
+                parts.push(self.read_postings(off, len)?);
+            }
+        }
+        Ok(parts.union())
     }
 
     fn label_names(&self) -> Result<Vec<String>> {
@@ -418,6 +426,21 @@ impl IndexReader for DiskIndex {
 }
 
 impl DiskIndex {
+    /// The first entry of `range` (one name's entries) whose value is `>= prefix`. Values within
+    /// a name ascend with their refs, hence with their strings.
+    fn prefix_start(&self, range: std::ops::Range<u32>, prefix: &str) -> Result<u32> {
+        let (mut lo, mut hi) = (range.start, range.end);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.symbol(self.entry(mid).1)? < prefix {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        Ok(lo)
+    }
+
     /// Number of label pairs (postings lists).
     pub fn num_postings(&self) -> u32 {
         self.table_count

@@ -198,6 +198,9 @@ mod tests {
         fn metadata(&self, _: Option<&str>, _: usize) -> Vec<(String, Metadata)> {
             vec![]
         }
+        fn exemplars(&self, _: &[Vec<storage::Matcher>], _: i64, _: i64) -> Result<Vec<(Labels, Vec<storage::Exemplar>)>, StorageError> {
+            Ok(vec![])
+        }
         fn tsdb_stats(&self, _: usize) -> TsdbStats {
             TsdbStats::default()
         }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use ingest::remote_write::{Decoder, IngestReport, Limits};
 use storage::metrics::StorageMetrics;
-use storage::{Appender, CommitStats, Metadata, Querier, StorageError};
+use storage::{Appender, CommitStats, Exemplar, Labels, Matcher, Metadata, Querier, StorageError};
 
 use crate::error::ServerError;
 
@@ -77,6 +77,13 @@ pub trait Backend: Send + Sync + 'static {
     /// Metadata per metric name, optionally for one metric; at most `limit` metrics when
     /// `limit > 0`.
     fn metadata(&self, metric: Option<&str>, limit: usize) -> Vec<(String, Metadata)>;
+
+    /// Exemplars of the series matching any of `matcher_sets` in `[mint_ms, maxt_ms]`, per
+    /// series sorted by labels, oldest first.
+    ///
+    /// # Errors
+    /// [`StorageError`] from the index.
+    fn exemplars(&self, matcher_sets: &[Vec<Matcher>], mint_ms: i64, maxt_ms: i64) -> Result<Vec<(Labels, Vec<Exemplar>)>, StorageError>;
 
     /// Head statistics with the top `limit` entries of each list.
     fn tsdb_stats(&self, limit: usize) -> TsdbStats;

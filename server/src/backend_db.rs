@@ -1,6 +1,7 @@
 //! [`Backend`] over [`storage::db::Db`], and the translation of the configuration into
 //! [`DbOptions`]. The only module of the server that names concrete storage types.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use ingest::remote_write::{Decoder, Limits};
@@ -8,7 +9,7 @@ use storage::db::{Db, DbOptions};
 use storage::head::HeadOptions;
 use storage::metrics::StorageMetrics;
 use storage::wal::{FsyncPolicy, WalOptions};
-use storage::{Metadata, Querier, StorageError};
+use storage::{Exemplar, Labels, Matcher, Metadata, Querier, StorageError};
 
 use crate::backend::{ingest_request, Backend, TsdbStats, WriteInput, WriteOutcome};
 use crate::config::{Config, WalFsync};
@@ -70,6 +71,25 @@ impl Backend for DbBackend {
         } else {
             it.collect()
         }
+    }
+
+    fn exemplars(&self, matcher_sets: &[Vec<Matcher>], mint_ms: i64, maxt_ms: i64) -> Result<Vec<(Labels, Vec<Exemplar>)>, StorageError> {
+        // Selectors may overlap: merge per series, keeping each exemplar once.
+        let mut by_series: BTreeMap<Labels, Vec<Exemplar>> = BTreeMap::new();
+        for m in matcher_sets {
+            for se in self.0.head().exemplars(m, mint_ms, maxt_ms)? {
+                let list = by_series.entry(se.labels).or_default();
+                for e in se.exemplars {
+                    if !list.contains(&e) {
+                        list.push(e);
+                    }
+                }
+            }
+        }
+        for list in by_series.values_mut() {
+            list.sort_by_key(|e| e.t_ms);
+        }
+        Ok(by_series.into_iter().collect())
     }
 
     fn tsdb_stats(&self, limit: usize) -> TsdbStats {

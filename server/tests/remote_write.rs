@@ -73,13 +73,21 @@ fn v1_and_v2_round_trip_through_the_query_api() {
     let v2 = req(vec![SeriesData::new([("__name__", "rt_gauge"), ("job", "c")])
         .sample(t0, 3.0)
         .sample(t0 + 30_000, f64::NAN)
+        .exemplar([("trace_id", "abc123")], 3.0, t0)
         .metadata(Metadata { metric_type: MetricType::Gauge, help: "A gauge.".into(), unit: String::new() })]);
     let r = write(&c, &h, Rw::V2, &v2);
     assert_eq!(r.status(), 204);
     let hdr = |n: &str| r.headers().get(n).map(|v| v.to_str().unwrap().to_string());
     assert_eq!(hdr("X-Prometheus-Remote-Write-Samples-Written").as_deref(), Some("2"));
     assert_eq!(hdr("X-Prometheus-Remote-Write-Histograms-Written").as_deref(), Some("0"));
-    assert_eq!(hdr("X-Prometheus-Remote-Write-Exemplars-Written").as_deref(), Some("0"));
+    assert_eq!(hdr("X-Prometheus-Remote-Write-Exemplars-Written").as_deref(), Some("1"));
+    let (st, v) = get_json(&c, &h, "/api/v1/query_exemplars?query=rate(rt_gauge[5m])");
+    assert_eq!(st, 200);
+    assert_eq!(
+        v["data"],
+        serde_json::json!([{"seriesLabels": {"__name__": "rt_gauge", "job": "c"},
+            "exemplars": [{"labels": {"trace_id": "abc123"}, "value": "3", "timestamp": t0 / 1000}]}])
+    );
 
     // Raw samples come back with identical timestamps and values.
     let got = raw_samples(&c, &h, "{__name__=~\"rt_.*\"}", t0, t0 + 30_000);
@@ -226,4 +234,24 @@ fn query_api_errors_use_prometheus_codes() {
     let r = c.post(h.url("/api/v1/format_query")).form(&[("query", "sum(rate(x[5m]))by(a)")]).send().unwrap();
     let v: serde_json::Value = r.json().unwrap();
     assert_eq!(v["data"], "sum by (a) (rate(x[5m]))");
+}
+
+#[test]
+fn series_limits_refuse_new_series_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Hearth::start(dir.path(), &["--limits.max-series-per-metric=2"]);
+    let c = client();
+    h.wait_ready(&c);
+    let t0 = base_ms();
+    let s = |i: i64, t: i64| SeriesData::new([("__name__", "lim"), ("i", &i.to_string())]).sample(t, 1.0);
+    assert_eq!(write(&c, &h, Rw::V1, &req(vec![s(0, t0), s(1, t0)])).status(), 204);
+    let r = write(&c, &h, Rw::V2, &req(vec![s(0, t0 + 1000), s(2, t0 + 1000)]));
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.headers()["X-Prometheus-Remote-Write-Samples-Written"], "1");
+    assert!(r.text().unwrap().contains("series limit per metric"));
+    let (_, v) = get_json(&c, &h, "/api/v1/label/i/values");
+    assert_eq!(v["data"], serde_json::json!(["0", "1"]));
+    let (_, v) = get_json(&c, &h, "/api/v1/status/tsdb");
+    assert_eq!(v["data"]["headStats"]["numSeries"], 2);
+    assert_eq!(v["data"]["seriesCountByMetricName"][0], serde_json::json!({"name": "lim", "value": 2}));
 }

@@ -4,7 +4,7 @@
 //! ([`params`]); results use Prometheus' envelope and formats ([`json`]); failures go through
 //! [`crate::error::ApiFailure`], so status codes and `errorType` come from the one mapping.
 //!
-//! - [`query`]: `query`, `query_range`, `format_query`;
+//! - [`query`]: `query`, `query_range`, `query_exemplars`, `format_query`;
 //! - [`series`]: `series`, `labels`, `label/{name}/values`, `metadata`;
 //! - [`status`]: `status/buildinfo`, `status/tsdb`, `status/runtimeinfo`, `status/flags`.
 
@@ -33,6 +33,7 @@ pub fn routes() -> Router<Shared> {
         .route("/api/v1/query", get(query::instant).post(query::instant))
         .route("/api/v1/query_range", get(query::range).post(query::range))
         .route("/api/v1/format_query", get(query::format).post(query::format))
+        .route("/api/v1/query_exemplars", get(query::exemplars).post(query::exemplars))
         .route("/api/v1/series", get(series::series).post(series::series))
         .route("/api/v1/labels", get(series::labels).post(series::labels))
         .route("/api/v1/label/{name}/values", get(series::label_values))

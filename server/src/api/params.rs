@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use promql_parser::label::MatchOp as PMatchOp;
-use promql_parser::parser::Expr;
+use promql_parser::parser::{Expr, VectorSelector};
+use promql_parser::util::{walk_expr, ExprVisitor};
 use storage::{MatchOp, Matcher, METRIC_NAME};
 
 use crate::error::ServerError;
@@ -210,6 +211,40 @@ pub fn parse_selector(s: &str) -> Result<Vec<Vec<Matcher>>, ServerError> {
             "invalid parameter \"match[]\": {s:?} is not a series selector"
         )));
     };
+    selector_matchers(&vs)
+}
+
+/// Every vector selector of a PromQL expression (inside matrix selectors and subqueries too),
+/// as matcher sets, for `/api/v1/query_exemplars`.
+///
+/// # Errors
+/// [`ServerError::BadData`] when the query does not parse.
+pub fn query_selectors(q: &str) -> Result<Vec<Vec<Matcher>>, ServerError> {
+    struct Collect(Vec<VectorSelector>);
+    impl ExprVisitor for Collect {
+        type Error = std::convert::Infallible;
+        fn pre_visit(&mut self, e: &Expr) -> Result<bool, Self::Error> {
+            match e {
+                Expr::VectorSelector(vs) => self.0.push(vs.clone()),
+                Expr::MatrixSelector(ms) => self.0.push(ms.vs.clone()),
+                _ => {}
+            }
+            Ok(true)
+        }
+    }
+    let expr = promql_parser::parser::parse(q)
+        .map_err(|e| ServerError::BadData(format!("invalid parameter \"query\": {e}")))?;
+    let mut c = Collect(Vec::new());
+    let _ = walk_expr(&mut c, &expr);
+    let mut out = Vec::new();
+    for vs in &c.0 {
+        out.extend(selector_matchers(vs)?);
+    }
+    Ok(out)
+}
+
+/// A parsed vector selector as storage matcher sets (one per `or` group).
+fn selector_matchers(vs: &VectorSelector) -> Result<Vec<Vec<Matcher>>, ServerError> {
     let conv = |list: &[promql_parser::label::Matcher]| -> Result<Vec<Matcher>, ServerError> {
         let mut out = Vec::with_capacity(list.len() + 1);
         if let Some(n) = &vs.name {
@@ -314,6 +349,9 @@ mod tests {
         assert!(parse_selector("{job=~\".*\"}").is_err());
         assert!(parse_selector("rate(up[5m])").is_err());
         assert!(parse_selector("up{").is_err());
+        let sets = query_selectors("sum(rate(a[5m])) / on() b{x=\"1\"} + max_over_time(c[1h:5m])").unwrap();
+        assert_eq!(sets.len(), 3);
+        assert!(query_selectors("sum(").is_err());
     }
 
     #[test]

@@ -140,3 +140,43 @@ pub async fn format(req: Request) -> Result<Response, ApiFailure> {
         .map_err(|e| bad_param("query", &format!("parse error: {e}")))?;
     Ok(success_serde(&expr.prettify(), &Annotations::default()))
 }
+
+/// `GET|POST /api/v1/query_exemplars?query=&start=&end=`: exemplars of every selector of the
+/// query, `[{"seriesLabels": {...}, "exemplars": [{"labels", "value", "timestamp"}]}]`.
+pub async fn exemplars(State(s): State<Shared>, req: Request) -> Result<Response, ApiFailure> {
+    let p = read_params(req).await?;
+    let sets = super::params::query_selectors(p.get("query").unwrap_or(""))?;
+    let start = p.time_or("start", super::params::MIN_TIME_MS)?;
+    let end = p.time_or("end", super::params::MAX_TIME_MS)?;
+    if end < start {
+        return Err(ServerError::BadData("end timestamp must not be before start timestamp".into()).into());
+    }
+    let backend = s.storage.backend()?;
+    let found = tokio::task::spawn_blocking(move || backend.exemplars(&sets, start, end))
+        .await
+        .map_err(|e| ServerError::Internal(format!("storage task failed: {e}")))??;
+    let mut out = String::from("[");
+    for (i, (labels, list)) in found.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"seriesLabels\":");
+        super::json::write_labels(&mut out, labels);
+        out.push_str(",\"exemplars\":[");
+        for (j, e) in list.iter().enumerate() {
+            if j > 0 {
+                out.push(',');
+            }
+            out.push_str("{\"labels\":");
+            super::json::write_labels(&mut out, &e.labels);
+            out.push_str(",\"value\":\"");
+            out.push_str(&super::json::fmt_f64(e.value));
+            out.push_str("\",\"timestamp\":");
+            super::json::write_ts(&mut out, e.t_ms);
+            out.push('}');
+        }
+        out.push_str("]}");
+    }
+    out.push(']');
+    Ok(success(&out, &Annotations::default()))
+}

@@ -268,6 +268,7 @@ impl Aggregator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ebpf::parse::Request;
 
     #[test]
     fn histogram_buckets_are_inclusive_upper_bounds() {
@@ -285,6 +286,84 @@ mod tests {
         assert_eq!(c[15], 5); // +Inf
         assert_eq!(h.count(), 5);
         assert!((h.sum() - 11.3101).abs() < 1e-9);
+    }
+
+    /// Keeps every appended sample with its labels.
+    #[derive(Default)]
+    struct Collect {
+        series: Vec<Labels>,
+        samples: Vec<(Labels, i64, f64)>,
+    }
+
+    impl Appender for Collect {
+        fn series_ref(&mut self, labels: &Labels) -> Result<SeriesRef, AppendError> {
+            self.series.push(labels.clone());
+            Ok(SeriesRef(self.series.len() as u64 - 1))
+        }
+        fn append(&mut self, r: SeriesRef, t_ms: i64, v: f64) -> Result<(), AppendError> {
+            let l = self.series.get(r.0 as usize).cloned().ok_or(AppendError::UnknownSeriesRef(r))?;
+            self.samples.push((l, t_ms, v));
+            Ok(())
+        }
+        fn append_histogram(&mut self, r: SeriesRef, _: i64, _: &storage::FloatHistogram) -> Result<(), AppendError> {
+            Err(AppendError::UnknownSeriesRef(r))
+        }
+        fn append_exemplar(&mut self, r: SeriesRef, _: &storage::Exemplar) -> Result<(), AppendError> {
+            Err(AppendError::UnknownSeriesRef(r))
+        }
+        fn update_metadata(&mut self, _: &str, _: &Metadata) {}
+        fn commit(self) -> storage::Result<storage::CommitStats> {
+            Ok(storage::CommitStats::default())
+        }
+        fn rollback(self) {}
+    }
+
+    #[test]
+    fn writes_beyla_series_with_cached_refs() {
+        let mut agg = Aggregator::new("host-a".into(), None);
+        let svc: Arc<str> = Arc::from("api");
+        let req = Request {
+            pid: 1,
+            port: 8080,
+            method: "GET",
+            route: "/users/*".into(),
+            status: 200,
+            duration_seconds: 0.02,
+            request_body_bytes: 0,
+            response_body_bytes: 100,
+        };
+        agg.observe(&svc, &req);
+        agg.observe(&svc, &req);
+        let mut app = Collect::default();
+        let st = agg.write_to(&mut app, 1_000);
+        assert_eq!(st, FlushStats { samples: agg.series_count() as u64, rejected: 0 });
+        assert_eq!(agg.series_count(), 16 + 2 + 2 * (11 + 2));
+        let get = |name: &str, le: Option<&str>| {
+            app.samples
+                .iter()
+                .find(|(l, _, _)| l.metric_name() == Some(name) && l.get("le") == le)
+                .map(|(l, _, v)| (l.clone(), *v))
+                .expect(name)
+        };
+        let (l, v) = get("http_server_request_duration_seconds_count", None);
+        assert_eq!(v, 2.0);
+        assert_eq!(
+            l.to_string(),
+            "{__name__=\"http_server_request_duration_seconds_count\", http_request_method=\"GET\", \
+             http_response_status_code=\"200\", http_route=\"/users/*\", instance=\"host-a\", job=\"api\", \
+             server_port=\"8080\", service_name=\"api\"}"
+        );
+        assert_eq!(get("http_server_request_duration_seconds_bucket", Some("0.01")).1, 0.0);
+        assert_eq!(get("http_server_request_duration_seconds_bucket", Some("0.025")).1, 2.0);
+        assert_eq!(get("http_server_response_body_size_bytes_bucket", Some("64")).1, 0.0);
+        assert_eq!(get("http_server_response_body_size_bytes_bucket", Some("128")).1, 2.0);
+        assert_eq!(get("http_server_response_body_size_bytes_sum", None).1, 200.0);
+        // The second flush reuses the refs: no new series_ref calls.
+        let resolved = app.series.len();
+        agg.observe(&svc, &req);
+        let st = agg.write_to(&mut app, 2_000);
+        assert_eq!((st.rejected, app.series.len()), (0, resolved));
+        assert_eq!(app.samples.iter().filter(|(l, t, _)| *t == 2_000 && l.metric_name() == Some("http_server_request_duration_seconds_count")).map(|s| s.2).sum::<f64>(), 3.0);
     }
 
     #[test]

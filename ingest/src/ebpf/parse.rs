@@ -52,9 +52,9 @@ pub fn parse_event(bytes: &[u8]) -> Result<Request, Unparsable> {
     let reason = EndReason::from_u8(ev.end_reason).ok_or(Unparsable::EndReason(ev.end_reason))?;
     let (method, target) = request_line(ev.head()).ok_or(Unparsable::RequestLine)?;
     let request_body_bytes = body_bytes(ev.req_content_length, ev.req_bytes, ev.req_header_bytes);
-    let response_body_bytes = if reason == EndReason::NoResponse {
-        0
-    } else if ev.status == 204 || ev.status == 304 || method == "HEAD" {
+    // No response, or one that has no body by definition (RFC 9110: HEAD, 204, 304).
+    let bodiless = reason == EndReason::NoResponse || ev.status == 204 || ev.status == 304 || method == "HEAD";
+    let response_body_bytes = if bodiless {
         0
     } else {
         body_bytes(ev.resp_content_length, ev.resp_bytes, ev.resp_header_bytes)

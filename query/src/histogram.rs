@@ -172,7 +172,8 @@ fn rebucket_custom(h: &FloatHistogram, bounds: &[f64]) -> BTreeMap<i32, f64> {
 }
 
 /// Annotation texts raised by histogram arithmetic: `(is_warning, text)`. The caller adds the
-/// context (`during addition`, `during aggregation`).
+/// operation (`addition`, `subtraction`, `aggregation`): texts end in "during" or
+/// "during histogram" as Prometheus' annotations do.
 pub(crate) type HistAnnos = Vec<(bool, &'static str)>;
 
 /// `a + b` or `a - b`.
@@ -196,7 +197,7 @@ pub(crate) fn add_sub(a: &FloatHistogram, b: &FloatHistogram, sub: bool, annos: 
                 to_map(&b.positive_spans, &b.positive_buckets, CUSTOM_BUCKETS_SCHEMA, CUSTOM_BUCKETS_SCHEMA, 0.0, &mut z),
             )
         } else {
-            annos.push((false, "mismatched custom buckets were reconciled"));
+            annos.push((false, "mismatched custom buckets were reconciled during"));
             let bounds = common_bounds(&a.custom_values, &b.custom_values);
             let am = rebucket_custom(a, &bounds);
             let bm = rebucket_custom(b, &bounds);
@@ -255,14 +256,18 @@ pub(crate) fn add_sub(a: &FloatHistogram, b: &FloatHistogram, sub: bool, annos: 
 }
 
 fn combine_hints(a: CounterResetHint, b: CounterResetHint, annos: &mut HistAnnos) -> CounterResetHint {
+    // Prometheus `FloatHistogram.adjustCounterReset`.
     use CounterResetHint::*;
+    if a == b {
+        return a;
+    }
     match (a, b) {
-        (CounterReset, NotCounterReset) | (NotCounterReset, CounterReset) => {
-            annos.push((true, "conflicting counter resets"));
+        (Gauge, _) | (_, Gauge) => Gauge,
+        (Unknown, _) | (_, Unknown) => Unknown,
+        _ => {
+            annos.push((true, "conflicting counter resets during histogram"));
             Unknown
         }
-        (Gauge, _) | (_, Gauge) => Gauge,
-        _ => Unknown,
     }
 }
 

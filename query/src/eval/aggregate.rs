@@ -72,6 +72,8 @@ struct Group {
     has_hist: bool,
     values: Vec<f64>,
     incompatible: bool,
+    /// Kahan sum of the histograms' `sum` fields (Prometheus compensates histogram sums).
+    hsum: (f64, f64),
 }
 
 impl Group {
@@ -90,6 +92,7 @@ impl Group {
             has_hist: false,
             values: Vec::new(),
             incompatible: false,
+            hsum: (0.0, 0.0),
         }
     }
 }
@@ -204,11 +207,8 @@ impl Evaluator<'_> {
                         }
                         match g.h.take() {
                             None => {
-                                let mut h0 = (*h).clone();
-                                if op == "avg" {
-                                    h0.counter_reset_hint = storage::histogram::CounterResetHint::Gauge;
-                                }
-                                g.h = Some(h0);
+                                g.hsum = (h.sum, 0.0);
+                                g.h = Some((*h).clone());
                             }
                             Some(acc) => {
                                 let mut annos = Vec::new();
@@ -221,12 +221,15 @@ impl Evaluator<'_> {
                                     })
                                 };
                                 for (w, t) in annos {
-                                    let text = format!("{t} during aggregation");
+                                    let text = format!("{t} aggregation");
                                     if w {
                                         self.warn(text, pos);
                                     } else {
                                         self.info(text, pos);
                                     }
+                                }
+                                if op == "sum" {
+                                    g.hsum = kahan_inc(h.sum, g.hsum.0, g.hsum.1);
                                 }
                                 match res {
                                     Ok(h2) => g.h = Some(h2),
@@ -323,6 +326,9 @@ impl Evaluator<'_> {
                         return None;
                     }
                     let mut h = g.h.take()?;
+                    if op == "sum" {
+                        h.sum = g.hsum.0 + g.hsum.1;
+                    }
                     hist::compact(&mut h);
                     return Some(mk(0.0, Some(Arc::new(h))));
                 }

@@ -154,7 +154,7 @@ impl Evaluator<'_> {
                             }
                             hist::compact(&mut h);
                             for (w, t) in annos {
-                                let text = format!("{t} during {}", if op == Op::Add { "addition" } else { "subtraction" });
+                                let text = format!("{t} {}", if op == Op::Add { "addition" } else { "subtraction" });
                                 if w {
                                     self.warn(text, "");
                                 } else {

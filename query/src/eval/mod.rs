@@ -221,7 +221,9 @@ impl<'a> Evaluator<'a> {
                         p.f = -p.f;
                     }
                     for p in s.histograms.iter_mut() {
-                        p.h = std::sync::Arc::new(crate::histogram::scale(&p.h, -1.0));
+                        let mut h = crate::histogram::scale(&p.h, -1.0);
+                        h.counter_reset_hint = storage::histogram::CounterResetHint::Gauge;
+                        p.h = std::sync::Arc::new(h);
                     }
                     if !s.metric.is_empty() {
                         s.drop_name = true;

@@ -222,7 +222,6 @@ fn over_time_fn(name: &str) -> Option<OverTime> {
                 let count = w.hists.len() as f64;
                 let mut h = sum_hists(w.hists, a, n)?;
                 h = hist::scale(&h, 1.0 / count);
-                h.counter_reset_hint = storage::histogram::CounterResetHint::Gauge;
                 return Some(Out::H(Arc::new(h)));
             }
             if w.floats.is_empty() {
@@ -373,7 +372,9 @@ fn over_time_fn(name: &str) -> Option<OverTime> {
 
 fn sum_hists(hs: &[crate::value::HPoint], a: &mut AnnoSink<'_>, fname: &str) -> Option<FloatHistogram> {
     let mut acc = (*hs[0].h).clone();
+    let mut ksum = (acc.sum, 0.0);
     for p in &hs[1..] {
+        ksum = kahan_inc(p.h.sum, ksum.0, ksum.1);
         let mut annos = Vec::new();
         match hist::add_sub(&acc, &p.h, false, &mut annos) {
             Ok(h) => acc = h,
@@ -384,12 +385,13 @@ fn sum_hists(hs: &[crate::value::HPoint], a: &mut AnnoSink<'_>, fname: &str) -> 
         }
         for (w, t) in annos {
             if w {
-                a.warn(format!("{t} during aggregation"), fname);
+                a.warn(format!("{t} aggregation"), fname);
             } else {
-                a.info(format!("{t} during aggregation"), fname);
+                a.info(format!("{t} aggregation"), fname);
             }
         }
     }
+    acc.sum = ksum.0 + ksum.1;
     hist::compact(&mut acc);
     Some(acc)
 }
@@ -673,7 +675,7 @@ fn histogram_rate(hs: &[crate::value::HPoint], is_counter: bool, name: &str, a: 
         }
     }
     for (w, t) in annos {
-        let text = format!("{t} during subtraction");
+        let text = format!("{t} subtraction");
         if w {
             a.warn(text, pos);
         } else {
@@ -736,9 +738,9 @@ fn instant_value(w: &Window<'_>, is_rate: bool, a: &mut AnnoSink<'_>, pos: &str)
             };
             for (warn, t) in annos {
                 if warn {
-                    a.warn(format!("{t} during subtraction"), pos);
+                    a.warn(format!("{t} subtraction"), pos);
                 } else {
-                    a.info(format!("{t} during subtraction"), pos);
+                    a.info(format!("{t} subtraction"), pos);
                 }
             }
             if is_rate {

@@ -559,6 +559,9 @@ fn extrapolated_rate(w: &Window<'_>, is_counter: bool, is_rate: bool, a: &mut An
             a.warn(format!("encountered a mix of histograms and floats for metric name {name:?}"), pos);
             return None;
         }
+        if !w.hists.is_empty() {
+            return extended_histogram_rate(w, is_counter, is_rate, a, pos);
+        }
         if w.floats.is_empty() {
             return None;
         }
@@ -798,4 +801,121 @@ fn count_changes(w: &Window<'_>, resets: bool) -> f64 {
         prev = Some(cur);
     }
     n
+}
+
+/// Linear interpolation between two histograms at `t`; for counters a reset between them is
+/// read as a restart from zero (Prometheus `interpolateHistograms`).
+fn interpolate_hist(
+    p1: &crate::value::HPoint,
+    p2: &crate::value::HPoint,
+    t: i64,
+    is_counter: bool,
+    annos: &mut hist::HistAnnos,
+) -> Result<FloatHistogram, &'static str> {
+    if t == p1.t {
+        return Ok((*p1.h).clone());
+    }
+    if t == p2.t {
+        return Ok((*p2.h).clone());
+    }
+    let frac = (t - p1.t) as f64 / (p2.t - p1.t) as f64;
+    if is_counter && hist::detect_reset(&p2.h, &p1.h) {
+        return Ok(hist::scale(&p2.h, frac));
+    }
+    let d = hist::add_sub(&p2.h, &p1.h, true, annos)?;
+    hist::add_sub(&hist::scale(&d, frac), &p1.h, false, annos)
+}
+
+/// Prometheus `extendedHistogramRate`: rate/increase/delta of histograms over an `anchored`
+/// or `smoothed` window.
+fn extended_histogram_rate(w: &Window<'_>, is_counter: bool, is_rate: bool, a: &mut AnnoSink<'_>, pos: &str) -> Option<Out> {
+    use storage::histogram::CounterResetHint::Gauge;
+    let h = w.hists;
+    let name = w.metric.metric_name().unwrap_or("").to_string();
+    let smoothed = w.modifier == RangeMod::Smoothed;
+    let (rs, re) = (w.range_start, w.range_end);
+    let mut last = h.len() - 1;
+    let first = h[..last].partition_point(|p| p.t <= rs).saturating_sub(1);
+    if smoothed {
+        last = h[..last].partition_point(|p| p.t < re);
+    }
+    if h[last].t <= rs || (smoothed && h[first].t > re) {
+        return None;
+    }
+    let custom = h[first].h.uses_custom_buckets();
+    let mut not_counter = false;
+    for p in &h[first..=last] {
+        if p.h.uses_custom_buckets() != custom {
+            a.warn(format!("vector contains a mix of histograms with exponential and custom buckets schemas for metric name {name:?}"), pos);
+            return None;
+        }
+        if is_counter && p.h.counter_reset_hint == Gauge {
+            not_counter = true;
+        }
+    }
+    if not_counter {
+        a.warn(format!("this native histogram metric is not a counter: {name:?}"), pos);
+    }
+    let mut annos: hist::HistAnnos = Vec::new();
+    let left = if smoothed && h[first].t < rs && first + 1 < h.len() {
+        interpolate_hist(&h[first], &h[first + 1], rs, is_counter, &mut annos).ok()?
+    } else {
+        (*h[first].h).clone()
+    };
+    let right = if smoothed && last > 0 && h[last].t > re {
+        interpolate_hist(&h[last - 1], &h[last], re, is_counter, &mut annos).ok()?
+    } else {
+        (*h[last].h).clone()
+    };
+    if !is_counter && (left.counter_reset_hint != Gauge || right.counter_reset_hint != Gauge) {
+        a.warn(format!("this native histogram metric is not a gauge: {name:?}"), pos);
+    }
+    let mut result = hist::add_sub(&right, &left, true, &mut annos).ok()?;
+    if is_counter {
+        let mut lo = first + 1;
+        let mut prev: FloatHistogram = left.clone();
+        if smoothed && h[first].t < rs && first + 1 < h.len() && hist::detect_reset(&h[first + 1].h, &h[first].h) {
+            prev = (*h[first + 1].h).clone();
+            lo += 1;
+        }
+        let hi = last as i64 - 1;
+        if (lo as i64) <= hi + 1 {
+            let mut correction: Option<FloatHistogram> = None;
+            let mut add = |c: &FloatHistogram, annos: &mut hist::HistAnnos| -> Option<()> {
+                correction = Some(match correction.take() {
+                    None => c.clone(),
+                    Some(acc) => hist::add_sub(&acc, c, false, annos).ok()?,
+                });
+                Some(())
+            };
+            if (lo as i64) <= hi {
+                for p in &h[lo..=hi as usize] {
+                    if hist::detect_reset(&p.h, &prev) {
+                        add(&prev, &mut annos)?;
+                    }
+                    prev = (*p.h).clone();
+                }
+            }
+            if hist::detect_reset(&right, &prev) {
+                add(&prev, &mut annos)?;
+            }
+            if let Some(c) = correction {
+                result = hist::add_sub(&result, &c, false, &mut annos).ok()?;
+            }
+        }
+    }
+    for (warn, t) in annos {
+        let text = format!("{t} subtraction");
+        if warn {
+            a.warn(text, pos);
+        } else {
+            a.info(text, pos);
+        }
+    }
+    if is_rate {
+        result = hist::scale(&result, 1000.0 / w.range_ms as f64);
+    }
+    result.counter_reset_hint = Gauge;
+    hist::compact(&mut result);
+    Some(Out::H(Arc::new(result)))
 }

@@ -378,6 +378,11 @@ impl Evaluator<'_> {
                     } else if i > 0 && i < h.len() {
                         let (p, n) = (&h[i - 1], &h[i]);
                         if p.h.uses_custom_buckets() != n.h.uses_custom_buckets() {
+                            let name = rs.metric.metric_name().unwrap_or("").to_string();
+                            self.warn(
+                                format!("vector contains a mix of histograms with exponential and custom buckets schemas for metric name {name:?}"),
+                                &name,
+                            );
                             continue;
                         }
                         use storage::histogram::CounterResetHint::Gauge;

@@ -5,17 +5,23 @@
 //! series may hold ids instead of strings (8 bytes per label instead of two `String`s).
 //!
 //! # Design
-//! The table is split into [`SHARDS`] shards chosen by the xxh3 hash of the string, each behind
-//! its own `RwLock`, so appender threads interning different strings rarely meet on a lock, and
-//! the common case (the string is already known) takes only a read lock. An id encodes its
-//! shard in its low [`SHARD_BITS`] bits and the index inside the shard in the rest, so resolving
-//! an id is a shard pick, a read lock and a vector index.
+//! The table is split into [`SHARDS`] shards chosen by the xxh3 hash of the string. An id
+//! encodes its shard in its low [`SHARD_BITS`] bits and its index inside the shard in the rest.
+//! - Interning takes the shard's lock: a read lock when the string is known (the common case),
+//!   the write lock to add it. Appender threads interning different strings rarely meet.
+//! - Resolving an id takes no lock at all, because queries resolve every label of every
+//!   selected series: each shard keeps its strings in an append-only table of slots, split in
+//!   segments of doubling size (256, 512, ... slots) that are allocated once and never move.
+//!   A slot holds a pointer to a length-prefixed copy of the string, published with a release
+//!   store after the bytes are written; a reader loads it with acquire.
 //!
-//! Each string lives in its own heap allocation (`Box<str>`) that never moves or is freed
-//! before the table is dropped, which is what lets [`Symbols::resolve`] hand out a `&str`
-//! borrowed from `&self` after the shard lock is released.
+//! Strings are freed only when the table is dropped, which is what lets [`Symbols::resolve`]
+//! hand out a `&str` borrowed from `&self`.
 
+use std::alloc::{alloc, dealloc, Layout};
 use std::collections::HashMap;
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
 use parking_lot::RwLock;
 use xxhash_rust::xxh3::{xxh3_64, Xxh3DefaultBuilder};
@@ -26,23 +32,147 @@ pub const SHARD_BITS: u32 = 6;
 pub const SHARDS: usize = 1 << SHARD_BITS;
 /// Strings per shard before ids would overflow `u32` (2^26 ≈ 67M; 4.3G symbols in total).
 const MAX_PER_SHARD: usize = 1 << (32 - SHARD_BITS);
+/// Slots of the first segment (log2).
+const FIRST_SEGMENT_BITS: u32 = 8;
+/// Segments per shard: enough for `MAX_PER_SHARD` slots (256 × (2^19 − 1) ≥ 2^26).
+const SEGMENTS: usize = 19;
 
-#[derive(Default)]
+/// Where local index `i` lives: (segment, slot in segment). Segment `k` holds
+/// `2^(k + FIRST_SEGMENT_BITS)` slots and starts at local index `256 × (2^k − 1)`.
+#[inline]
+fn locate(i: usize) -> (usize, usize) {
+    let x = i + (1 << FIRST_SEGMENT_BITS);
+    let top = usize::BITS - 1 - x.leading_zeros();
+    let k = (top - FIRST_SEGMENT_BITS) as usize;
+    (k, x - (1 << top))
+}
+
+#[inline]
+fn segment_len(k: usize) -> usize {
+    1 << (k as u32 + FIRST_SEGMENT_BITS)
+}
+
+/// Layout of a stored string: a `u32` length, then the bytes.
+#[inline]
+fn string_layout(len: usize) -> Layout {
+    Layout::from_size_align(4 + len, 4).expect("symbol length fits a layout")
+}
+
 struct Shard {
-    /// String -> id. The key borrows from `strings` (see the `SAFETY` notes below).
-    map: HashMap<&'static str, u32, Xxh3DefaultBuilder>,
-    /// Index inside the shard -> string. Append-only.
-    strings: Vec<Box<str>>,
+    /// String -> local index. Keys borrow the slot allocations (freed only in `Drop`).
+    map: RwLock<HashMap<&'static str, u32, Xxh3DefaultBuilder>>,
+    /// Segment `k`: null, or a leaked `Box<[AtomicPtr<u8>]>` of `segment_len(k)` slots, each
+    /// null or a pointer to a length-prefixed string. Written only under the `map` write lock.
+    segments: [AtomicPtr<AtomicPtr<u8>>; SEGMENTS],
+    /// Number of strings (next local index).
+    len: AtomicUsize,
     /// Sum of the string lengths, bytes.
-    string_bytes: usize,
+    string_bytes: AtomicUsize,
+}
+
+impl Shard {
+    fn new() -> Self {
+        Shard {
+            map: RwLock::new(HashMap::default()),
+            segments: std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
+            len: AtomicUsize::new(0),
+            string_bytes: AtomicUsize::new(0),
+        }
+    }
+
+    /// The string at local index `i`, if published.
+    #[inline]
+    fn get(&self, i: usize) -> Option<&str> {
+        let (k, off) = locate(i);
+        let seg = self.segments.get(k)?.load(Ordering::Acquire);
+        if seg.is_null() {
+            return None;
+        }
+        // SAFETY: a non-null segment pointer is a leaked allocation of `segment_len(k)` slots
+        // that lives until `Drop`, and `off < segment_len(k)` by construction of `locate`.
+        let slot = unsafe { &*seg.add(off) };
+        let p = slot.load(Ordering::Acquire);
+        if p.is_null() {
+            return None;
+        }
+        // SAFETY: a non-null slot points to an allocation of `4 + len` bytes holding a `u32`
+        // length then the bytes of a `&str`, fully written before the pointer was published with
+        // a release store (paired with the acquire load above), never modified afterwards, and
+        // freed only in `Drop`, after every borrow of `self` has ended.
+        unsafe {
+            let len = (p as *const u32).read() as usize;
+            let bytes = std::slice::from_raw_parts(p.add(4), len);
+            Some(std::str::from_utf8_unchecked(bytes))
+        }
+    }
+
+    /// Appends `s` at local index `i` (the caller holds the `map` write lock, so it is the only
+    /// writer) and returns the stored copy.
+    fn push(&self, i: usize, s: &str) -> &'static str {
+        let (k, off) = locate(i);
+        let mut seg = self.segments[k].load(Ordering::Acquire);
+        if seg.is_null() {
+            let slots: Box<[AtomicPtr<u8>]> = (0..segment_len(k)).map(|_| AtomicPtr::new(ptr::null_mut())).collect();
+            seg = Box::into_raw(slots) as *mut AtomicPtr<u8>;
+            self.segments[k].store(seg, Ordering::Release);
+        }
+        let len = u32::try_from(s.len()).expect("a label is shorter than 4 GiB");
+        // SAFETY: the layout has a non-zero size (at least the 4 length bytes).
+        let p = unsafe { alloc(string_layout(s.len())) };
+        if p.is_null() {
+            std::alloc::handle_alloc_error(string_layout(s.len()));
+        }
+        // SAFETY: `p` is a fresh allocation of `4 + s.len()` bytes aligned to 4; we write the
+        // length and the bytes inside it; `seg.add(off)` is in bounds as in `get`.
+        let stored: &'static str = unsafe {
+            (p as *mut u32).write(len);
+            ptr::copy_nonoverlapping(s.as_ptr(), p.add(4), s.len());
+            (*seg.add(off)).store(p, Ordering::Release);
+            std::str::from_utf8_unchecked(std::slice::from_raw_parts(p.add(4), s.len()))
+        };
+        self.string_bytes.fetch_add(s.len(), Ordering::Relaxed);
+        self.len.store(i + 1, Ordering::Release);
+        stored
+    }
+}
+
+impl Drop for Shard {
+    fn drop(&mut self) {
+        for (k, seg) in self.segments.iter().enumerate() {
+            let seg = seg.load(Ordering::Acquire);
+            if seg.is_null() {
+                continue;
+            }
+            // SAFETY: `seg` came from `Box::into_raw` of a boxed slice of `segment_len(k)` slots;
+            // we own it exclusively in `drop`, and each non-null slot is an allocation made with
+            // `string_layout` of the length stored in its first four bytes.
+            unsafe {
+                let slots = Box::from_raw(ptr::slice_from_raw_parts_mut(seg, segment_len(k)));
+                for slot in slots.iter() {
+                    let p = slot.load(Ordering::Acquire);
+                    if !p.is_null() {
+                        let len = (p as *const u32).read() as usize;
+                        dealloc(p, string_layout(len));
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// A concurrent, append-only string interner with stable `u32` ids.
 ///
 /// `Symbols` is `Send + Sync`; share it as `Arc<Symbols>`.
 pub struct Symbols {
-    shards: Box<[RwLock<Shard>]>,
+    shards: Box<[Shard]>,
 }
+
+// SAFETY: the raw pointers in `Shard` are owned allocations that are written once (under the
+// shard's write lock, published with release stores) and then only read; all shared mutation
+// goes through atomics and the `RwLock`.
+unsafe impl Send for Symbols {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for Symbols {}
 
 impl Default for Symbols {
     fn default() -> Self {
@@ -64,7 +194,7 @@ fn shard_of(s: &str) -> usize {
 impl Symbols {
     /// An empty table.
     pub fn new() -> Self {
-        Symbols { shards: (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect() }
+        Symbols { shards: (0..SHARDS).map(|_| Shard::new()).collect() }
     }
 
     /// The id of `s`, adding it if new. Thread-safe; the same string always gets the same id.
@@ -75,46 +205,35 @@ impl Symbols {
     pub fn intern(&self, s: &str) -> u32 {
         let shard_idx = shard_of(s);
         let shard = &self.shards[shard_idx];
-        if let Some(&id) = shard.read().map.get(s) {
-            return id;
+        if let Some(&local) = shard.map.read().get(s) {
+            return (local << SHARD_BITS) | shard_idx as u32;
         }
-        let mut g = shard.write();
-        if let Some(&id) = g.map.get(s) {
-            return id;
+        let mut map = shard.map.write();
+        if let Some(&local) = map.get(s) {
+            return (local << SHARD_BITS) | shard_idx as u32;
         }
-        let local = g.strings.len();
+        let local = shard.len.load(Ordering::Acquire);
         assert!(local < MAX_PER_SHARD, "symbol table shard full");
-        let id = ((local as u32) << SHARD_BITS) | shard_idx as u32;
-        let boxed: Box<str> = s.into();
-        // SAFETY: the key points into the heap allocation of `boxed`, which is pushed into
-        // `strings` below and never removed, mutated or dropped before `self` is dropped
-        // (the map is dropped together with it). Moving the `Box` inside the vector does not
-        // move its heap contents, so the reference stays valid for the life of the shard.
-        let key: &'static str = unsafe { &*(boxed.as_ref() as *const str) };
-        g.string_bytes += s.len();
-        g.strings.push(boxed);
-        g.map.insert(key, id);
-        id
+        let stored = shard.push(local, s);
+        map.insert(stored, local as u32);
+        ((local as u32) << SHARD_BITS) | shard_idx as u32
     }
 
     /// The id of `s` if it was interned, without adding it.
     pub fn lookup(&self, s: &str) -> Option<u32> {
-        self.shards[shard_of(s)].read().map.get(s).copied()
+        let shard_idx = shard_of(s);
+        self.shards[shard_idx].map.read().get(s).map(|&local| (local << SHARD_BITS) | shard_idx as u32)
     }
 
-    /// The string of `id`, or `None` if no string has that id.
+    /// The string of `id`, or `None` if no string has that id. Lock-free.
+    #[inline]
     pub fn resolve(&self, id: u32) -> Option<&str> {
-        let shard = self.shards.get((id as usize) & (SHARDS - 1))?;
-        let g = shard.read();
-        let s: &str = g.strings.get((id >> SHARD_BITS) as usize)?;
-        // SAFETY: `s` points into a `Box<str>` heap allocation that is never removed, mutated
-        // or freed while `self` lives (the table is append-only), so it may outlive the guard.
-        Some(unsafe { &*(s as *const str) })
+        self.shards.get((id as usize) & (SHARDS - 1))?.get((id >> SHARD_BITS) as usize)
     }
 
     /// Number of distinct strings.
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.read().strings.len()).sum()
+        self.shards.iter().map(|s| s.len.load(Ordering::Relaxed)).sum()
     }
 
     /// True if nothing was interned.
@@ -122,19 +241,19 @@ impl Symbols {
         self.len() == 0
     }
 
-    /// Estimated resident bytes of the table: string bytes plus the per-string overhead of the
-    /// box, the allocator and the hash map entry.
+    /// Estimated resident bytes of the table: string bytes plus, per string, its 4-byte length
+    /// prefix and allocator rounding (~12 bytes), its slot (8) and its hash map entry (24 + 1
+    /// control byte, at the map's capacity), plus the allocated segments.
     pub fn memory_bytes(&self) -> usize {
         self.shards
             .iter()
             .map(|s| {
-                let g = s.read();
-                // Box<str> (16) + map entry (&str 16 + u32 4, padded to 24, + 1 control byte),
-                // allocator rounding to 16 bytes on the string itself.
-                g.string_bytes
-                    + g.strings.capacity() * 16
-                    + g.map.capacity() * 25
-                    + g.strings.len() * 8
+                let n = s.len.load(Ordering::Relaxed);
+                let segs: usize = (0..SEGMENTS)
+                    .filter(|&k| !s.segments[k].load(Ordering::Relaxed).is_null())
+                    .map(|k| segment_len(k) * 8)
+                    .sum();
+                s.string_bytes.load(Ordering::Relaxed) + n * 12 + s.map.read().capacity() * 25 + segs
             })
             .sum()
     }
@@ -161,6 +280,28 @@ mod tests {
         assert_eq!(s.resolve(u32::MAX), None);
         let e = s.intern("");
         assert_eq!(s.resolve(e), Some(""));
+    }
+
+    #[test]
+    fn locate_covers_segments_without_gaps() {
+        assert_eq!(locate(0), (0, 0));
+        assert_eq!(locate(255), (0, 255));
+        assert_eq!(locate(256), (1, 0));
+        assert_eq!(locate(767), (1, 511));
+        assert_eq!(locate(768), (2, 0));
+        let (k, off) = locate(MAX_PER_SHARD - 1);
+        assert!(k < SEGMENTS && off < segment_len(k));
+    }
+
+    #[test]
+    fn many_strings_across_segments_resolve() {
+        let s = Symbols::new();
+        let ids: Vec<u32> = (0..50_000).map(|i| s.intern(&format!("value-{i}"))).collect();
+        for (i, id) in ids.iter().enumerate() {
+            assert_eq!(s.resolve(*id), Some(format!("value-{i}").as_str()));
+        }
+        // An id in a shard's unallocated range resolves to nothing.
+        assert_eq!(s.resolve(((MAX_PER_SHARD as u32) - 1) << SHARD_BITS), None);
     }
 
     #[test]

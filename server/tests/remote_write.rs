@@ -255,3 +255,71 @@ fn series_limits_refuse_new_series_only() {
     assert_eq!(v["data"]["headStats"]["numSeries"], 2);
     assert_eq!(v["data"]["seriesCountByMetricName"][0], serde_json::json!({"name": "lim", "value": 2}));
 }
+
+#[test]
+fn native_histograms_round_trip_in_prometheus_json() {
+    use ingest::remote_write::HistogramValue;
+    use storage::histogram::{FloatHistogram, Span};
+    let dir = tempfile::tempdir().unwrap();
+    let h = Hearth::start(dir.path(), &[]);
+    let c = client();
+    h.wait_ready(&c);
+    let t0 = base_ms();
+    let hist = FloatHistogram {
+        schema: 0,
+        zero_threshold: 0.001,
+        zero_count: 1.0,
+        count: 6.0,
+        sum: 10.5,
+        positive_spans: vec![Span { offset: 0, length: 2 }],
+        positive_buckets: vec![2.0, 3.0],
+        ..Default::default()
+    };
+    let r = write(
+        &c,
+        &h,
+        Rw::V2,
+        &req(vec![SeriesData::new([("__name__", "latency_seconds"), ("job", "h")]).histogram(t0, HistogramValue::Float(hist))]),
+    );
+    assert_eq!(r.status(), 204, "{:?}", r.text());
+    assert_eq!(r.headers()["X-Prometheus-Remote-Write-Histograms-Written"], "1");
+    let (st, v) = get_json(&c, &h, &format!("/api/v1/query?query=latency_seconds&time={}", t0 / 1000));
+    assert_eq!(st, 200);
+    assert_eq!(
+        v["data"]["result"][0]["histogram"],
+        serde_json::json!([t0 / 1000, {"count": "6", "sum": "10.5", "buckets": [
+            [3, "-0.001", "0.001", "1"], [0, "0.5", "1", "2"], [0, "1", "2", "3"]]}])
+    );
+    let (_, v) = get_json(&c, &h, &format!("/api/v1/query?query=histogram_count(latency_seconds)&time={}", t0 / 1000));
+    assert_eq!(v["data"]["result"][0]["value"][1], "6");
+}
+
+#[test]
+fn bodies_over_axums_default_limit_are_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Hearth::start(dir.path(), &[]);
+    let c = client();
+    h.wait_ready(&c);
+    let t0 = base_ms();
+    // Seeded xorshift: label values that snappy cannot shrink much, so the body is > 2 MiB.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let series: Vec<SeriesData> = (0..40_000)
+        .map(|_| {
+            let id: String = (0..4).map(|_| format!("{:016x}", next())).collect();
+            SeriesData::new([("__name__", "big"), ("id", id.as_str())]).sample(t0, 1.0)
+        })
+        .collect();
+    let data = req(series);
+    let body = ingest::remote_write::encode::encode_v1(&data);
+    assert!(body.len() > 2 << 20, "body is only {} bytes", body.len());
+    let r = post_raw(&c, &h, CONTENT_TYPE_V1, body);
+    assert_eq!(r.status(), 204, "{:?}", r.text());
+    let (_, v) = get_json(&c, &h, "/api/v1/status/tsdb");
+    assert_eq!(v["data"]["headStats"]["numSeries"], 40_000);
+}

@@ -75,6 +75,31 @@ fn options(fsync: FsyncPolicy) -> HeadOptions {
     HeadOptions { wal: WalOptions { fsync, ..WalOptions::default() }, ..HeadOptions::default() }
 }
 
+/// CPU time used by this process so far (user + system), for a throughput figure that does
+/// not depend on how busy the rest of the machine is.
+fn cpu_time() -> Duration {
+    // SAFETY: getrusage only writes the struct we pass, which is zero-initialised plain data.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
+        ru
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// Prints samples per CPU-second and per wall-second for `samples` appended in the window.
+fn report_cpu(name: &str, samples: u64, wall: Duration, cpu: Duration) {
+    if samples > 0 {
+        eprintln!(
+            "{name}: {:.2} M samples/s wall, {:.2} M samples per CPU-second ({} threads)",
+            samples as f64 / wall.as_secs_f64() / 1e6,
+            samples as f64 / cpu.as_secs_f64() / 1e6,
+            threads()
+        );
+    }
+}
+
 fn threads() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
 }
@@ -149,17 +174,21 @@ fn bench_append(c: &mut Criterion) {
         let dir = tempfile::tempdir().unwrap();
         let (head, refs) = populated(dir.path(), ACTIVE_SERIES, fsync);
         let mut t = 0;
+        let (mut n, mut wall, mut cpu) = (0u64, Duration::ZERO, Duration::ZERO);
         g.throughput(Throughput::Elements(refs.len() as u64));
         g.bench_function(name, |b| {
             b.iter_custom(|iters| {
-                let start = Instant::now();
+                let (start, cpu0) = (Instant::now(), cpu_time());
                 for _ in 0..iters {
                     t += SCRAPE_MS;
                     append_round(&head, &refs, t);
                 }
-                start.elapsed()
+                let el = start.elapsed();
+                (n, wall, cpu) = (n + iters * refs.len() as u64, wall + el, cpu + (cpu_time() - cpu0));
+                el
             })
         });
+        report_cpu(name, n, wall, cpu);
     }
 
     // Label sets resolved per sample (remote-write without refs).
@@ -169,10 +198,11 @@ fn bench_append(c: &mut Criterion) {
         drop(refs);
         let labels: Vec<Labels> = (0..ACTIVE_SERIES).map(labels_for).collect();
         let mut t = 0;
+        let (mut n, mut wall, mut cpu) = (0u64, Duration::ZERO, Duration::ZERO);
         g.throughput(Throughput::Elements(labels.len() as u64));
         g.bench_function("head_append_labels", |b| {
             b.iter_custom(|iters| {
-                let start = Instant::now();
+                let (start, cpu0) = (Instant::now(), cpu_time());
                 for _ in 0..iters {
                     t += SCRAPE_MS;
                     let per = labels.len().div_ceil(threads());
@@ -191,9 +221,12 @@ fn bench_append(c: &mut Criterion) {
                         }
                     });
                 }
-                start.elapsed()
+                let el = start.elapsed();
+                (n, wall, cpu) = (n + iters * labels.len() as u64, wall + el, cpu + (cpu_time() - cpu0));
+                el
             })
         });
+        report_cpu("head_append_labels", n, wall, cpu);
     }
     g.finish();
 }

@@ -576,20 +576,40 @@ impl SeriesMaps {
     }
 }
 
-/// The hash the series maps are keyed by: [`Labels::hash64`].
+thread_local! {
+    /// Reused buffer for [`labels_hash`]: the label pairs laid out for one-shot hashing.
+    static HASH_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Hashes `(name, value)` pairs for the series maps: xxh3 over `name 0xff value 0xff ...`
+/// (0xff never occurs in UTF-8), laid out in a reused thread-local buffer and hashed in one
+/// shot, which is several times faster than streaming 2n small updates. An in-memory key only,
+/// never persisted.
+fn hash_pairs<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> u64 {
+    HASH_BUF.with(|b| {
+        let mut b = b.borrow_mut();
+        b.clear();
+        for (n, v) in pairs {
+            b.extend_from_slice(n.as_bytes());
+            b.push(0xff);
+            b.extend_from_slice(v.as_bytes());
+            b.push(0xff);
+        }
+        xxhash_rust::xxh3::xxh3_64(&b)
+    })
+}
+
+/// The hash the series maps are keyed by.
 #[inline]
 pub(crate) fn labels_hash(labels: &Labels) -> u64 {
-    labels.hash64()
+    hash_pairs(labels.iter().map(|l| (l.name.as_str(), l.value.as_str())))
 }
 
 /// The hash of a series from its interned labels (same value as [`labels_hash`]).
 pub(crate) fn interned_hash(labels: &[(u32, u32)], symbols: &Symbols) -> u64 {
-    crate::labels::hash_pairs(labels.iter().map(|&(n, v)| {
-        (
-            symbols.resolve(n).unwrap_or_default().as_bytes(),
-            symbols.resolve(v).unwrap_or_default().as_bytes(),
-        )
-    }))
+    hash_pairs(
+        labels.iter().map(|&(n, v)| (symbols.resolve(n).unwrap_or_default(), symbols.resolve(v).unwrap_or_default())),
+    )
 }
 
 #[allow(dead_code)]
@@ -605,6 +625,15 @@ mod tests {
 
     fn policy() -> CutPolicy {
         CutPolicy { samples_per_chunk: 3, histogram_chunk_bytes: 1024, chunk_range_ms: 100 }
+    }
+
+    #[test]
+    fn interned_and_string_hashes_agree() {
+        let symbols = Symbols::new();
+        let l = Labels::from_pairs([("__name__", "up"), ("job", "a")]);
+        let pairs: Vec<(u32, u32)> = l.iter().map(|x| (symbols.intern(&x.name), symbols.intern(&x.value))).collect();
+        assert_eq!(labels_hash(&l), interned_hash(&pairs, &symbols));
+        assert_ne!(labels_hash(&l), labels_hash(&Labels::from_pairs([("__name__", "upj"), ("ob", "a")])));
     }
 
     #[test]

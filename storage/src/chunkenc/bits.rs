@@ -229,7 +229,7 @@ impl<'a> BitReader<'a> {
 
     /// The next up to 57 bits without consuming them, zero-padded past the end, left-aligned
     /// in the returned word.
-    #[inline]
+    #[inline(always)]
     fn window(&self) -> u64 {
         let byte = self.pos >> 3;
         let w = match self.b.get(byte..byte + 8) {
@@ -244,7 +244,7 @@ impl<'a> BitReader<'a> {
         w << (self.pos & 7)
     }
 
-    #[inline]
+    #[inline(always)]
     fn remaining_bits(&self) -> usize {
         (self.b.len() * 8).saturating_sub(self.pos)
     }
@@ -278,7 +278,7 @@ impl<'a> BitReader<'a> {
     }
 
     /// Reads a varbit-coded integer (see the module doc).
-    #[inline]
+    #[inline(always)]
     pub fn read_varbit(&mut self) -> Option<i64> {
         let w = self.window();
         let ones = w.leading_ones().min(8);

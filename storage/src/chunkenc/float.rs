@@ -88,6 +88,7 @@ pub(crate) fn decimal_value(m: i64, scale: u8) -> f64 {
 pub(crate) fn to_mantissa(v: f64, scale: u8) -> Option<i64> {
     let x = v * POW10[scale as usize];
     // NaN fails this comparison, as do infinities and out-of-range values.
+    #[allow(clippy::neg_cmp_op_on_partial_ord)]
     if !(x.abs() <= MAX_MANTISSA as f64) {
         return None;
     }
@@ -338,7 +339,7 @@ impl FloatChunkBuilder {
                 return;
             }
         }
-        self.to_xor();
+        self.switch_to_xor();
         if let Values::Xor(x) = &mut self.values {
             x.put(v.to_bits(), Some(&mut self.vals));
         }
@@ -388,7 +389,7 @@ impl FloatChunkBuilder {
     }
 
     /// Rewrites the decimal value stream as XOR.
-    fn to_xor(&mut self) {
+    fn switch_to_xor(&mut self) {
         let Values::Decimal { scale, .. } = self.values else { return };
         let mut w = BitWriter::with_capacity(self.vals.byte_len() * 2 + 16);
         let mut st: Option<XorState> = None;
@@ -477,7 +478,7 @@ impl FloatChunkBuilder {
             }
         }
         let ks: [[u32; 3]; 2] = std::array::from_fn(|m| {
-            let k0 = 127 - (sum[m] / ds.len().max(1) as u128 | 1).leading_zeros();
+            let k0 = 127 - ((sum[m] / ds.len().max(1) as u128) | 1).leading_zeros();
             [k0.saturating_sub(1), k0.min(56), (k0 + 1).min(56)]
         });
         // Pass 2: Rice sizes for three parameters per sequence.
@@ -504,7 +505,7 @@ impl FloatChunkBuilder {
         let dec_hdr_bits = (2 + super::bits::uvarint_len(zigzag(m0))) * 8;
         if xor_bits.div_ceil(8) * 8 < best.0.div_ceil(8) * 8 + dec_hdr_bits {
             let mut c = self.clone();
-            c.to_xor();
+            c.switch_to_xor();
             let enc = c.write_chunk(&mut out, &c.vals, ValueCode::DELTA_VARBIT, true);
             return (enc, out);
         }

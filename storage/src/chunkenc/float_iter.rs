@@ -78,11 +78,9 @@ impl<'a> FloatIter<'a> {
             self.done = true;
             return false;
         }
-        if self.read_t > 0 {
-            if self.ts.advance().is_none() {
-                self.fail("float chunk: truncated timestamp stream");
-                return false;
-            }
+        if self.read_t > 0 && self.ts.advance().is_none() {
+            self.fail("float chunk: truncated timestamp stream");
+            return false;
         }
         self.read_t += 1;
         true

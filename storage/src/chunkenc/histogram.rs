@@ -296,11 +296,9 @@ impl<'a> HistogramIter<'a> {
             self.done = true;
             return false;
         }
-        if self.read_t > 0 {
-            if self.ts.advance().is_none() {
-                self.fail("histogram chunk: truncated timestamp stream");
-                return false;
-            }
+        if self.read_t > 0 && self.ts.advance().is_none() {
+            self.fail("histogram chunk: truncated timestamp stream");
+            return false;
         }
         self.read_t += 1;
         true

@@ -235,7 +235,7 @@ impl<'a> TsReader<'a> {
     }
 
     /// Advances to the next timestamp (not for the first sample: that is `t0`).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn advance(&mut self) -> Option<i64> {
         let x = if self.regular { 0 } else { self.r.read_varbit()? };
         self.t = match &mut self.grid {

@@ -167,8 +167,7 @@ pub fn compact(blocks_dir: &std::path::Path, blocks: &[Arc<Block>]) -> Result<Op
         cursors.push((0, first));
     }
     let mut chunks: Vec<(usize, ChunkHandle)> = Vec::new();
-    loop {
-        let Some(min) = cursors.iter().filter_map(|c| c.1.as_ref()).min().cloned() else { break };
+    while let Some(min) = cursors.iter().filter_map(|c| c.1.as_ref()).min().cloned() {
         chunks.clear();
         for (bi, (b, cur)) in blocks.iter().zip(cursors.iter_mut()).enumerate() {
             if cur.1.as_ref() != Some(&min) {

@@ -29,7 +29,7 @@ use crate::chunkenc::{
     HISTOGRAM_CHUNK_TARGET_BYTES, SAMPLES_PER_CHUNK,
 };
 use crate::histogram::FloatHistogram;
-use crate::error::Result;
+use crate::error::{Result, StorageError};
 use crate::labels::Labels;
 
 /// Two hours in ms: the head's block range and the first compaction range.
@@ -179,6 +179,14 @@ pub fn compact(blocks_dir: &std::path::Path, blocks: &[Arc<Block>]) -> Result<Op
             }
             cur.0 += 1;
             cur.1 = if cur.0 < b.index().num_series() { Some(b.series(cur.0)?.0) } else { None };
+            // The writer relies on label order; a block breaking it is corrupt, not a panic.
+            if cur.1.as_ref().is_some_and(|next| *next <= min) {
+                return Err(StorageError::Corruption {
+                    path: b.dir().join(super::INDEX_FILENAME),
+                    offset: 0,
+                    reason: format!("series {} is not in label order", cur.0),
+                });
+            }
         }
         let merged = merge_chunks(&mut chunks);
         w.add_series(&min, &merged)?;

@@ -101,6 +101,46 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, failure_persistence: None, rng_seed: proptest::test_runner::RngSeed::Fixed(5), ..ProptestConfig::default() })]
+
+    /// Random blocks, overlapping in time or not, merge into one block that reads back as the
+    /// union of their series, each timestamp once with the first block's value.
+    #[test]
+    fn compact_matches_model(models in proptest::collection::vec(arb_model(), 1..4), per_chunk in 1usize..6) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut want: Model = BTreeMap::new();
+        let mut blocks = Vec::new();
+        for (bi, m) in models.iter().enumerate() {
+            // Distinct values per block, so the winner of a duplicate timestamp is visible.
+            let m: Model = m.iter().map(|(l, s)| (l.clone(), s.iter().map(|&(t, v)| (t, v + bi as f64 * 1e7)).collect())).collect();
+            if m.is_empty() {
+                continue;
+            }
+            for (l, s) in &m {
+                let e = want.entry(l.clone()).or_default();
+                for &(t, v) in s {
+                    if !e.iter().any(|x| x.0 == t) {
+                        e.push((t, v));
+                    }
+                }
+                e.sort_by_key(|x| x.0);
+            }
+            let meta = write_block(dir.path(), &m, per_chunk);
+            blocks.push(open(dir.path(), &meta));
+        }
+        let merged = compact(dir.path(), &blocks).expect("compact");
+        let Some(meta) = merged else {
+            prop_assert!(want.is_empty());
+            return Ok(());
+        };
+        let got = select_all(&BlockQuerier::new(open(dir.path(), &meta)), i64::MIN, i64::MAX);
+        let want: Vec<_> = want.into_iter().collect();
+        prop_assert_eq!(got, want.clone());
+        prop_assert_eq!(meta.stats.num_samples, want.iter().map(|(_, s)| s.len() as u64).sum::<u64>());
+    }
+}
+
 fn small_model(name: &str, jobs: &[&str], ts: std::ops::Range<i64>) -> Model {
     jobs.iter()
         .map(|j| (Labels::from_pairs([("__name__", name), ("job", j)]), ts.clone().map(|t| (t, t as f64)).collect()))

@@ -238,6 +238,16 @@ proptest! {
         }
         let (_, bytes) = b.finish();
         check_histograms(&bytes, &want);
+        // Damaged copies of the chunk never panic any decoder.
+        for (i, x) in [(snap, 0x5Au8), (snap * 7 + 3, 0xFF), (snap * 13 + 1, 0x01)] {
+            let mut bad = bytes.clone();
+            let i = i % bad.len();
+            bad[i] ^= x;
+            for e in ENCODINGS {
+                exhaust(e, &bad, 0);
+                exhaust(e, &bad[..i], i64::MAX);
+            }
+        }
     }
 
     #[test]

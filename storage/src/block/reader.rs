@@ -13,7 +13,7 @@ use crate::index::disk::{ChunkMeta, DiskIndex};
 use crate::index::IndexReader;
 use crate::labels::Labels;
 
-/// An immutable block: its metadata, its index and its chunks, all read in place from memory
+/// An immutable block (an [`IndexReader`] through its index, every method forwarded): its metadata, its index and its chunks, all read in place from memory
 /// maps. `Send + Sync`; share it as `Arc<Block>` (queriers hold one, so a block being deleted
 /// stays readable until the last query using it ends).
 pub struct Block {
@@ -109,5 +109,17 @@ impl IndexReader for Block {
 
     fn all_postings(&self) -> Result<RoaringBitmap> {
         self.index.all_postings()
+    }
+
+    fn postings_len(&self, name: &str, value: &str) -> Result<u64> {
+        self.index.postings_len(name, value)
+    }
+
+    fn postings_matching(&self, name: &str, prefix: &str, pred: &mut dyn FnMut(&str) -> bool) -> Result<RoaringBitmap> {
+        self.index.postings_matching(name, prefix, pred)
+    }
+
+    fn postings_union(&self, name: &str, values: &[&str]) -> Result<RoaringBitmap> {
+        self.index.postings_union(name, values)
     }
 }

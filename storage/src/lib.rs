@@ -32,6 +32,9 @@
 //! - [`block`]: persistent blocks: writer, reader, compaction, retention.
 //! - [`db`]: [`Db`], the head plus blocks, its options and background maintenance.
 //! - [`metrics`]: self-monitoring counters the server exports.
+//! - [`usage`]: durable per-day usage of each metric (who reads what), for the unused-metrics
+//!   report.
+//! - [`encoding`]: varints and a bounds-checked byte reader shared by the formats.
 //!
 //! Each on-disk format has its byte layout in its module doc and a version byte.
 #![warn(missing_docs)]
@@ -41,6 +44,7 @@ pub mod block;
 pub mod chunkenc;
 pub mod chunks;
 pub mod db;
+pub mod encoding;
 pub mod error;
 pub mod head;
 pub mod histogram;
@@ -50,6 +54,7 @@ pub mod matcher;
 pub mod metrics;
 pub mod mmap;
 pub mod series;
+pub mod usage;
 pub mod wal;
 
 pub use api::{

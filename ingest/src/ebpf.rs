@@ -264,13 +264,14 @@ impl<S: AppenderSource> Task<S> {
     /// Reads every queued event; counters are published once per drain.
     fn drain(&mut self) -> u64 {
         let (mut read, mut unparsable, mut requests) = (0u64, 0u64, 0u64);
+        let now = std::time::Instant::now();
         let ring = self.ring.get_mut();
         while let Some(item) = ring.next() {
             read += 1;
             match parse::parse_event(&item) {
                 Ok(req) => {
                     let name = self.names.get(req.pid);
-                    self.aggregator.observe(&name, &req);
+                    self.aggregator.observe(&name, &req, now);
                     requests += 1;
                 }
                 Err(_) => unparsable += 1,
@@ -289,7 +290,8 @@ impl<S: AppenderSource> Task<S> {
     fn flush(&mut self) -> Result<FlushStats, EbpfError> {
         self.drain();
         let mut app = self.storage.appender();
-        let stats = self.aggregator.write_to(&mut app, now_ms());
+        let expire_before = std::time::Instant::now().checked_sub(self.config.series_ttl);
+        let stats = self.aggregator.write_to(&mut app, now_ms(), expire_before);
         match app.commit() {
             Ok(_) => {
                 self.metrics.flushes.fetch_add(1, Ordering::Relaxed);

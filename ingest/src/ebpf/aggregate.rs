@@ -5,10 +5,13 @@
 //! `http_server_request_body_size_bytes` and `http_server_response_body_size_bytes`, each
 //! written as `_bucket{le}` (cumulative, `+Inf` included), `_sum` and `_count`, plus `instance`
 //! and `job`. Values only grow (they are counters since start), so `rate()` and
-//! `histogram_quantile()` work on them as on any scraped histogram.
+//! `histogram_quantile()` work on them as on any scraped histogram. A group not observed for the
+//! series TTL (Beyla's `ttl`, default 5 min) is written once more as staleness markers and
+//! dropped, as Prometheus does for a series that disappears from a scrape.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use storage::{AppendError, Appender, Labels, Metadata, MetricType, SeriesRef};
 
@@ -101,6 +104,8 @@ pub struct Red {
     pub response_body: Histogram,
     /// Series refs in [`Aggregator::samples_of`] order, once resolved.
     refs: Option<Vec<SeriesRef>>,
+    /// When the group last saw a request.
+    last_seen: Instant,
 }
 
 /// What one flush wrote.
@@ -110,6 +115,8 @@ pub struct FlushStats {
     pub samples: u64,
     /// Samples refused (counted, the rest of the flush goes on).
     pub rejected: u64,
+    /// Groups expired by this flush (written as staleness markers, then dropped).
+    pub expired_groups: u64,
 }
 
 /// Cumulative RED histograms for every observed series group.
@@ -138,8 +145,8 @@ impl Aggregator {
         }
     }
 
-    /// Adds one request to its group.
-    pub fn observe(&mut self, service_name: &Arc<str>, r: &Request) {
+    /// Adds one request, seen at `now`, to its group.
+    pub fn observe(&mut self, service_name: &Arc<str>, r: &Request, now: Instant) {
         let key = SeriesKey {
             service_name: Arc::clone(service_name),
             server_port: r.port,
@@ -152,7 +159,9 @@ impl Aggregator {
             request_body: Histogram::new(&BODY_SIZE_BUCKETS_BYTES),
             response_body: Histogram::new(&BODY_SIZE_BUCKETS_BYTES),
             refs: None,
+            last_seen: now,
         });
+        red.last_seen = now;
         red.duration.observe(r.duration_seconds);
         red.request_body.observe(r.request_body_bytes as f64);
         red.response_body.observe(r.response_body_bytes as f64);
@@ -208,9 +217,10 @@ impl Aggregator {
     }
 
     /// Writes every series' current cumulative value at `t_ms` into `app` (the caller commits).
+    /// Groups last seen before `expire_before` get a staleness marker instead and are dropped.
     /// Series refs are cached across flushes and re-resolved when the storage no longer knows
     /// one. A refused sample is counted and skipped.
-    pub fn write_to<A: Appender>(&mut self, app: &mut A, t_ms: i64) -> FlushStats {
+    pub fn write_to<A: Appender>(&mut self, app: &mut A, t_ms: i64, expire_before: Option<Instant>) -> FlushStats {
         let mut stats = FlushStats::default();
         for (family, help, unit) in [
             (DURATION_METRIC, "Duration of HTTP server requests, observed by eBPF.", "seconds"),
@@ -226,12 +236,14 @@ impl Aggregator {
         keys.sort();
         for key in keys {
             let Some(red) = self.groups.get(&key) else { continue };
+            let expired = expire_before.is_some_and(|e| red.last_seen < e);
             let cached = red.refs.clone();
             let values = self.samples_of(&key, red, cached.is_none());
             let mut refs = cached.unwrap_or_default();
             let resolve = refs.is_empty();
             let mut stale_refs = false;
             for (i, (labels, v)) in values.into_iter().enumerate() {
+                let v = if expired { storage::stale_nan() } else { v };
                 let r = if resolve {
                     let Some(labels) = labels else { continue };
                     match app.series_ref(&labels) {
@@ -257,7 +269,10 @@ impl Aggregator {
                     Err(_) => stats.rejected += 1,
                 }
             }
-            if let Some(red) = self.groups.get_mut(&key) {
+            if expired {
+                self.groups.remove(&key);
+                stats.expired_groups += 1;
+            } else if let Some(red) = self.groups.get_mut(&key) {
                 red.refs = if stale_refs { None } else { Some(refs) };
             }
         }
@@ -332,11 +347,12 @@ mod tests {
             request_body_bytes: 0,
             response_body_bytes: 100,
         };
-        agg.observe(&svc, &req);
-        agg.observe(&svc, &req);
+        let t0 = Instant::now();
+        agg.observe(&svc, &req, t0);
+        agg.observe(&svc, &req, t0);
         let mut app = Collect::default();
-        let st = agg.write_to(&mut app, 1_000);
-        assert_eq!(st, FlushStats { samples: agg.series_count() as u64, rejected: 0 });
+        let st = agg.write_to(&mut app, 1_000, None);
+        assert_eq!(st, FlushStats { samples: agg.series_count() as u64, rejected: 0, expired_groups: 0 });
         assert_eq!(agg.series_count(), 16 + 2 + 2 * (11 + 2));
         let get = |name: &str, le: Option<&str>| {
             app.samples
@@ -360,10 +376,20 @@ mod tests {
         assert_eq!(get("http_server_response_body_size_bytes_sum", None).1, 200.0);
         // The second flush reuses the refs: no new series_ref calls.
         let resolved = app.series.len();
-        agg.observe(&svc, &req);
-        let st = agg.write_to(&mut app, 2_000);
+        let t1 = t0 + std::time::Duration::from_secs(1);
+        agg.observe(&svc, &req, t1);
+        let st = agg.write_to(&mut app, 2_000, Some(t0));
         assert_eq!((st.rejected, app.series.len()), (0, resolved));
         assert_eq!(app.samples.iter().filter(|(l, t, _)| *t == 2_000 && l.metric_name() == Some("http_server_request_duration_seconds_count")).map(|s| s.2).sum::<f64>(), 3.0);
+
+        // Not seen since t1: expired at the next flush, every series gets a staleness marker.
+        let n = agg.series_count();
+        let st = agg.write_to(&mut app, 3_000, Some(t1 + std::time::Duration::from_millis(1)));
+        assert_eq!(st, FlushStats { samples: n as u64, rejected: 0, expired_groups: 1 });
+        let at3: Vec<f64> = app.samples.iter().filter(|(_, t, _)| *t == 3_000).map(|s| s.2).collect();
+        assert_eq!(at3.len(), n);
+        assert!(at3.iter().all(|v| storage::is_stale_nan(*v)));
+        assert_eq!(agg.series_count(), 0);
     }
 
     #[test]

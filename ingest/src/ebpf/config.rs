@@ -26,6 +26,9 @@ pub struct EbpfConfig {
     pub exe_path: Option<Regex>,
     /// `--ebpf.interval 15s`: how often the cumulative series are written. Default 15 s.
     pub interval: Duration,
+    /// A series group with no request for this long is written once as staleness markers and
+    /// dropped (Beyla's `prometheus_export.ttl`). Default 5 min.
+    pub series_ttl: Duration,
     /// How often `/proc` is rescanned for new processes matching `exe_path`. Default 5 s.
     pub exe_rescan_interval: Duration,
     /// Ring buffer drain period when no wakeup came (the kernel wakes the reader only once
@@ -52,6 +55,7 @@ impl Default for EbpfConfig {
             open_ports: PortRanges::default(),
             exe_path: None,
             interval: Duration::from_secs(15),
+            series_ttl: Duration::from_secs(300),
             exe_rescan_interval: Duration::from_secs(5),
             drain_interval: Duration::from_millis(100),
             ring_bytes: 1 << 20,

@@ -146,9 +146,13 @@ impl<'a> SeriesIterator<'a> {
         self.cur.as_ref().map_or((i64::MIN, 0.0), |c| c.at())
     }
 
-    /// The current histogram sample; valid only on [`ValueType::Histogram`].
+    /// The current histogram sample; meaningful only on [`ValueType::Histogram`]. Anywhere
+    /// else it returns the last timestamp with an empty histogram, never a panic.
     pub fn at_histogram(&self) -> (i64, &FloatHistogram) {
-        self.cur.as_ref().expect("positioned on a histogram sample").at_histogram()
+        match self.cur.as_ref() {
+            Some(c) => c.at_histogram(),
+            None => (self.last_t, &crate::chunkenc::EMPTY_HISTOGRAM),
+        }
     }
 
     /// The current timestamp, ms.

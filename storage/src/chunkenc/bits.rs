@@ -351,21 +351,7 @@ impl<'a> BitReader<'a> {
     }
 }
 
-/// Appends `v` as LEB128.
-#[inline]
-pub fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-/// Appends `v` zig-zag encoded, then as LEB128.
-#[inline]
-pub fn put_varint(out: &mut Vec<u8>, v: i64) {
-    put_uvarint(out, ((v << 1) ^ (v >> 63)) as u64);
-}
+pub use crate::encoding::{put_uvarint, put_varint};
 
 /// Bytes `put_uvarint(v)` writes.
 #[inline]

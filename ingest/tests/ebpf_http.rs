@@ -360,3 +360,43 @@ fn without_capabilities_start_says_what_is_missing() {
          `setcap cap_bpf,cap_perfmon+ep <hearth binary>` (or the container's cap_add)"
     );
 }
+
+/// Hearth's own process (here: the test process) and `exclude_ports` are never observed, even
+/// when listed in `open_ports`; a control server observed after them shows the events flowed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn own_process_and_excluded_ports_are_not_observed() {
+    let in_process = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let own_port = in_process.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for s in in_process.incoming().flatten().take(1) {
+            ebpf_support::serve_conn(s);
+        }
+    });
+    let excluded = ebpf_support::python_server();
+    let control = ebpf_support::python_server();
+    let (ex, ctl) = (excluded.port, control.port);
+    let rec = Recorder::default();
+    let cfg = EbpfConfig {
+        enable: true,
+        open_ports: format!("{own_port},{ex},{ctl}").parse().expect("ports"),
+        exclude_ports: vec![ex],
+        interval: Duration::from_secs(3600),
+        ..Default::default()
+    };
+    let Some(h) = start_with(cfg, &rec) else { return };
+    tokio::task::spawn_blocking(move || {
+        for port in [own_port, ex, ctl] {
+            let mut c = Client::connect(port);
+            for _ in 0..3 {
+                assert_eq!(c.request("GET", "/status/200", b"", &[]).expect("req").status, 200);
+            }
+        }
+    })
+    .await
+    .expect("client");
+    let latest = flush_until(&h, &rec, |l| total(l, ctl) >= 3.0).await;
+    assert_eq!(total(&latest, ctl), 3.0);
+    assert_eq!(total(&latest, own_port), 0.0, "Hearth's own process");
+    assert_eq!(total(&latest, ex), 0.0, "an excluded port");
+    h.shutdown().await.expect("shutdown");
+}

@@ -310,7 +310,7 @@ pub fn run_rust_server() {
     }
 }
 
-fn serve_conn(s: TcpStream) {
+pub fn serve_conn(s: TcpStream) {
     let mut w = s.try_clone().expect("clone");
     let mut r = BufReader::new(s);
     loop {

@@ -25,11 +25,9 @@ pub(crate) fn expand(spans: &[Span], counts: &[f64]) -> Vec<(i32, f64)> {
     let mut out = Vec::with_capacity(counts.len());
     let mut idx = 0i32;
     let mut ci = 0usize;
-    for (si, s) in spans.iter().enumerate() {
+    // The first span's offset is the absolute start index; later ones are gaps.
+    for s in spans {
         idx += s.offset;
-        if si > 0 || true {
-            // first span offset is absolute start, following are gaps
-        }
         for _ in 0..s.length {
             if let Some(&c) = counts.get(ci) {
                 out.push((idx, c));
@@ -476,7 +474,8 @@ pub(crate) fn fraction(lower: f64, upper: f64, h: &FloatHistogram) -> f64 {
                 bl = 0.0;
             }
             if bu == f64::INFINITY {
-                return if v > bl { 0.0 } else { 0.0 };
+                // Nothing is known about the distribution inside the +Inf bucket.
+                return 0.0;
             }
         } else if bl < 0.0 && bu > 0.0 {
             if h.negative_buckets.is_empty() && !h.positive_buckets.is_empty() {

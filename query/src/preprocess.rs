@@ -448,7 +448,7 @@ pub(crate) fn rewrite_durations(q: &str, step_ms: i64, range_ms: i64) -> Result<
                         j += 1;
                     }
                 }
-                let mut p = DurParser { s: &b[..], i: j, step_s, range_s };
+                let mut p = DurParser { s: b, i: j, step_s, range_s };
                 let body_start = j;
                 let plain_end = q[j..].find(|c: char| !c.is_ascii_alphanumeric()).map_or(b.len(), |p| p + j);
                 let plain = &q[j..plain_end];

@@ -318,7 +318,7 @@ impl Evaluator<'_> {
                 if g.has_hist && g.has_float {
                     let name = g.metric.metric_name().unwrap_or("").to_string();
                     let _ = name;
-                    self.warn(format!("encountered a mix of histograms and floats for aggregation"), pos);
+                    self.warn("encountered a mix of histograms and floats for aggregation".to_string(), pos);
                     return None;
                 }
                 if g.has_hist {
@@ -370,7 +370,7 @@ impl Evaluator<'_> {
         let mut groups: HashMap<u64, Vec<Sample>> = HashMap::new();
         if op == "limit_ratio" {
             if param.is_nan() {
-                return Err(QueryError::Execution(format!("Ratio value is NaN")));
+                return Err(QueryError::Execution("Ratio value is NaN".to_string()));
             }
             let ratio = param.clamp(-1.0, 1.0);
             if param != ratio {

@@ -243,7 +243,7 @@ impl Evaluator<'_> {
                     }
                 })
             }
-            _ => Err(QueryError::BadData(format!("binary expression must contain only scalar and instant vector types"))),
+            _ => Err(QueryError::BadData("binary expression must contain only scalar and instant vector types".to_string())),
         }
     }
 

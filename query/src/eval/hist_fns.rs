@@ -33,7 +33,7 @@ fn bucket_quantile(q: f64, buckets: &mut Vec<CBucket>) -> (f64, bool) {
         return (f64::INFINITY, false);
     }
     buckets.sort_by(|a, b| a.upper.total_cmp(&b.upper));
-    if buckets.last().map_or(true, |b| b.upper != f64::INFINITY) {
+    if buckets.last().is_none_or(|b| b.upper != f64::INFINITY) {
         return (f64::NAN, false);
     }
     coalesce(buckets);
@@ -303,7 +303,7 @@ fn classic_fraction(lower: f64, upper: f64, input: &Vector) -> Vector {
 
 fn bucket_fraction(lower: f64, upper: f64, b: &mut Vec<CBucket>) -> f64 {
     b.sort_by(|x, y| x.upper.total_cmp(&y.upper));
-    if b.last().map_or(true, |x| x.upper != f64::INFINITY) {
+    if b.last().is_none_or(|x| x.upper != f64::INFINITY) {
         return f64::NAN;
     }
     coalesce(b);

@@ -46,7 +46,8 @@ use script::{Command, Item};
 /// Where a script's data lives.
 enum Store {
     Mem(MemStorage),
-    Db(Db, tempfile::TempDir),
+    /// The directory is held so that it lives as long as the database.
+    Db { db: Db, _dir: tempfile::TempDir },
 }
 
 impl Store {
@@ -58,7 +59,7 @@ impl Store {
         let mut opts = DbOptions::default();
         opts.head.wal.fsync = FsyncPolicy::Never;
         let db = Db::open(dir.path(), opts).map_err(|e| e.to_string())?;
-        Ok(Store::Db(db, dir))
+        Ok(Store::Db { db, _dir: dir })
     }
 
     /// Writes series (samples in time order); returns how many samples were refused.
@@ -76,7 +77,7 @@ impl Store {
                 }
                 Ok(0)
             }
-            Store::Db(db, _) => {
+            Store::Db { db, .. } => {
                 let mut app = db.appender();
                 let mut refused = 0;
                 for (l, samples) in series {
@@ -153,7 +154,7 @@ fn run_file(path: &Path, engine_opts: &EngineOptions, mem: bool) -> Result<(usiz
             Command::Eval(ev) => {
                 let res = match &store {
                     Store::Mem(m) => compare::run_eval(&engine, m, &ev),
-                    Store::Db(db, _) => {
+                    Store::Db { db, .. } => {
                         let q = db.querier();
                         let src = QuerierSource(&q);
                         compare::run_eval(&engine, &src as &dyn SampleSource, &ev)

@@ -1,0 +1,393 @@
+//! The rate family (Prometheus `functions.go`): `rate`, `increase` and `delta` with
+//! extrapolation to the window boundaries (`extrapolatedRate`, `histogramRate`), their
+//! `anchored` / `smoothed` variants without extrapolation (`extendedRate`,
+//! `extendedHistogramRate`), and `irate` / `idelta` (`instantValue`).
+
+use std::sync::Arc;
+
+use storage::FloatHistogram;
+
+use super::selector::{interpolate, AnnoSink, Out, RangeMod, Window};
+use crate::histogram as hist;
+use crate::value::FPoint;
+
+fn counter_name_ok(name: &str) -> bool {
+    name.ends_with("_total") || name.ends_with("_sum") || name.ends_with("_count") || name.ends_with("_bucket")
+}
+
+/// Prometheus `extendedRate`: rate/increase/delta over an `anchored` or `smoothed` window,
+/// from the value at the range start (the sample at or before it, or for `smoothed` the
+/// value interpolated there) to the value at the range end, without extrapolation.
+fn extended_rate(w: &Window<'_>, is_counter: bool, is_rate: bool) -> Option<Out> {
+    let f = w.floats;
+    let smoothed = w.modifier == RangeMod::Smoothed;
+    let (rs, re) = (w.range_start, w.range_end);
+    let mut last = f.len() - 1;
+    let mut first = f[..last].partition_point(|p| p.t <= rs).saturating_sub(1);
+    if smoothed {
+        last = f[..last].partition_point(|p| p.t < re);
+    }
+    if f[last].t <= rs {
+        return None;
+    }
+    if smoothed && f[first].t > re {
+        return None;
+    }
+    let left = if smoothed && f[first].t < rs && first + 1 < f.len() { interpolate(f[first], f[first + 1], rs, is_counter) } else { f[first].f };
+    let right = if smoothed && last > 0 && f[last].t > re { interpolate(f[last - 1], f[last], re, is_counter) } else { f[last].f };
+    let mut result = right - left;
+    if is_counter {
+        if f[first].t <= rs {
+            first += 1;
+        }
+        let mut lst = last as i64;
+        if f[last].t >= re {
+            lst -= 1;
+        }
+        let inner: &[FPoint] = if (first as i64) <= lst { &f[first..=lst as usize] } else { &[] };
+        let mut corr = 0.0;
+        let mut prev = left;
+        for p in inner {
+            if p.f < prev {
+                corr += prev;
+            }
+            prev = p.f;
+        }
+        if right < prev {
+            corr += prev;
+        }
+        result += corr;
+    }
+    if is_rate {
+        result /= w.range_ms as f64 / 1000.0;
+    }
+    Some(Out::F(result))
+}
+
+/// Prometheus `extrapolatedRate`.
+pub(crate) fn extrapolated_rate(w: &Window<'_>, is_counter: bool, is_rate: bool, a: &mut AnnoSink<'_>, pos: &str) -> Option<Out> {
+    let name = w.metric.metric_name().unwrap_or("");
+    if w.modifier != RangeMod::None {
+        if !w.floats.is_empty() && !w.hists.is_empty() {
+            a.warn(format!("encountered a mix of histograms and floats for metric name {name:?}"), pos);
+            return None;
+        }
+        if !w.hists.is_empty() {
+            return extended_histogram_rate(w, is_counter, is_rate, a, pos);
+        }
+        if w.floats.is_empty() {
+            return None;
+        }
+        return extended_rate(w, is_counter, is_rate);
+    }
+    if !w.floats.is_empty() && !w.hists.is_empty() {
+        a.warn(format!("encountered a mix of histograms and floats for metric name {name:?}"), pos);
+        return None;
+    }
+    let (first_t, last_t, n_minus_1, mut result_f, mut result_h, first_f, first_hc);
+    if w.hists.len() > 1 {
+        n_minus_1 = w.hists.len() - 1;
+        first_t = w.hists[0].t;
+        last_t = w.hists[n_minus_1].t;
+        result_h = Some(histogram_rate(w.hists, is_counter, name, a, pos)?);
+        result_f = 0.0;
+        first_f = 0.0;
+        first_hc = w.hists[0].h.count;
+    } else if w.floats.len() > 1 {
+        if is_counter && !name.is_empty() && !counter_name_ok(name) {
+            a.info(
+                format!("metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {name:?}"),
+                pos,
+            );
+        }
+        n_minus_1 = w.floats.len() - 1;
+        first_t = w.floats[0].t;
+        last_t = w.floats[n_minus_1].t;
+        result_f = w.floats[n_minus_1].f - w.floats[0].f;
+        result_h = None;
+        first_f = w.floats[0].f;
+        first_hc = 0.0;
+        if is_counter {
+            let mut prev = w.floats[0].f;
+            for p in &w.floats[1..] {
+                if p.f < prev {
+                    result_f += prev;
+                }
+                prev = p.f;
+            }
+        }
+    } else {
+        return None;
+    }
+    let mut to_start = (first_t - w.range_start) as f64 / 1000.0;
+    let mut to_end = (w.range_end - last_t) as f64 / 1000.0;
+    let sampled = (last_t - first_t) as f64 / 1000.0;
+    let avg_between = sampled / n_minus_1 as f64;
+    let threshold = avg_between * 1.1;
+    if to_start >= threshold {
+        to_start = avg_between / 2.0;
+    }
+    if is_counter {
+        let mut to_zero = to_start;
+        if let Some(h) = &result_h {
+            if h.count > 0.0 && first_hc >= 0.0 {
+                to_zero = sampled * (first_hc / h.count);
+            }
+        } else if result_f > 0.0 && first_f >= 0.0 {
+            to_zero = sampled * (first_f / result_f);
+        }
+        if to_zero < to_start {
+            to_start = to_zero;
+        }
+    }
+    if to_end >= threshold {
+        to_end = avg_between / 2.0;
+    }
+    let mut factor = (sampled + to_start + to_end) / sampled;
+    if is_rate {
+        factor /= w.range_ms as f64 / 1000.0;
+    }
+    match result_h.take() {
+        Some(h) => Some(Out::H(Arc::new(hist::scale(&h, factor)))),
+        None => {
+            result_f *= factor;
+            Some(Out::F(result_f))
+        }
+    }
+}
+
+/// Prometheus `histogramRate`: last minus first, adding back what was lost at each counter
+/// reset.
+fn histogram_rate(hs: &[crate::value::HPoint], is_counter: bool, name: &str, a: &mut AnnoSink<'_>, pos: &str) -> Option<FloatHistogram> {
+    use storage::histogram::CounterResetHint::Gauge;
+    let prev0 = &hs[0].h;
+    let last = &hs[hs.len() - 1].h;
+    if is_counter && hs.iter().any(|p| p.h.counter_reset_hint == Gauge) {
+        a.warn(format!("this native histogram metric is not a counter: {name:?}"), pos);
+    } else if !is_counter && hs.iter().any(|p| p.h.counter_reset_hint != Gauge) {
+        a.warn(format!("this native histogram metric is not a gauge: {name:?}"), pos);
+    }
+    let mut annos = Vec::new();
+    let mut res = match hist::add_sub(last, prev0, true, &mut annos) {
+        Ok(h) => h,
+        Err(e) => {
+            a.warn(format!("{e} for metric name {name:?}"), pos);
+            return None;
+        }
+    };
+    if is_counter {
+        let mut prev = prev0.clone();
+        for p in &hs[1..] {
+            if hist::detect_reset(&p.h, &prev) {
+                match hist::add_sub(&res, &prev, false, &mut annos) {
+                    Ok(h) => res = h,
+                    Err(e) => {
+                        a.warn(format!("{e} for metric name {name:?}"), pos);
+                        return None;
+                    }
+                }
+            }
+            prev = p.h.clone();
+        }
+    }
+    for (w, t) in annos {
+        let text = format!("{t} subtraction");
+        if w {
+            a.warn(text, pos);
+        } else {
+            a.info(text, pos);
+        }
+    }
+    res.counter_reset_hint = Gauge;
+    hist::compact(&mut res);
+    Some(res)
+}
+
+/// Prometheus `instantValue` (irate, idelta).
+pub(crate) fn instant_value(w: &Window<'_>, is_rate: bool, a: &mut AnnoSink<'_>, pos: &str) -> Option<Out> {
+    // Merge the last two samples of both kinds.
+    let mut last: Vec<(i64, Option<f64>, Option<&Arc<FloatHistogram>>)> = Vec::new();
+    for p in w.floats.iter().rev().take(2) {
+        last.push((p.t, Some(p.f), None));
+    }
+    for p in w.hists.iter().rev().take(2) {
+        last.push((p.t, None, Some(&p.h)));
+    }
+    last.sort_by(|x, y| y.0.cmp(&x.0));
+    if last.len() < 2 {
+        return None;
+    }
+    let (lt, lf, lh) = last[0];
+    let (pt, pf, ph) = last[1];
+    let dt = lt - pt;
+    if dt == 0 {
+        return None;
+    }
+    match (lf, pf, lh, ph) {
+        (Some(l), Some(p), _, _) => {
+            let mut v = if is_rate && l < p { l } else { l - p };
+            if is_rate {
+                v /= dt as f64 / 1000.0;
+            }
+            Some(Out::F(v))
+        }
+        (_, _, Some(l), Some(p)) => {
+            use storage::histogram::CounterResetHint::Gauge;
+            let name = w.metric.metric_name().unwrap_or("");
+            if is_rate && (l.counter_reset_hint == Gauge || p.counter_reset_hint == Gauge) {
+                a.warn(format!("this native histogram metric is not a counter: {name:?}"), pos);
+            } else if !is_rate && (l.counter_reset_hint != Gauge || p.counter_reset_hint != Gauge) {
+                a.warn(format!("this native histogram metric is not a gauge: {name:?}"), pos);
+            }
+            if l.uses_custom_buckets() != p.uses_custom_buckets() {
+                a.warn(
+                    format!("vector contains a mix of histograms with exponential and custom buckets schemas for metric name {name:?}"),
+                    pos,
+                );
+                return None;
+            }
+            let mut annos = Vec::new();
+            let mut h = if is_rate && hist::detect_reset(l, p) {
+                (**l).clone()
+            } else {
+                hist::add_sub(l, p, true, &mut annos).ok()?
+            };
+            for (warn, t) in annos {
+                if warn {
+                    a.warn(format!("{t} subtraction"), pos);
+                } else {
+                    a.info(format!("{t} subtraction"), pos);
+                }
+            }
+            if is_rate {
+                h = hist::scale(&h, 1000.0 / dt as f64);
+            }
+            h.counter_reset_hint = storage::histogram::CounterResetHint::Gauge;
+            hist::compact(&mut h);
+            Some(Out::H(Arc::new(h)))
+        }
+        _ => {
+            let name = w.metric.metric_name().unwrap_or("");
+            a.warn(format!("encountered a mix of histograms and floats for metric name {name:?}"), pos);
+            None
+        }
+    }
+}
+
+
+/// Linear interpolation between two histograms at `t`; for counters a reset between them is
+/// read as a restart from zero (Prometheus `interpolateHistograms`).
+fn interpolate_hist(
+    p1: &crate::value::HPoint,
+    p2: &crate::value::HPoint,
+    t: i64,
+    is_counter: bool,
+    annos: &mut hist::HistAnnos,
+) -> Result<FloatHistogram, &'static str> {
+    if t == p1.t {
+        return Ok((*p1.h).clone());
+    }
+    if t == p2.t {
+        return Ok((*p2.h).clone());
+    }
+    let frac = (t - p1.t) as f64 / (p2.t - p1.t) as f64;
+    if is_counter && hist::detect_reset(&p2.h, &p1.h) {
+        return Ok(hist::scale(&p2.h, frac));
+    }
+    let d = hist::add_sub(&p2.h, &p1.h, true, annos)?;
+    hist::add_sub(&hist::scale(&d, frac), &p1.h, false, annos)
+}
+
+/// Prometheus `extendedHistogramRate`: rate/increase/delta of histograms over an `anchored`
+/// or `smoothed` window.
+fn extended_histogram_rate(w: &Window<'_>, is_counter: bool, is_rate: bool, a: &mut AnnoSink<'_>, pos: &str) -> Option<Out> {
+    use storage::histogram::CounterResetHint::Gauge;
+    let h = w.hists;
+    let name = w.metric.metric_name().unwrap_or("").to_string();
+    let smoothed = w.modifier == RangeMod::Smoothed;
+    let (rs, re) = (w.range_start, w.range_end);
+    let mut last = h.len() - 1;
+    let first = h[..last].partition_point(|p| p.t <= rs).saturating_sub(1);
+    if smoothed {
+        last = h[..last].partition_point(|p| p.t < re);
+    }
+    if h[last].t <= rs || (smoothed && h[first].t > re) {
+        return None;
+    }
+    let custom = h[first].h.uses_custom_buckets();
+    let mut not_counter = false;
+    for p in &h[first..=last] {
+        if p.h.uses_custom_buckets() != custom {
+            a.warn(format!("vector contains a mix of histograms with exponential and custom buckets schemas for metric name {name:?}"), pos);
+            return None;
+        }
+        if is_counter && p.h.counter_reset_hint == Gauge {
+            not_counter = true;
+        }
+    }
+    if not_counter {
+        a.warn(format!("this native histogram metric is not a counter: {name:?}"), pos);
+    }
+    let mut annos: hist::HistAnnos = Vec::new();
+    let left = if smoothed && h[first].t < rs && first + 1 < h.len() {
+        interpolate_hist(&h[first], &h[first + 1], rs, is_counter, &mut annos).ok()?
+    } else {
+        (*h[first].h).clone()
+    };
+    let right = if smoothed && last > 0 && h[last].t > re {
+        interpolate_hist(&h[last - 1], &h[last], re, is_counter, &mut annos).ok()?
+    } else {
+        (*h[last].h).clone()
+    };
+    if !is_counter && (left.counter_reset_hint != Gauge || right.counter_reset_hint != Gauge) {
+        a.warn(format!("this native histogram metric is not a gauge: {name:?}"), pos);
+    }
+    let mut result = hist::add_sub(&right, &left, true, &mut annos).ok()?;
+    if is_counter {
+        let mut lo = first + 1;
+        let mut prev: FloatHistogram = left.clone();
+        if smoothed && h[first].t < rs && first + 1 < h.len() && hist::detect_reset(&h[first + 1].h, &h[first].h) {
+            prev = (*h[first + 1].h).clone();
+            lo += 1;
+        }
+        let hi = last as i64 - 1;
+        if (lo as i64) <= hi + 1 {
+            let mut correction: Option<FloatHistogram> = None;
+            let mut add = |c: &FloatHistogram, annos: &mut hist::HistAnnos| -> Option<()> {
+                correction = Some(match correction.take() {
+                    None => c.clone(),
+                    Some(acc) => hist::add_sub(&acc, c, false, annos).ok()?,
+                });
+                Some(())
+            };
+            if (lo as i64) <= hi {
+                for p in &h[lo..=hi as usize] {
+                    if hist::detect_reset(&p.h, &prev) {
+                        add(&prev, &mut annos)?;
+                    }
+                    prev = (*p.h).clone();
+                }
+            }
+            if hist::detect_reset(&right, &prev) {
+                add(&prev, &mut annos)?;
+            }
+            if let Some(c) = correction {
+                result = hist::add_sub(&result, &c, false, &mut annos).ok()?;
+            }
+        }
+    }
+    for (warn, t) in annos {
+        let text = format!("{t} subtraction");
+        if warn {
+            a.warn(text, pos);
+        } else {
+            a.info(text, pos);
+        }
+    }
+    if is_rate {
+        result = hist::scale(&result, 1000.0 / w.range_ms as f64);
+    }
+    result.counter_reset_hint = Gauge;
+    hist::compact(&mut result);
+    Some(Out::H(Arc::new(result)))
+}

@@ -170,12 +170,28 @@ pub enum ObjectSource {
     CheckedIn,
 }
 
-/// How this build got its object.
-pub const OBJECT_SOURCE: ObjectSource = if env!("HEARTH_EBPF_OBJECT_SOURCE").len() == 5 {
+/// How this build got its object (build.rs sets `HEARTH_EBPF_OBJECT_SOURCE` to `clang` or
+/// `checked-in`).
+pub const OBJECT_SOURCE: ObjectSource = if const_str_eq(env!("HEARTH_EBPF_OBJECT_SOURCE"), "clang") {
     ObjectSource::Clang
 } else {
     ObjectSource::CheckedIn
 };
+
+const fn const_str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
 
 /// The clang version line used to compile the object ("" for the checked-in object).
 pub const CLANG_VERSION: &str = env!("HEARTH_EBPF_CLANG_VERSION");

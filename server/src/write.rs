@@ -84,7 +84,7 @@ impl Receiver {
     }
 }
 
-fn header_str<'a>(h: &'a HeaderMap, name: HeaderName) -> Option<&'a str> {
+fn header_str(h: &HeaderMap, name: HeaderName) -> Option<&str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -139,7 +139,7 @@ pub async fn handler(State(s): State<Shared>, headers: HeaderMap, body: Body) ->
     // still gets the 2.0 headers.
     let is_v2 = matches!(negotiate(content_type.as_deref(), None), Ok(ProtoVersion::V2));
     let result = receive(&s, content_type, content_encoding, headers, body).await;
-    let mut r = match result {
+    let (mut r, written) = match result {
         Ok(out) => {
             let m = &s.metrics;
             m.samples_ingested.inc_by(out.committed.samples);
@@ -151,27 +151,24 @@ pub async fn handler(State(s): State<Shared>, headers: HeaderMap, body: Body) ->
                 m.reject(x.rejection.reason(), 1);
             }
             m.reject("other", refused.saturating_sub(rep.rejections.len() as u64));
-            let mut r = if rep.bad_request {
+            let r = if rep.bad_request {
                 let msg = rejection_message(rep);
                 tracing::debug!(error = %msg.trim_end(), "remote-write request partly refused");
                 (StatusCode::BAD_REQUEST, msg).into_response()
             } else {
                 StatusCode::NO_CONTENT.into_response()
             };
-            if is_v2 {
-                add_written_headers(&mut r, rep.samples_written, rep.histograms_written, rep.exemplars_written);
-            }
-            return r;
+            (r, (rep.samples_written, rep.histograms_written, rep.exemplars_written))
         }
         Err(e) => {
             if matches!(e, ServerError::Storage(_) | ServerError::Internal(_)) {
                 tracing::error!(error = %e, "remote-write commit failed");
             }
-            WriteFailure(e).into_response()
+            (WriteFailure(e).into_response(), (0, 0, 0))
         }
     };
     if is_v2 {
-        add_written_headers(&mut r, 0, 0, 0);
+        add_written_headers(&mut r, written.0, written.1, written.2);
     }
     r
 }

@@ -15,7 +15,7 @@ fn acknowledged_writes_survive_restart(fsync: &str) {
     let flag = format!("--storage.tsdb.wal-fsync={fsync}");
     let t0 = (now_ms() - 10 * 60_000) / 1000 * 1000;
     let c = client();
-    let mut expected = Vec::new();
+    let expected;
     {
         let mut h = Hearth::start(dir.path(), &[&flag]);
         h.wait_ready(&c);

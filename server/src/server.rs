@@ -49,7 +49,8 @@ pub enum RunError {
 pub struct Opened {
     /// The database.
     pub backend: Arc<dyn Backend>,
-    /// Called once with the state after the backend is published.
+    /// Called once with the state, on the blocking pool inside the runtime, before the backend
+    /// is published (readiness waits for it).
     pub on_ready: Box<dyn FnOnce(Shared) + Send>,
 }
 
@@ -121,10 +122,16 @@ pub async fn run(config: Config, open: Opener) -> Result<(), RunError> {
             match tokio::task::spawn_blocking(move || open(&cfg)).await {
                 Ok(Ok(opened)) => {
                     state.metrics.set_storage(opened.backend.storage_metrics());
+                    // Sources that append (eBPF) start before readiness is announced, so that
+                    // a ready server reports their final state; loading them may block.
+                    let st = state.clone();
+                    let on_ready = opened.on_ready;
+                    if let Err(e) = tokio::task::spawn_blocking(move || on_ready(st)).await {
+                        tracing::error!(error = %e, "starting optional sources failed");
+                    }
                     state.storage.set(opened.backend);
                     state.metrics.ready.set(1);
                     tracing::info!(duration_ms = started.elapsed().as_millis() as u64, "storage opened, server is ready");
-                    (opened.on_ready)(state);
                 }
                 Ok(Err(e)) => {
                     let _ = open_failed_tx.send(e);

@@ -400,3 +400,44 @@ async fn own_process_and_excluded_ports_are_not_observed() {
     assert_eq!(total(&latest, ex), 0.0, "an excluded port");
     h.shutdown().await.expect("shutdown");
 }
+
+/// A ring buffer too small for a burst between drains: the kernel counts what it could not
+/// queue, and read + dropped accounts for every request exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ring_buffer_overflow_is_counted() {
+    let server = ebpf_support::python_server();
+    let port = server.port;
+    let rec = Recorder::default();
+    let cfg = EbpfConfig {
+        enable: true,
+        open_ports: port.to_string().parse().expect("port"),
+        // One page holds 15 events of 264 + 8 bytes; no timer drain during the burst.
+        ring_bytes: 4096,
+        drain_interval: Duration::from_secs(3600),
+        interval: Duration::from_secs(3600),
+        ..Default::default()
+    };
+    let Some(h) = start_with(cfg, &rec) else { return };
+    tokio::task::spawn_blocking(move || {
+        let mut c = Client::connect(port);
+        for _ in 0..40 {
+            assert_eq!(c.request("GET", "/status/200", b"", &[]).expect("req").status, 200);
+        }
+    })
+    .await
+    .expect("client");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        h.drain().await.expect("drain");
+        let st = h.status();
+        if st.events_read + st.events_dropped >= 40 {
+            assert_eq!(st.events_read + st.events_dropped, 40, "{st:?}");
+            assert!(st.events_dropped >= 25, "a 4 KiB ring keeps at most 15: {st:?}");
+            assert_eq!(h.metrics().counters().iter().find(|c| c.0 == "hearth_ebpf_events_dropped_total").map(|c| c.2), Some(st.events_dropped));
+            break;
+        }
+        assert!(Instant::now() < deadline, "{st:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    h.shutdown().await.expect("shutdown");
+}

@@ -26,5 +26,6 @@ pub mod server;
 pub mod storage_slot;
 pub mod tls;
 pub mod units;
+pub mod usage;
 pub mod web_config;
 pub mod write;

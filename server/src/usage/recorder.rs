@@ -1,0 +1,208 @@
+//! The usage recorder: what the query handlers call after each evaluated call. It resolves the
+//! call to the metric names it actually selected and records one
+//! [`storage::usage::UsageEvent`].
+//!
+//! # Resolution
+//! - A selector with a literal name (`up{...}`, `{__name__="up"}`) reads that name; no index
+//!   lookup is needed, so the common case costs a few hash-map updates.
+//! - A selector whose name is a regex or absent (`{__name__=~"node_.*"}`, `{job="x"}`) is
+//!   resolved against the index at query time with
+//!   `Querier::label_values("__name__", matchers, mint, maxt)`: the names it really selected.
+//! - `series` / `label values` / `label names` calls with `match[]` read the metrics their
+//!   matchers select (a Grafana variable `label_values(up, job)` reads `up`); calls without
+//!   `match[]` (autocomplete of all names) read none.
+//!
+//! Labels used: the query's `by`/`without`, `on`/`ignoring`, `group_*`, `label_replace` and
+//! `label_join` labels ([`query::analysis::QueryUsage::labels`]) are attributed to every metric
+//! the query reads (PromQL does not say which side of a join a grouping label comes from), plus
+//! each selector's own matcher label names to its metrics. `__name__` is not a label here.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use axum::http::HeaderMap;
+use parking_lot::Mutex;
+use promql_parser::parser::Expr;
+use query::analysis::{analyze, SelectorUse};
+use storage::usage::{Client, MetricRead, ReadKind, UsageEvent, UsageStore};
+use storage::{Matcher, Querier, METRIC_NAME};
+
+/// Who asked, from the request.
+#[derive(Clone, Debug, Default)]
+pub struct Caller {
+    /// The client identity recorded with the event.
+    pub client: Client,
+}
+
+impl Caller {
+    /// Reads Grafana's headers (`X-Dashboard-Uid`, `X-Panel-Id`, `X-Grafana-Org-Id`,
+    /// `X-Grafana-User`, `X-Rule-Uid`) and the `User-Agent`; `auth_user` is the user Hearth
+    /// authenticated, if any. Header values that are not visible ASCII are ignored; each is
+    /// cut to 128 bytes so one client cannot bloat the store.
+    pub fn from_headers(h: &HeaderMap, auth_user: Option<&str>) -> Caller {
+        let get = |name: &str| -> String {
+            let v = h.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let mut end = v.len().min(128);
+            while !v.is_char_boundary(end) {
+                end -= 1;
+            }
+            v[..end].to_string()
+        };
+        Caller {
+            client: Client {
+                dashboard_uid: get("x-dashboard-uid"),
+                panel_id: get("x-panel-id"),
+                org_id: get("x-grafana-org-id"),
+                grafana_user: get("x-grafana-user"),
+                rule_uid: get("x-rule-uid"),
+                user_agent: get("user-agent"),
+                auth_user: auth_user.unwrap_or("").to_string(),
+            },
+        }
+    }
+}
+
+/// What the call cost.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CallStats {
+    /// Series the call selected.
+    pub series: u64,
+    /// Samples it loaded.
+    pub samples: u64,
+    /// Evaluation time, microseconds.
+    pub duration_us: u64,
+}
+
+/// What was asked: a PromQL query (text or parsed), or `match[]` matcher sets.
+pub enum CallInput<'a> {
+    /// Query text; parsed here (a query that does not parse read nothing).
+    Text(&'a str),
+    /// An already parsed expression.
+    Expr(&'a Expr),
+    /// The `match[]` sets of a series / labels / label-values call (empty: no `match[]`).
+    Matchers(&'a [Vec<Matcher>]),
+}
+
+/// Records calls into the [`UsageStore`] and counts reads per metric for
+/// `hearth_metric_queries_total`. `Send + Sync`; share as `Arc`.
+pub struct UsageRecorder {
+    store: Arc<UsageStore>,
+    /// Reads per metric since start; the flusher writes them as counters. Guarded by a mutex
+    /// taken once per call, after the store's.
+    counters: Mutex<BTreeMap<String, u64>>,
+}
+
+impl UsageRecorder {
+    /// A recorder writing into `store`.
+    pub fn new(store: Arc<UsageStore>) -> UsageRecorder {
+        UsageRecorder { store, counters: Mutex::new(BTreeMap::new()) }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<UsageStore> {
+        &self.store
+    }
+
+    /// Reads per metric name since the process started (the `hearth_metric_queries_total`
+    /// counters).
+    pub fn counters(&self) -> BTreeMap<String, u64> {
+        self.counters.lock().clone()
+    }
+
+    /// Resolves and records one call made at `t_ms` over `[mint_ms, maxt_ms]` (the range the
+    /// selectors read: for range queries including the lookback and range windows, or
+    /// approximated by `[start - 5m, end]`). Returns the event recorded (with no reads when
+    /// the call read no metric).
+    ///
+    /// Resolution errors (a regex name matcher the index cannot evaluate) drop that selector's
+    /// reads: recording must never fail a query.
+    pub fn record(
+        &self,
+        querier: &dyn Querier,
+        kind: ReadKind,
+        input: CallInput<'_>,
+        mint_ms: i64,
+        maxt_ms: i64,
+        t_ms: i64,
+        caller: &Caller,
+        stats: CallStats,
+    ) -> UsageEvent {
+        let reads = match input {
+            CallInput::Text(q) => match query::parse(q) {
+                Ok(e) => reads_of_expr(querier, &e, mint_ms, maxt_ms),
+                Err(_) => Vec::new(),
+            },
+            CallInput::Expr(e) => reads_of_expr(querier, e, mint_ms, maxt_ms),
+            CallInput::Matchers(sets) => reads_of_matchers(querier, sets, mint_ms, maxt_ms),
+        };
+        let ev = UsageEvent {
+            t_ms,
+            kind,
+            reads,
+            client: caller.client.clone(),
+            series: stats.series,
+            samples: stats.samples,
+            duration_us: stats.duration_us,
+        };
+        self.store.record(&ev);
+        if !ev.reads.is_empty() {
+            let mut c = self.counters.lock();
+            for r in &ev.reads {
+                match c.get_mut(&r.metric) {
+                    Some(n) => *n += 1,
+                    None => {
+                        c.insert(r.metric.clone(), 1);
+                    }
+                }
+            }
+        }
+        ev
+    }
+}
+
+/// Metric names a selector selects: its literal name, or the names the index returns for its
+/// matchers.
+fn names_of(querier: &dyn Querier, s: &SelectorUse, mint_ms: i64, maxt_ms: i64) -> Vec<String> {
+    if let Some(m) = &s.metric {
+        return vec![m.clone()];
+    }
+    let mut ms = Vec::with_capacity(s.matchers.len());
+    for (n, op, v) in &s.matchers {
+        match Matcher::new(*op, n.clone(), v.clone()) {
+            Ok(m) => ms.push(m),
+            Err(_) => return Vec::new(),
+        }
+    }
+    querier.label_values(METRIC_NAME, &ms, mint_ms, maxt_ms).unwrap_or_default()
+}
+
+/// The reads of a parsed query.
+pub fn reads_of_expr(querier: &dyn Querier, e: &Expr, mint_ms: i64, maxt_ms: i64) -> Vec<MetricRead> {
+    let u = analyze(e);
+    let shared: Vec<&String> = u.labels.iter().filter(|l| l.as_str() != METRIC_NAME).collect();
+    let mut by_metric: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for s in &u.selectors {
+        for name in names_of(querier, s, mint_ms, maxt_ms) {
+            let labels = by_metric.entry(name).or_default();
+            labels.extend(s.matchers.iter().filter(|m| m.0 != METRIC_NAME).map(|m| m.0.clone()));
+            labels.extend(shared.iter().map(|l| (*l).clone()));
+        }
+    }
+    by_metric.into_iter().map(|(metric, l)| MetricRead { metric, labels: l.into_iter().collect() }).collect()
+}
+
+/// The reads of `match[]` sets: the names each set selects, with the set's label names.
+pub fn reads_of_matchers(querier: &dyn Querier, sets: &[Vec<Matcher>], mint_ms: i64, maxt_ms: i64) -> Vec<MetricRead> {
+    let mut by_metric: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for set in sets {
+        let literal = set.iter().find(|m| m.name == METRIC_NAME && m.op == storage::MatchOp::Equal);
+        let names = match literal {
+            Some(m) => vec![m.value.clone()],
+            None => querier.label_values(METRIC_NAME, set, mint_ms, maxt_ms).unwrap_or_default(),
+        };
+        for name in names {
+            by_metric.entry(name).or_default().extend(set.iter().filter(|m| m.name != METRIC_NAME).map(|m| m.name.clone()));
+        }
+    }
+    by_metric.into_iter().map(|(metric, l)| MetricRead { metric, labels: l.into_iter().collect() }).collect()
+}

@@ -183,14 +183,15 @@ pub fn python_server() -> Server {
     Server { child, port, name: "python3", _dir: Some(dir), _stdout: Some(out) }
 }
 
-/// nginx from Debian on a free loopback port with `return` locations (no upstream).
+/// nginx from Debian on a free loopback port with `return` locations (no upstream), as one
+/// process (`master_process off`), so that killing it leaves no orphaned worker.
 pub fn nginx_server() -> Option<Server> {
     let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"].into_iter().find(|p| std::path::Path::new(p).exists())?;
     let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path().display();
     let conf = format!(
-        "worker_processes 1; pid {d}/nginx.pid; error_log {d}/error.log; daemon off;\n\
+        "master_process off; pid {d}/nginx.pid; error_log {d}/error.log; daemon off;\n\
          events {{ worker_connections 64; }}\n\
          http {{ access_log off; client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_temp_path {d};\n\
            uwsgi_temp_path {d}; scgi_temp_path {d}; keepalive_requests 1000;\n\

@@ -100,8 +100,12 @@ fn report_cpu(name: &str, samples: u64, wall: Duration, cpu: Duration) {
     }
 }
 
+/// Appending threads: `HEARTH_BENCH_THREADS`, else one per core.
 fn threads() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get())
+    std::env::var("HEARTH_BENCH_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
 }
 
 /// A head with `n` series, each with one sample at t = 0; returns their refs.

@@ -1,0 +1,107 @@
+//! Metric-name extraction on tricky PromQL, resolved against a real database: regex names and
+//! bare selectors read exactly the names the index selects; `label_replace` producing
+//! `__name__`, `absent`, subqueries and `on()` joins with info-style metrics.
+
+use std::collections::BTreeMap;
+
+use server::usage::recorder::{reads_of_expr, reads_of_matchers};
+use storage::db::{Db, DbOptions};
+use storage::{Appender, Labels, Matcher};
+
+const T: i64 = 1_700_000_000_000;
+
+fn db() -> (tempfile::TempDir, Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), DbOptions::default()).unwrap();
+    let mut app = db.appender();
+    let series: &[&[(&str, &str)]] = &[
+        &[("__name__", "node_cpu_seconds_total"), ("job", "node"), ("cpu", "0"), ("mode", "idle")],
+        &[("__name__", "node_cpu_guest_seconds_total"), ("job", "node"), ("cpu", "0")],
+        &[("__name__", "node_load1"), ("job", "node")],
+        &[("__name__", "http_requests_total"), ("job", "api"), ("code", "200"), ("instance", "a")],
+        &[("__name__", "build_info"), ("job", "api"), ("instance", "a"), ("version", "1.2")],
+        &[("__name__", "up"), ("job", "api")],
+    ];
+    for s in series {
+        for i in 0..10 {
+            app.append_labels(&Labels::from_pairs(s.iter().copied()), T + i * 15_000, i as f64).unwrap();
+        }
+    }
+    app.commit().unwrap();
+    (dir, db)
+}
+
+/// metric -> labels used.
+fn reads(db: &Db, q: &str) -> BTreeMap<String, Vec<String>> {
+    let e = query::parse(q).unwrap();
+    reads_of_expr(&db.querier(), &e, T - 300_000, T + 300_000).into_iter().map(|r| (r.metric, r.labels)).collect()
+}
+
+fn names(m: &BTreeMap<String, Vec<String>>) -> Vec<&str> {
+    m.keys().map(String::as_str).collect()
+}
+
+#[test]
+fn regex_name_matchers_resolve_against_the_index() {
+    let (_d, db) = db();
+    let r = reads(&db, r#"sum(rate({__name__=~"node_cpu.*"}[5m]))"#);
+    assert_eq!(names(&r), vec!["node_cpu_guest_seconds_total", "node_cpu_seconds_total"]);
+    // Names the regex could match but that have no series are not read.
+    let r = reads(&db, r#"{__name__=~"node_load1|node_load5|node_load15"}"#);
+    assert_eq!(names(&r), vec!["node_load1"]);
+    // A negative name matcher with another matcher selects the rest of that job.
+    let r = reads(&db, r#"{job="node", __name__!~"node_cpu.*"}"#);
+    assert_eq!(names(&r), vec!["node_load1"]);
+}
+
+#[test]
+fn bare_selectors_read_every_metric_they_select() {
+    let (_d, db) = db();
+    let r = reads(&db, r#"count({job="api"})"#);
+    assert_eq!(names(&r), vec!["build_info", "http_requests_total", "up"]);
+    assert!(r.values().all(|l| l == &vec!["job".to_string()]), "{r:?}");
+}
+
+#[test]
+fn label_replace_producing_the_name_reads_the_source() {
+    let (_d, db) = db();
+    let r = reads(&db, r#"label_replace(node_load1, "__name__", "renamed", "", "")"#);
+    assert_eq!(names(&r), vec!["node_load1"]);
+    // `__name__` is not a label use; label_replace's source and destination are.
+    let r = reads(&db, r#"label_replace(up, "service", "$1", "job", "(.*)")"#);
+    assert_eq!(r["up"], vec!["job".to_string(), "service".to_string()]);
+}
+
+#[test]
+fn absent_and_subqueries() {
+    let (_d, db) = db();
+    // absent() depends on its argument: an alert on it uses the metric if it exists.
+    assert_eq!(names(&reads(&db, "absent(up{job=\"api\"})")), vec!["up"]);
+    let r = reads(&db, "max_over_time(rate(http_requests_total{code=~\"2..\"}[1m])[10m:1m])");
+    assert_eq!(r["http_requests_total"], vec!["code".to_string()]);
+    assert_eq!(names(&reads(&db, "absent_over_time({__name__=~\"node_load.*\"}[5m])")), vec!["node_load1"]);
+}
+
+#[test]
+fn on_joins_with_info_metrics_read_both_sides_with_join_labels() {
+    let (_d, db) = db();
+    let r = reads(&db, "sum by (job) (rate(http_requests_total[5m]) * on(instance, job) group_left(version) build_info)");
+    assert_eq!(names(&r), vec!["build_info", "http_requests_total"]);
+    let want: Vec<String> = ["instance", "job", "version"].iter().map(|s| s.to_string()).collect();
+    assert_eq!(r["build_info"], want);
+    assert_eq!(r["http_requests_total"], want);
+    // `ignoring` lists used labels too.
+    let r = reads(&db, "up / ignoring(instance) up");
+    assert_eq!(r["up"], vec!["instance".to_string()]);
+}
+
+#[test]
+fn match_sets_read_what_they_select() {
+    let (_d, db) = db();
+    let q = db.querier();
+    let sets = vec![vec![Matcher::equal("__name__", "node_load1")], vec![Matcher::equal("job", "api"), Matcher::regex("__name__", "b.*").unwrap()]];
+    let r: Vec<String> = reads_of_matchers(&q, &sets, i64::MIN, i64::MAX).into_iter().map(|r| r.metric).collect();
+    assert_eq!(r, vec!["build_info".to_string(), "node_load1".to_string()]);
+    // No match[]: listing every name reads none.
+    assert!(reads_of_matchers(&q, &[], i64::MIN, i64::MAX).is_empty());
+}

@@ -61,7 +61,7 @@ fn labels_for(i: usize) -> Labels {
         ("__name__", format!("node_metric_{}", i % 100)),
         ("cluster", format!("c{}", inst % 3)),
         ("container", "node-exporter".to_string()),
-        ("env", if inst % 2 == 0 { "prod" } else { "staging" }.to_string()),
+        ("env", if inst.is_multiple_of(2) { "prod" } else { "staging" }.to_string()),
         ("instance", format!("host-{inst}:9100")),
         ("job", "node".to_string()),
         ("namespace", "monitoring".to_string()),

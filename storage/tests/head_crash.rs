@@ -56,7 +56,7 @@ fn extra_labels(i: u64) -> Labels {
 
 /// The child: append commit after commit until killed, printing `ACK i` after each returns.
 fn child(dir: &Path, start: u64, truncate: bool) {
-    let fsync = if start % 2 == 0 { FsyncPolicy::Never } else { FsyncPolicy::Always };
+    let fsync = if start.is_multiple_of(2) { FsyncPolicy::Never } else { FsyncPolicy::Always };
     let head = Head::open(dir, options(fsync)).expect("child open");
     let out = std::io::stdout();
     for i in start.. {
@@ -65,7 +65,7 @@ fn child(dir: &Path, start: u64, truncate: bool) {
             let r = app.series_ref(&series_labels(k)).unwrap();
             app.append(r, t_of(i), value(i, k)).unwrap();
         }
-        if i % 10 == 0 {
+        if i.is_multiple_of(10) {
             let r = app.series_ref(&extra_labels(i)).unwrap();
             app.append(r, t_of(i), 1.0).unwrap();
         }

@@ -436,8 +436,11 @@ enum HashSlot {
 /// Ids are dense and never reused, so the by-id side is a plain vector per shard, indexed by
 /// `id >> 8` (shard `id & 255`): a lookup is one read lock and one index, no hashing. Slots of
 /// garbage-collected series stay `None` (8 bytes per id ever issued).
+/// One by-id shard: slot `id >> 8` holds series `id` (or `None`).
+type IdShard = RwLock<Vec<Option<Arc<MemSeries>>>>;
+
 pub(crate) struct SeriesMaps {
-    by_id: Box<[RwLock<Vec<Option<Arc<MemSeries>>>>]>,
+    by_id: Box<[IdShard]>,
     by_hash: Box<[RwLock<HashMap<u64, HashSlot, IdBuild>>]>,
 }
 

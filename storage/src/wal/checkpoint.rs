@@ -53,7 +53,7 @@ pub fn checkpoint(
     metrics: &StorageMetrics,
 ) -> Result<CheckpointStats> {
     let mut stats = CheckpointStats::default();
-    let prev = list_checkpoints(wal_dir)?.into_iter().filter(|(n, _)| *n <= last).next_back();
+    let prev = list_checkpoints(wal_dir)?.into_iter().rfind(|(n, _)| *n <= last);
     let after = prev.as_ref().map_or(0, |p| p.0);
     let segs: Vec<u64> = list_segments(wal_dir)?.into_iter().filter(|&s| s > after && s <= last).collect();
 

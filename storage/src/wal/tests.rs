@@ -286,10 +286,10 @@ fn arb_record() -> impl Strategy<Value = Record> {
     prop_oneof![
         proptest::collection::vec((r.clone(), arb_labels()), 1..4)
             .prop_map(|v| Record::Series(v.into_iter().map(|(r, l)| RefSeries { series_ref: SeriesRef(r), labels: l }).collect())),
-        proptest::collection::vec((r.clone(), t.clone(), arb_f64()), 1..20).prop_map(|v| Record::Samples(
+        proptest::collection::vec((r.clone(), t, arb_f64()), 1..20).prop_map(|v| Record::Samples(
             v.into_iter().map(|(r, t, v)| RefSample { series_ref: SeriesRef(r), t_ms: t, v }).collect()
         )),
-        proptest::collection::vec((r.clone(), t.clone(), arb_histogram()), 1..3).prop_map(|v| Record::Histograms(
+        proptest::collection::vec((r.clone(), t, arb_histogram()), 1..3).prop_map(|v| Record::Histograms(
             v.into_iter().map(|(r, t, h)| RefHistogramSample { series_ref: SeriesRef(r), t_ms: t, h }).collect()
         )),
         proptest::collection::vec((r, t, arb_f64(), arb_labels()), 1..3).prop_map(|v| Record::Exemplars(

@@ -36,6 +36,7 @@ mod preprocess;
 pub mod source;
 pub mod value;
 
-pub use engine::{parse, Engine, EngineOptions};
+pub use analysis::{analyze, QueryUsage, SelectorUse};
+pub use engine::{parse, parse_with, Engine, EngineOptions};
 pub use error::{QueryError, Result};
 pub use value::{Annotations, FPoint, HPoint, Matrix, QueryResult, Sample, Series, Value, Vector};

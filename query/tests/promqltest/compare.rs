@@ -499,6 +499,8 @@ pub fn nhcb_series(interval_ms: i64, series: &[SeriesLine]) -> Vec<(Labels, Vec<
         }
         let mut buckets = f.buckets;
         buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+        // One bound written several ways (`0.2`, `2e-1`) is one bucket.
+        buckets.dedup_by(|a, b| a.0 == b.0);
         let n = buckets.iter().map(|b| b.1.len()).max().unwrap_or(0);
         for k in 0..n {
             let mut cum = Vec::new();

@@ -177,8 +177,55 @@ impl HeadAppender {
         }
     }
 
+    /// Drops buffered samples below the head's current lower bound (it may have been raised
+    /// since they were appended), releasing their pending marks. Returns how many.
+    fn drop_below_bound(&mut self, min_valid: i64) -> u64 {
+        let b = &mut self.buf;
+        let mut dropped = 0u64;
+        let mut keep = 0;
+        for i in 0..b.samples.len() {
+            if b.samples[i].t_ms < min_valid {
+                let mut st = b.sample_series[i].state.lock();
+                st.pending = st.pending.saturating_sub(1);
+                if st.pending_owner == self.id {
+                    st.pending_owner = 0;
+                }
+                dropped += 1;
+                continue;
+            }
+            b.samples.swap(keep, i);
+            b.sample_series.swap(keep, i);
+            keep += 1;
+        }
+        b.samples.truncate(keep);
+        b.sample_series.truncate(keep);
+        let mut keep = 0;
+        for i in 0..b.hists.len() {
+            if b.hists[i].1 < min_valid {
+                let mut st = b.hist_series[i].state.lock();
+                st.pending = st.pending.saturating_sub(1);
+                if st.pending_owner == self.id {
+                    st.pending_owner = 0;
+                }
+                dropped += 1;
+                continue;
+            }
+            b.hists.swap(keep, i);
+            b.hist_series.swap(keep, i);
+            keep += 1;
+        }
+        b.hists.truncate(keep);
+        b.hist_series.truncate(keep);
+        dropped
+    }
+
     fn do_commit(&mut self) -> Result<CommitStats> {
         let head = Arc::clone(&self.head);
+        // Held until the samples are applied: see `HeadInner::commit_gate`.
+        let _gate = head.commit_gate.read();
+        let min_valid = head.min_valid_t.load(Ordering::Acquire);
+        let below = self.drop_below_bound(min_valid);
+        self.rejected[RejectReason::OutOfBounds as usize] += below;
         let b = &mut self.buf;
         b.wal.clear();
         record::encode_samples(&mut b.wal, &b.samples);

@@ -49,6 +49,9 @@ impl Head {
         let _serial = head.truncate_lock.lock();
         // The bound only rises: truncating below it changes nothing already dropped.
         let mint_ms = head.min_valid_t.fetch_max(mint_ms, Ordering::AcqRel).max(mint_ms);
+        // No commit in flight may still add samples below the bound after this point.
+        drop(head.commit_gate.write());
+        head.read_min_t.fetch_max(mint_ms, Ordering::AcqRel);
         let cur_gen = head.gen.fetch_add(1, Ordering::AcqRel);
         let mut stats = TruncateStats::default();
         let mut removed = RoaringBitmap::new();

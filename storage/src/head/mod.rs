@@ -162,6 +162,14 @@ pub(crate) struct HeadInner {
     pub cut: CutPolicy,
     /// Lower bound for appends, ms.
     pub min_valid_t: AtomicI64,
+    /// Lower bound for reads, ms: data below it is in blocks (raised by truncation and at open,
+    /// not by [`Head::set_min_valid_time`], so a range being compacted stays readable until its
+    /// block is published and the head truncated).
+    pub read_min_t: AtomicI64,
+    /// Commits hold it shared from their lower-bound re-check to the end of their apply;
+    /// raising the lower bound takes it exclusively once, so after
+    /// [`Head::set_min_valid_time`] returns no commit can still add samples below the bound.
+    pub commit_gate: RwLock<()>,
     /// Oldest and newest sample time in the head, ms (`i64::MAX` / `i64::MIN` when empty).
     pub min_t: AtomicI64,
     pub max_t: AtomicI64,
@@ -220,10 +228,15 @@ impl Head {
         self.inner.min_valid_t.load(Ordering::Acquire)
     }
 
-    /// Raises the lower bound for appends (never lowers it). The database calls this with the
-    /// newest block's max time + 1 after opening.
+    /// Raises the lower bound for appends (never lowers it) and waits for commits in flight:
+    /// when it returns, no sample older than `t_ms` can enter the head any more (appends are
+    /// refused with [`AppendError::OutOfBounds`], and a transaction that accepted such a sample
+    /// earlier drops it at commit, as Prometheus does). Call it before reading a range for
+    /// compaction with [`Head::series_chunks`]. Reads are not affected until
+    /// [`Head::truncate`].
     pub fn set_min_valid_time(&self, t_ms: i64) {
         self.inner.min_valid_t.fetch_max(t_ms, Ordering::AcqRel);
+        drop(self.inner.commit_gate.write());
     }
 
     /// Number of series in the head.

@@ -94,10 +94,10 @@ impl HeadQuerier {
 
 impl Querier for HeadQuerier {
     fn select(&self, matchers: &[Matcher], mint_ms: i64, maxt_ms: i64) -> Result<Vec<Series>> {
-        // Data below the lower bound belongs to blocks (it was truncated away, or the head was
+        // Data below the read bound belongs to blocks (it was truncated away, or the head was
         // opened above it); chunks straddling the bound must not show it (Prometheus clamps
         // head reads to the head's min time the same way).
-        let mint_ms = mint_ms.max(self.head.min_valid_t.load(std::sync::atomic::Ordering::Acquire));
+        let mint_ms = mint_ms.max(self.head.read_min_t.load(std::sync::atomic::Ordering::Acquire));
         if matchers.is_empty() || mint_ms > maxt_ms {
             return Ok(Vec::new());
         }

@@ -281,6 +281,8 @@ pub(crate) fn open(dir: PathBuf, opts: HeadOptions) -> Result<HeadInner> {
     Ok(HeadInner {
         dir,
         min_valid_t: AtomicI64::new(min_valid),
+        read_min_t: AtomicI64::new(min_valid),
+        commit_gate: RwLock::new(()),
         metrics,
         symbols,
         index,

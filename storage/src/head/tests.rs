@@ -319,3 +319,27 @@ fn concurrent_appenders_on_many_threads() {
 
 use crate::labels::LabelsError;
 use crate::metrics::{RejectReason, StorageMetrics};
+
+#[test]
+fn raising_the_bound_drops_in_flight_samples_but_keeps_the_range_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let head = Head::open(dir.path(), opts()).unwrap();
+    let mut app = head.appender();
+    let r = app.series_ref(&lbls("m", "a")).unwrap();
+    app.append(r, 10, 1.0).unwrap();
+    app.commit().unwrap();
+    let mut app = head.appender();
+    app.append(r, 20, 2.0).unwrap();
+    app.append(r, 40, 4.0).unwrap();
+    // Compaction of [.., 30) starts: the bound rises while the transaction is open.
+    head.set_min_valid_time(30);
+    let st = app.commit().unwrap();
+    assert_eq!(st.samples, 1, "the sample below the new bound is dropped at commit");
+    assert_eq!(StorageMetrics::get(&head.metrics().samples_rejected[RejectReason::OutOfBounds as usize]), 1);
+    // The range being compacted stays readable until truncation.
+    let got = read(&head, &name_eq("m"), i64::MIN, i64::MAX);
+    assert_eq!(got[0].1, vec![(10, 1.0f64.to_bits()), (40, 4.0f64.to_bits())]);
+    assert_eq!(head.series_chunks(0, 29).unwrap().len(), 1);
+    head.truncate(30).unwrap();
+    assert_eq!(read(&head, &name_eq("m"), i64::MIN, i64::MAX)[0].1, vec![(40, 4.0f64.to_bits())]);
+}

@@ -22,6 +22,44 @@ use serde_json::Value;
 
 use super::analyze::{self, FileRefs, StaticRefs};
 
+/// The `hearth analyze` / `hearth usage` command lines.
+#[derive(Debug, clap::Parser)]
+#[command(name = "hearth", about = "Hearth usage analytics")]
+pub struct UsageCli {
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: UsageCommand,
+}
+
+/// `analyze` or `usage`.
+#[derive(Debug, clap::Subcommand)]
+pub enum UsageCommand {
+    /// Find the metrics Grafana dashboards and rule files reference; write static_refs.json.
+    Analyze(AnalyzeArgs),
+    /// Print the metric usage (or unused-metrics) report of a running server.
+    Usage(UsageArgs),
+}
+
+/// Runs `hearth analyze ...` or `hearth usage ...` when `args` (the process arguments, program
+/// name first) name one of them; `None` otherwise, so `main` goes on to run the server.
+pub fn run_subcommand(args: &[std::ffi::OsString]) -> Option<ExitCode> {
+    let first = args.get(1)?.to_str()?;
+    if first != "analyze" && first != "usage" {
+        return None;
+    }
+    let cli = match <UsageCli as clap::Parser>::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return Some(if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS });
+        }
+    };
+    Some(match &cli.command {
+        UsageCommand::Analyze(a) => run_analyze(a),
+        UsageCommand::Usage(u) => run_usage(u),
+    })
+}
+
 /// `hearth analyze` arguments.
 #[derive(Debug, Clone, clap::Args)]
 pub struct AnalyzeArgs {
@@ -328,6 +366,21 @@ pub fn run_usage(args: &UsageArgs) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn subcommands_are_recognised() {
+        let args = |v: &[&str]| v.iter().map(std::ffi::OsString::from).collect::<Vec<_>>();
+        assert!(run_subcommand(&args(&["hearth", "--web.listen-address=:9090"])).is_none());
+        assert!(run_subcommand(&args(&["hearth"])).is_none());
+        let cli = <UsageCli as clap::Parser>::try_parse_from(args(&["hearth", "analyze", "--grafana-dashboards", "d", "--rules", "a.yml", "b.yml"])).unwrap();
+        match cli.command {
+            UsageCommand::Analyze(a) => {
+                assert_eq!(a.rules, vec![PathBuf::from("a.yml"), PathBuf::from("b.yml")]);
+                assert_eq!(a.grafana_dashboards, vec![PathBuf::from("d")]);
+            }
+            UsageCommand::Usage(_) => panic!("parsed as usage"),
+        }
+    }
 
     #[test]
     fn dechunks() {

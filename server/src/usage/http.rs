@@ -47,6 +47,18 @@ impl From<UsageError> for ServerError {
     }
 }
 
+/// Records `call` in the background (blocking pool) when the usage service is running:
+/// resolving regex selectors against the index happens after the response, so recording
+/// never delays a query. Call from within the Tokio runtime.
+pub fn record_in_background(slot: &UsageSlot, querier: Arc<dyn storage::Querier>, call: super::recorder::PendingCall) {
+    if let Some(svc) = slot.get() {
+        let svc = Arc::clone(svc);
+        tokio::task::spawn_blocking(move || {
+            svc.recorder().record_pending(&*querier, &call);
+        });
+    }
+}
+
 fn service(slot: &UsageSlot) -> Result<Arc<UsageService>, ServerError> {
     slot.get().cloned().ok_or_else(|| ServerError::Unavailable("usage analytics are not ready: storage is opening".into()))
 }

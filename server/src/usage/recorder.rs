@@ -35,6 +35,11 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// [`Caller::from_headers`] with the `Basic` auth user of the headers.
+    pub fn from_request_headers(h: &HeaderMap) -> Caller {
+        Caller::from_headers(h, basic_auth_user(h).as_deref())
+    }
+
     /// Reads Grafana's headers (`X-Dashboard-Uid`, `X-Panel-Id`, `X-Grafana-Org-Id`,
     /// `X-Grafana-User`, `X-Rule-Uid`) and the `User-Agent`; `auth_user` is the user Hearth
     /// authenticated, if any. Header values that are not visible ASCII are ignored; each is
@@ -62,8 +67,53 @@ impl Caller {
     }
 }
 
+/// The user name of a `Basic` `Authorization` header, if any. Behind Hearth's auth
+/// middleware this user has been authenticated; when the read API is unprotected it is only
+/// what the client claims.
+pub fn basic_auth_user(h: &HeaderMap) -> Option<String> {
+    use base64::Engine as _;
+    let v = h.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, rest) = v.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD.decode(rest.trim()).ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let user = text.split_once(':').map_or(text.as_str(), |(u, _)| u);
+    (!user.is_empty()).then(|| user.chars().take(128).collect())
+}
+
+/// A call as the handlers hand it over: owned, so recording can run after the response on
+/// the blocking pool.
+#[derive(Clone, Debug)]
+pub enum OwnedInput {
+    /// PromQL text.
+    Query(String),
+    /// `match[]` sets (empty: none given).
+    Matchers(Vec<Vec<Matcher>>),
+}
+
+/// Everything [`UsageRecorder::record`] needs, owned.
+#[derive(Clone, Debug)]
+pub struct PendingCall {
+    /// The kind of call.
+    pub kind: ReadKind,
+    /// What was asked.
+    pub input: OwnedInput,
+    /// Range the selectors read, ms (inclusive).
+    pub mint_ms: i64,
+    /// See `mint_ms`.
+    pub maxt_ms: i64,
+    /// When the call ran, ms.
+    pub t_ms: i64,
+    /// Who asked.
+    pub caller: Caller,
+    /// What it cost.
+    pub stats: CallStats,
+}
+
 /// What the call cost.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CallStats {
     /// Series the call selected.
     pub series: u64,
@@ -109,6 +159,15 @@ impl UsageRecorder {
         self.counters.lock().clone()
     }
 
+    /// [`UsageRecorder::record`] for an owned [`PendingCall`].
+    pub fn record_pending(&self, querier: &dyn Querier, c: &PendingCall) -> UsageEvent {
+        let input = match &c.input {
+            OwnedInput::Query(q) => CallInput::Text(q),
+            OwnedInput::Matchers(m) => CallInput::Matchers(m),
+        };
+        self.record(querier, c.kind, input, c.mint_ms, c.maxt_ms, c.t_ms, &c.caller, c.stats)
+    }
+
     /// Resolves and records one call made at `t_ms` over `[mint_ms, maxt_ms]` (the range the
     /// selectors read: for range queries including the lookback and range windows, or
     /// approximated by `[start - 5m, end]`). Returns the event recorded (with no reads when
@@ -116,6 +175,8 @@ impl UsageRecorder {
     ///
     /// Resolution errors (a regex name matcher the index cannot evaluate) drop that selector's
     /// reads: recording must never fail a query.
+    // The handlers' facts, each a different type; a struct for them is `PendingCall`.
+    #[allow(clippy::too_many_arguments)]
     pub fn record(
         &self,
         querier: &dyn Querier,

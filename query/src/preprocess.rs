@@ -8,6 +8,9 @@
 //!   selectors): the keyword is removed and the selector it follows gets the internal matcher
 //!   [`MODIFIER_LABEL`]`="anchored"|"smoothed"`, which the evaluator reads and never sends to
 //!   storage.
+//! * `info(v, {l=~".*"})`: the data-label selector of `info()` may match the empty string
+//!   only (Prometheus allows it there); the parser insists on a non-empty matcher, so the
+//!   internal [`MODIFIER_LABEL`] matcher (`="info"`) is added, which the evaluator ignores.
 //! * Duration expressions (Prometheus `promql-duration-expr`): arithmetic (`+ - * / % ^`),
 //!   parentheses, `step()`, `range()`, `min_of()`, `max_of()` inside `[...]` and as the operand
 //!   of `offset` are evaluated with the query's step and range and replaced by a literal in
@@ -153,6 +156,7 @@ pub(crate) fn parse(query: &str, step_ms: i64, range_ms: i64) -> Result<Expr, St
     register();
     let query = rewrite_durations(query, step_ms, range_ms)?;
     let query = rewrite_modifiers(&query);
+    let query = rewrite_info_selectors(&query);
     let (text, marks) = rewrite(&query);
     let mut e = promql_parser::parser::parse(&text)?;
     if marks.iter().any(|m| m.is_some()) {
@@ -580,4 +584,74 @@ mod modifier_tests {
             format!(r#"foo{{a="b",{MODIFIER_LABEL}="smoothed"}} @ 100  + 0"#)
         );
     }
+}
+
+/// Adds the internal matcher to the second argument of each `info(` call (see module doc).
+pub(crate) fn rewrite_info_selectors(q: &str) -> String {
+    let b = q.as_bytes();
+    let mut inserts: Vec<usize> = Vec::new();
+    let mut search = 0;
+    while let Some(p) = q[search..].find("info(") {
+        let start = search + p;
+        search = start + 5;
+        if start > 0 && (b[start - 1].is_ascii_alphanumeric() || b[start - 1] == b'_') {
+            continue;
+        }
+        // Find the top-level comma of the call, then the `{` of the second argument.
+        let mut depth = 0i32;
+        let mut i = start + 5;
+        let mut in_str: Option<u8> = None;
+        let mut comma = None;
+        while i < b.len() {
+            let c = b[i];
+            if let Some(qc) = in_str {
+                if c == b'\\' {
+                    i += 1;
+                } else if c == qc {
+                    in_str = None;
+                }
+            } else {
+                match c {
+                    b'"' | b'\'' | b'`' => in_str = Some(c),
+                    b'(' | b'[' | b'{' => depth += 1,
+                    b')' | b']' | b'}' => {
+                        if depth == 0 {
+                            break;
+                        }
+                        depth -= 1;
+                    }
+                    b',' if depth == 0 => {
+                        comma = Some(i);
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            i += 1;
+        }
+        let Some(c) = comma else { continue };
+        let rest = &q[c + 1..];
+        let off = rest.len() - rest.trim_start().len();
+        let open = c + 1 + off;
+        if b.get(open) != Some(&b'{') {
+            continue;
+        }
+        if let Some(close) = q[open..].find('}') {
+            inserts.push(open + close);
+        }
+    }
+    let mut out = String::with_capacity(q.len() + inserts.len() * 32);
+    let mut last = 0;
+    for pos in inserts {
+        out.push_str(&q[last..pos]);
+        let empty = q[..pos].trim_end().ends_with('{');
+        if !empty {
+            out.push(',');
+        }
+        out.push_str(MODIFIER_LABEL);
+        out.push_str("=\"info\"");
+        last = pos;
+    }
+    out.push_str(&q[last..]);
+    out
 }

@@ -63,6 +63,7 @@ pub(crate) fn selector_mod(vs: &VectorSelector) -> RangeMod {
             return match m.value.as_str() {
                 "anchored" => RangeMod::Anchored,
                 "smoothed" => RangeMod::Smoothed,
+                // "info" marks an info() data-label selector; not a range modifier.
                 _ => RangeMod::None,
             };
         }

@@ -3,7 +3,7 @@
 //!
 //! # Design
 //!
-//! - **Series** ([`series`]): a canonical label set maps to a dense `u32` id, which is its
+//! - **Series** (`series.rs`): a canonical label set maps to a dense `u32` id, which is its
 //!   [`SeriesRef`] and its id in the postings ([`MemIndex`], roaring bitmaps). Series hold
 //!   interned symbol ids, not strings. Lookups by label hash go through 256 read-locked shards;
 //!   each series has its own small mutex for its chunk state, so appenders on many threads do
@@ -23,9 +23,13 @@
 //! - **Replay** ([`replay`]): on open, the chunk files are scanned for each series' full
 //!   chunks, then the newest WAL checkpoint and segments rebuild series, index, metadata,
 //!   exemplars and open chunks (skipping samples already in an mmap'd chunk).
+//! - **Lower bound and compaction**: [`Head::set_min_valid_time`] refuses older appends and
+//!   waits for commits in flight (commits re-check the bound and drop older samples, as
+//!   Prometheus' `headAppender.Commit` does), so [`Head::series_chunks`] afterwards sees the
+//!   complete range; reads keep showing the range until [`Head::truncate`].
 //! - **Truncation** ([`gc`]): [`Head::truncate`] drops chunks before a time, garbage-collects
-//!   series left without data, raises the lower bound, checkpoints the WAL and removes chunk
-//!   files no longer needed.
+//!   series left without data, raises the lower bound, checkpoints the WAL (the checkpoint
+//!   carries the bound, so it survives a restart) and removes chunk files no longer needed.
 //!
 //! # Directory layout
 //! ```text

@@ -35,9 +35,12 @@ fn config() -> UsageConfig {
     }
 }
 
-/// (metric, extra label sets) -> one series per label set.
-fn dataset() -> Vec<(&'static str, Vec<Vec<(&'static str, String)>>)> {
-    let n = |k: &'static str, count: usize| -> Vec<Vec<(&'static str, String)>> { (0..count).map(|i| vec![(k, i.to_string())]).collect() };
+/// The labels of one series besides `__name__`.
+type LabelSet = Vec<(&'static str, String)>;
+
+/// (metric, label sets): one series per label set.
+fn dataset() -> Vec<(&'static str, Vec<LabelSet>)> {
+    let n = |k: &'static str, count: usize| -> Vec<LabelSet> { (0..count).map(|i| vec![(k, i.to_string())]).collect() };
     let mut cpu = Vec::new();
     for inst in ["a", "b"] {
         for mode in ["idle", "user", "system", "iowait"] {

@@ -280,7 +280,7 @@ impl UsageService {
                 let r = tokio::task::spawn_blocking(move || {
                     let now = now_ms();
                     s.flush(now)?;
-                    if n % 300 == 0 {
+                    if n.is_multiple_of(300) {
                         s.recorder.store().snapshot(now)?;
                     }
                     Ok::<(), UsageError>(())

@@ -14,14 +14,18 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderValue};
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use query::Annotations;
+use storage::usage::ReadKind;
+use storage::Matcher;
 
+use super::recorder::{CallStats, Caller, OwnedInput, PendingCall};
 use super::report::{self, MetricUsageRow, SortKey, UnusedReport};
 use super::{now_ms, parse_window, UsageError, UsageService};
 use crate::api::json::success_serde;
@@ -50,13 +54,77 @@ impl From<UsageError> for ServerError {
 /// Records `call` in the background (blocking pool) when the usage service is running:
 /// resolving regex selectors against the index happens after the response, so recording
 /// never delays a query. Call from within the Tokio runtime.
-pub fn record_in_background(slot: &UsageSlot, querier: Arc<dyn storage::Querier>, call: super::recorder::PendingCall) {
+pub fn record_in_background(slot: &UsageSlot, call: PendingCall) {
     if let Some(svc) = slot.get() {
         let svc = Arc::clone(svc);
         tokio::task::spawn_blocking(move || {
-            svc.recorder().record_pending(&*querier, &call);
+            let q = svc.db().querier();
+            svc.recorder().record_pending(&q, &call);
         });
     }
+}
+
+/// The query handlers' hook: records an instant (`start_ms == end_ms`) or range query over
+/// `[start_ms - lookback_ms, end_ms]` that loaded `samples` samples in `elapsed`. A no-op
+/// until the service runs.
+#[allow(clippy::too_many_arguments)]
+pub fn record_query(
+    slot: &UsageSlot,
+    kind: ReadKind,
+    query: &str,
+    start_ms: i64,
+    end_ms: i64,
+    lookback_ms: i64,
+    headers: &HeaderMap,
+    samples: u64,
+    elapsed: Duration,
+) {
+    if slot.get().is_none() {
+        return;
+    }
+    record_in_background(
+        slot,
+        PendingCall {
+            kind,
+            input: OwnedInput::Query(query.to_string()),
+            mint_ms: start_ms.saturating_sub(lookback_ms),
+            maxt_ms: end_ms,
+            t_ms: now_ms(),
+            caller: Caller::from_request_headers(headers),
+            stats: CallStats { series: 0, samples, duration_us: elapsed.as_micros().min(u64::MAX as u128) as u64 },
+        },
+    );
+}
+
+/// The series / labels / label-values handlers' hook: records a call with `match[]` sets
+/// (empty: none given, which reads no metric) over `[start_ms, end_ms]` that returned
+/// `series` series (0 for label calls). A no-op until the service runs.
+#[allow(clippy::too_many_arguments)]
+pub fn record_match(
+    slot: &UsageSlot,
+    kind: ReadKind,
+    sets: &[Vec<Matcher>],
+    start_ms: i64,
+    end_ms: i64,
+    headers: &HeaderMap,
+    series: u64,
+    elapsed: Duration,
+) {
+    if slot.get().is_none() || sets.is_empty() {
+        return;
+    }
+    record_in_background(
+        slot,
+        PendingCall {
+            kind,
+            input: OwnedInput::Matchers(sets.to_vec()),
+            mint_ms: start_ms,
+            maxt_ms: end_ms,
+            t_ms: now_ms(),
+            caller: Caller::from_request_headers(headers),
+            stats: CallStats { series, samples: 0, duration_us: elapsed.as_micros().min(u64::MAX as u128) as u64 },
+        },
+    );
 }
 
 fn service(slot: &UsageSlot) -> Result<Arc<UsageService>, ServerError> {

@@ -375,7 +375,16 @@ impl HeadInner {
         }
         let id = self.next_id.fetch_add(1, Ordering::AcqRel);
         let s = Arc::new(MemSeries::new(id, pairs, self.gen.load(Ordering::Acquire)));
-        let (s, created) = self.series.insert(hash, labels, s, &self.symbols);
+        // The definition is buffered for the WAL while the series becomes findable by labels,
+        // so no transaction can commit a sample for it ahead of its definition.
+        let (s, created) = self.series.insert(hash, labels, s, &self.symbols, || {
+            self.wal.buffer(|buf| {
+                crate::wal::record::encode_series(
+                    buf,
+                    [(SeriesRef(u64::from(id)), labels.iter().map(|l| (l.name.as_str(), l.value.as_str())))],
+                )
+            })
+        });
         if !created {
             // Another appender created the same series first: undo our accounting.
             self.series_count.fetch_sub(1, Ordering::AcqRel);
@@ -387,12 +396,6 @@ impl HeadInner {
             return Ok((s, false));
         }
         self.index.add_interned(id, &s.labels);
-        self.wal.buffer(|buf| {
-            crate::wal::record::encode_series(
-                buf,
-                [(SeriesRef(u64::from(id)), labels.iter().map(|l| (l.name.as_str(), l.value.as_str())))],
-            )
-        });
         StorageMetrics::add(&self.metrics.head_series_created, 1);
         self.metrics.head_series.fetch_add(1, Ordering::Relaxed);
         Ok((s, true))

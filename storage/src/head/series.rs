@@ -492,29 +492,46 @@ impl SeriesMaps {
 
     /// Inserts `s` unless a series with the same labels got there first; returns the series
     /// that is in the map and whether it is `s`.
-    pub(crate) fn insert(&self, hash: u64, labels: &Labels, s: Arc<MemSeries>, symbols: &Symbols) -> (Arc<MemSeries>, bool) {
-        {
-            let mut shard = self.by_hash[hash_shard(hash)].write();
-            match shard.get_mut(&hash) {
-                None => {
-                    shard.insert(hash, HashSlot::One(Arc::clone(&s)));
+    ///
+    /// `s` is reachable by id before it is reachable by labels (so a ref handed out by a
+    /// lookup always resolves), and `on_insert` runs under the label-hash shard's write lock
+    /// once `s` has won: whatever it does (log the series definition to the WAL) happens
+    /// before any other thread can find `s` by its labels.
+    pub(crate) fn insert(
+        &self,
+        hash: u64,
+        labels: &Labels,
+        s: Arc<MemSeries>,
+        symbols: &Symbols,
+        on_insert: impl FnOnce(),
+    ) -> (Arc<MemSeries>, bool) {
+        self.put_id(Arc::clone(&s));
+        let mut shard = self.by_hash[hash_shard(hash)].write();
+        match shard.get_mut(&hash) {
+            None => {
+                shard.insert(hash, HashSlot::One(Arc::clone(&s)));
+            }
+            Some(slot) => {
+                let existing = match slot {
+                    HashSlot::One(x) => x.labels_eq(symbols, labels).then(|| Arc::clone(x)),
+                    HashSlot::Many(v) => v.iter().find(|x| x.labels_eq(symbols, labels)).cloned(),
+                };
+                if let Some(e) = existing {
+                    drop(shard);
+                    // Nobody learnt the losing id: clear its slot.
+                    if let Some(slot) = self.by_id[id_shard(s.id)].write().get_mut(id_slot(s.id)) {
+                        *slot = None;
+                    }
+                    return (e, false);
                 }
-                Some(slot) => {
-                    let existing = match slot {
-                        HashSlot::One(x) => x.labels_eq(symbols, labels).then(|| Arc::clone(x)),
-                        HashSlot::Many(v) => v.iter().find(|x| x.labels_eq(symbols, labels)).cloned(),
-                    };
-                    if let Some(e) = existing {
-                        return (e, false);
-                    }
-                    match slot {
-                        HashSlot::One(x) => *slot = HashSlot::Many(vec![Arc::clone(x), Arc::clone(&s)]),
-                        HashSlot::Many(v) => v.push(Arc::clone(&s)),
-                    }
+                match slot {
+                    HashSlot::One(x) => *slot = HashSlot::Many(vec![Arc::clone(x), Arc::clone(&s)]),
+                    HashSlot::Many(v) => v.push(Arc::clone(&s)),
                 }
             }
         }
-        self.put_id(Arc::clone(&s));
+        on_insert();
+        drop(shard);
         (s, true)
     }
 

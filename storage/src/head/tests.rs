@@ -343,3 +343,30 @@ fn raising_the_bound_drops_in_flight_samples_but_keeps_the_range_readable() {
     head.truncate(30).unwrap();
     assert_eq!(read(&head, &name_eq("m"), i64::MIN, i64::MAX)[0].1, vec![(40, 4.0f64.to_bits())]);
 }
+
+#[test]
+fn racing_creators_agree_on_one_series_and_log_it_once() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let head = Head::open(dir.path(), opts()).unwrap();
+        let refs: Vec<Vec<crate::SeriesRef>> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..4)
+                .map(|_| {
+                    let head = head.clone();
+                    s.spawn(move || {
+                        let mut app = head.appender();
+                        let v: Vec<_> = (0..50).map(|k| app.series_ref(&lbls("m", &k.to_string())).unwrap()).collect();
+                        app.commit().unwrap();
+                        v
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(refs.windows(2).all(|w| w[0] == w[1]), "every thread got the same refs");
+        assert_eq!(head.num_series(), 50);
+    }
+    let head = Head::open(dir.path(), opts()).unwrap();
+    assert_eq!(head.num_series(), 50);
+    assert_eq!(head.replay_info().series, 50, "one definition per series in the WAL");
+}

@@ -154,12 +154,20 @@ impl WalWriter {
             let rolled = if inner.pending.is_empty() {
                 inner.sink.write(records, sync_on_roll)?
             } else {
+                let buffered = inner.pending.len();
                 inner.pending.extend_from_slice(records);
-                let r = inner.sink.write(&inner.pending, sync_on_roll);
-                // The buffered records are now either written or part of a failed write whose
-                // caller will see the error; series records are re-logged by the head on retry.
-                inner.pending.clear();
-                r?
+                match inner.sink.write(&inner.pending, sync_on_roll) {
+                    Ok(rolled) => {
+                        inner.pending.clear();
+                        rolled
+                    }
+                    Err(e) => {
+                        // Keep the buffered definitions for the next write (it goes to a fresh
+                        // segment); the failed commit's own records are the caller's to retry.
+                        inner.pending.truncate(buffered);
+                        return Err(e);
+                    }
+                }
             };
             if rolled {
                 self.shared.metrics.wal_segments.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -197,7 +205,7 @@ impl WalWriter {
         let inner = &mut *inner;
         let sync = self.shared.opts.fsync != FsyncPolicy::Never;
         if !inner.pending.is_empty() {
-            inner.sink.write(&inner.pending, sync)?;
+            inner.sink.write(&inner.pending, sync)?; // on error the buffer is kept for a retry
             inner.pending.clear();
             inner.written_seq += 1;
         }

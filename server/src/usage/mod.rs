@@ -146,6 +146,42 @@ pub struct UsageService {
     costs: CostCache,
     export_interval_ms: i64,
     last_export_ms: parking_lot::Mutex<i64>,
+    /// The background flusher, aborted by [`stop`].
+    background: parking_lot::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// Opens the usage service for `db` as `cfg` says, publishes it into `slot` and starts its
+/// background flusher. Call from within the Tokio runtime (the blocking pool is fine). A
+/// failure is logged and the server runs without usage analytics: they must never keep the
+/// database from serving.
+pub fn start(slot: &http::UsageSlot, db: Db, cfg: &UsageConfig) {
+    if !cfg.enabled {
+        tracing::info!("usage analytics disabled");
+        return;
+    }
+    match UsageService::open(db, cfg, now_ms()) {
+        Ok(svc) => {
+            let svc = Arc::new(svc);
+            let h = svc.spawn_background();
+            *svc.background.lock() = Some(h);
+            tracing::info!(dir = %svc.dir().display(), "usage analytics recording");
+            let _ = slot.set(svc);
+        }
+        Err(e) => tracing::error!(error = %e, "usage analytics not started; continuing without them"),
+    }
+}
+
+/// Stops the background flusher and makes recorded usage durable; call at shutdown, before
+/// the database closes.
+pub fn stop(slot: &http::UsageSlot) {
+    if let Some(svc) = slot.get() {
+        if let Some(h) = svc.background.lock().take() {
+            h.abort();
+        }
+        if let Err(e) = svc.close(now_ms()) {
+            tracing::error!(error = %e, "saving usage at shutdown failed");
+        }
+    }
 }
 
 impl UsageService {
@@ -180,6 +216,7 @@ impl UsageService {
             costs: CostCache::default(),
             export_interval_ms: cfg.export_interval().as_millis() as i64,
             last_export_ms: parking_lot::Mutex::new(now_ms),
+            background: parking_lot::Mutex::new(None),
             dir,
         };
         svc.reload_static_refs()?;

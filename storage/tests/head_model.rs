@@ -1,13 +1,15 @@
 //! Model-based test of the head: any sequence of appends, commits, rollbacks, selects,
 //! truncations and restarts reads back exactly what a naive in-memory model says, across open
-//! chunks, full (mmap'd) chunks and restarts. Each append's result (accepted, or the exact
-//! typed error) must match the model's too.
+//! chunks, full (mmap'd) chunks and restarts, for float and native histogram samples (a series
+//! may switch between them). Each append's result (accepted, or the exact typed error) must
+//! match the model's too.
 
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 use storage::head::{Head, HeadOptions};
 use storage::wal::{FsyncPolicy, WalOptions};
+use storage::histogram::{FloatHistogram, Span};
 use storage::{AppendError, Appender, Labels, Matcher, Querier, SeriesRef, ValueType};
 
 const SERIES: usize = 4;
@@ -15,6 +17,7 @@ const SERIES: usize = 4;
 #[derive(Clone, Debug)]
 enum Op {
     Append { series: usize, t: i64, v: u8 },
+    AppendHistogram { series: usize, t: i64, v: u8 },
     Commit,
     Rollback,
     Select { mint: i64, len: i64 },
@@ -31,9 +34,31 @@ fn value(v: u8) -> f64 {
     }
 }
 
+fn histogram(v: u8) -> FloatHistogram {
+    let c = f64::from(v);
+    FloatHistogram {
+        schema: 1,
+        count: c * 2.0,
+        sum: c * 3.5,
+        zero_count: 1.0,
+        zero_threshold: 1e-9,
+        positive_spans: vec![Span { offset: -1, length: 2 }],
+        positive_buckets: vec![c, c - 1.0],
+        ..FloatHistogram::default()
+    }
+}
+
+/// A sample as the model keeps it: float bits or a histogram.
+#[derive(Clone, Debug, PartialEq)]
+enum Val {
+    F(u64),
+    H(FloatHistogram),
+}
+
 fn arb_op() -> impl Strategy<Value = Op> {
     prop_oneof![
         12 => (0..SERIES, 0i64..400, 0u8..8).prop_map(|(series, t, v)| Op::Append { series, t, v }),
+        3 => (0..SERIES, 0i64..400, 1u8..4).prop_map(|(series, t, v)| Op::AppendHistogram { series, t, v }),
         3 => Just(Op::Commit),
         1 => Just(Op::Rollback),
         2 => (0i64..400, 0i64..400).prop_map(|(mint, len)| Op::Select { mint, len }),
@@ -44,22 +69,22 @@ fn arb_op() -> impl Strategy<Value = Op> {
 
 #[derive(Default)]
 struct Model {
-    committed: BTreeMap<usize, Vec<(i64, u64)>>,
-    pending: Vec<(usize, i64, u64)>,
+    committed: BTreeMap<usize, Vec<(i64, Val)>>,
+    pending: Vec<(usize, i64, Val)>,
     min_valid: i64,
 }
 
 impl Model {
-    fn newest(&self, s: usize) -> Option<(i64, u64)> {
-        let c = self.committed.get(&s).and_then(|v| v.last().copied());
-        let p = self.pending.iter().rev().find(|p| p.0 == s).map(|p| (p.1, p.2));
+    fn newest(&self, s: usize) -> Option<(i64, Val)> {
+        let c = self.committed.get(&s).and_then(|v| v.last().cloned());
+        let p = self.pending.iter().rev().find(|p| p.0 == s).map(|p| (p.1, p.2.clone()));
         match (c, p) {
             (Some(a), Some(b)) => Some(if b.0 >= a.0 { b } else { a }),
             (a, b) => a.or(b),
         }
     }
 
-    fn append(&mut self, s: usize, t: i64, bits: u64) -> Result<(), AppendError> {
+    fn append(&mut self, s: usize, t: i64, val: Val) -> Result<(), AppendError> {
         if t < self.min_valid {
             return Err(AppendError::OutOfBounds { t_ms: t, min_valid_t_ms: self.min_valid });
         }
@@ -68,10 +93,14 @@ impl Model {
                 return Err(AppendError::OutOfOrder { t_ms: t, newest_t_ms: lt });
             }
             if t == lt {
-                return if lv == bits { Ok(()) } else { Err(AppendError::DuplicateTimestamp { t_ms: t }) };
+                return match (&lv, &val) {
+                    (Val::F(_), Val::H(_)) | (Val::H(_), Val::F(_)) => Err(AppendError::TypeConflict { t_ms: t }),
+                    _ if lv == val => Ok(()),
+                    _ => Err(AppendError::DuplicateTimestamp { t_ms: t }),
+                };
             }
         }
-        self.pending.push((s, t, bits));
+        self.pending.push((s, t, val));
         Ok(())
     }
 
@@ -89,10 +118,10 @@ impl Model {
         self.committed.retain(|_, v| !v.is_empty());
     }
 
-    fn select(&self, mint: i64, maxt: i64) -> Vec<(usize, Vec<(i64, u64)>)> {
+    fn select(&self, mint: i64, maxt: i64) -> Vec<(usize, Vec<(i64, Val)>)> {
         self.committed
             .iter()
-            .map(|(s, v)| (*s, v.iter().copied().filter(|x| x.0 >= mint && x.0 <= maxt).collect::<Vec<_>>()))
+            .map(|(s, v)| (*s, v.iter().filter(|x| x.0 >= mint && x.0 <= maxt).cloned().collect::<Vec<_>>()))
             .filter(|(_, v)| !v.is_empty())
             .collect()
     }
@@ -102,16 +131,25 @@ fn labels(s: usize) -> Labels {
     Labels::from_pairs([("__name__", "m".to_string()), ("s", format!("s{s}"))])
 }
 
-fn read(head: &Head, mint: i64, maxt: i64) -> Vec<(usize, Vec<(i64, u64)>)> {
+fn read(head: &Head, mint: i64, maxt: i64) -> Vec<(usize, Vec<(i64, Val)>)> {
     let ss = head.querier().select(&[Matcher::equal("__name__", "m")], mint, maxt).unwrap();
     ss.into_iter()
         .map(|s| {
             let idx: usize = s.labels.get("s").unwrap()[1..].parse().unwrap();
             let mut it = s.iter();
             let mut v = Vec::new();
-            while it.next() == ValueType::Float {
-                let (t, x) = it.at();
-                v.push((t, x.to_bits()));
+            loop {
+                match it.next() {
+                    ValueType::Float => {
+                        let (t, x) = it.at();
+                        v.push((t, Val::F(x.to_bits())));
+                    }
+                    ValueType::Histogram => {
+                        let (t, h) = it.at_histogram();
+                        v.push((t, Val::H(h.clone())));
+                    }
+                    ValueType::None => break,
+                }
             }
             (idx, v)
         })
@@ -149,9 +187,24 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     }
                 };
                 let x = value(v);
-                let want = model.append(series, t, x.to_bits());
+                let want = model.append(series, t, Val::F(x.to_bits()));
                 let got = a.append(r, t, x);
                 prop_assert_eq!(got, want, "append s{} t={} v={:x}", series, t, x.to_bits());
+            }
+            Op::AppendHistogram { series, t, v } => {
+                let a = app.get_or_insert_with(|| h.appender());
+                let r = match refs.get(&series) {
+                    Some(r) => *r,
+                    None => {
+                        let r = a.series_ref(&labels(series)).unwrap();
+                        refs.insert(series, r);
+                        r
+                    }
+                };
+                let x = histogram(v);
+                let want = model.append(series, t, Val::H(x.clone()));
+                let got = a.append_histogram(r, t, &x);
+                prop_assert_eq!(got, want, "append histogram s{} t={} v={}", series, t, v);
             }
             Op::Commit => {
                 if let Some(a) = app.take() {

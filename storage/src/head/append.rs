@@ -30,7 +30,9 @@ use super::HeadInner;
 pub(crate) struct AppendBuffers {
     samples: Vec<RefSample>,
     sample_series: Vec<Arc<MemSeries>>,
-    hists: Vec<(SeriesRef, i64, FloatHistogram)>,
+    /// Histograms with the number of float samples buffered before each (its position in
+    /// the transaction's append order).
+    hists: Vec<(SeriesRef, i64, FloatHistogram, usize)>,
     hist_series: Vec<Arc<MemSeries>>,
     exemplars: Vec<(SeriesRef, Exemplar)>,
     metadata: Vec<(String, Metadata)>,
@@ -182,6 +184,7 @@ impl HeadAppender {
     fn drop_below_bound(&mut self, min_valid: i64) -> u64 {
         let b = &mut self.buf;
         let mut dropped = 0u64;
+        let mut dropped_floats: Vec<usize> = Vec::new();
         let mut keep = 0;
         for i in 0..b.samples.len() {
             if b.samples[i].t_ms < min_valid {
@@ -191,6 +194,7 @@ impl HeadAppender {
                     st.pending_owner = 0;
                 }
                 dropped += 1;
+                dropped_floats.push(i);
                 continue;
             }
             b.samples.swap(keep, i);
@@ -216,6 +220,12 @@ impl HeadAppender {
         }
         b.hists.truncate(keep);
         b.hist_series.truncate(keep);
+        if !dropped_floats.is_empty() {
+            // Positions count floats before each histogram: subtract the dropped ones.
+            for h in &mut b.hists {
+                h.3 -= dropped_floats.partition_point(|&d| d < h.3);
+            }
+        }
         dropped
     }
 
@@ -228,8 +238,12 @@ impl HeadAppender {
         self.rejected[RejectReason::OutOfBounds as usize] += below;
         let b = &mut self.buf;
         b.wal.clear();
-        record::encode_samples(&mut b.wal, &b.samples);
-        record::encode_histograms(&mut b.wal, b.hists.iter().map(|(r, t, h)| (*r, *t, h)));
+        // Floats and histograms in append order (runs of each), so that replay applies a
+        // series' samples in the order this commit does.
+        for_each_run(b.samples.len(), &b.hists, |floats, hists| {
+            record::encode_samples(&mut b.wal, &b.samples[floats]);
+            record::encode_histograms(&mut b.wal, b.hists[hists].iter().map(|(r, t, h, _)| (*r, *t, h)));
+        });
         record::encode_exemplars(&mut b.wal, b.exemplars.iter().map(|(r, e)| (*r, e)));
         record::encode_metadata(&mut b.wal, b.metadata.iter().map(|(n, m)| (n.as_str(), m)));
         if let Err(e) = head.wal.commit(&b.wal) {
@@ -244,48 +258,52 @@ impl HeadAppender {
         let id = self.id;
         let b = &self.buf;
 
-        // Apply floats, holding a series' lock across its consecutive samples.
-        let mut i = 0;
-        while i < b.samples.len() {
-            let s = &b.sample_series[i];
-            let mut st = s.state.lock();
-            while i < b.samples.len() && Arc::ptr_eq(&b.sample_series[i], s) {
-                let smp = b.samples[i];
+        // Apply in append order: runs of floats (holding a series' lock across its
+        // consecutive samples) and runs of histograms.
+        for_each_run(b.samples.len(), &b.hists, |floats, hists| {
+            let mut i = floats.start;
+            while i < floats.end {
+                let s = &b.sample_series[i];
+                let mut st = s.state.lock();
+                while i < floats.end && Arc::ptr_eq(&b.sample_series[i], s) {
+                    let smp = b.samples[i];
+                    st.pending = st.pending.saturating_sub(1);
+                    match st.check_float(smp.t_ms, smp.v) {
+                        Ok(true) => {
+                            chunks_cut += st.append_float(s.id, smp.t_ms, smp.v, &head.cut, &head.chunks);
+                            stats.samples += 1;
+                            mint = mint.min(smp.t_ms);
+                            maxt = maxt.max(smp.t_ms);
+                        }
+                        Ok(false) => {}
+                        Err(_) => overtaken += 1,
+                    }
+                    i += 1;
+                }
+                if st.pending_owner == id {
+                    st.pending_owner = 0;
+                }
+            }
+            for k in hists {
+                let (_, t, h, _) = &b.hists[k];
+                let s = &b.hist_series[k];
+                let mut st = s.state.lock();
                 st.pending = st.pending.saturating_sub(1);
-                match st.check_float(smp.t_ms, smp.v) {
+                if st.pending_owner == id {
+                    st.pending_owner = 0;
+                }
+                match st.check_histogram(*t, h) {
                     Ok(true) => {
-                        chunks_cut += st.append_float(s.id, smp.t_ms, smp.v, &head.cut, &head.chunks);
-                        stats.samples += 1;
-                        mint = mint.min(smp.t_ms);
-                        maxt = maxt.max(smp.t_ms);
+                        chunks_cut += st.append_histogram(s.id, *t, h, &head.cut, &head.chunks);
+                        stats.histograms += 1;
+                        mint = mint.min(*t);
+                        maxt = maxt.max(*t);
                     }
                     Ok(false) => {}
                     Err(_) => overtaken += 1,
                 }
-                i += 1;
             }
-            if st.pending_owner == id {
-                st.pending_owner = 0;
-            }
-        }
-        for (k, (_, t, h)) in b.hists.iter().enumerate() {
-            let s = &b.hist_series[k];
-            let mut st = s.state.lock();
-            st.pending = st.pending.saturating_sub(1);
-            if st.pending_owner == id {
-                st.pending_owner = 0;
-            }
-            match st.check_histogram(*t, h) {
-                Ok(true) => {
-                    chunks_cut += st.append_histogram(s.id, *t, h, &head.cut, &head.chunks);
-                    stats.histograms += 1;
-                    mint = mint.min(*t);
-                    maxt = maxt.max(*t);
-                }
-                Ok(false) => {}
-                Err(_) => overtaken += 1,
-            }
-        }
+        });
         if !b.exemplars.is_empty() {
             let mut ex = head.exemplars.lock();
             for (r, e) in &b.exemplars {
@@ -311,6 +329,26 @@ impl HeadAppender {
         StorageMetrics::add(&head.metrics.head_chunks, chunks_cut);
         self.publish(&stats);
         Ok(stats)
+    }
+}
+
+/// Splits a transaction into alternating runs in append order: `f(float_range, hist_range)`
+/// where the floats come first, then the histograms appended after them (either may be empty).
+fn for_each_run(
+    n_floats: usize,
+    hists: &[(SeriesRef, i64, FloatHistogram, usize)],
+    mut f: impl FnMut(std::ops::Range<usize>, std::ops::Range<usize>),
+) {
+    let (mut fi, mut hi) = (0, 0);
+    while fi < n_floats || hi < hists.len() {
+        let next = hists.get(hi).map_or(n_floats, |h| h.3.min(n_floats));
+        let floats = fi..next.max(fi);
+        fi = floats.end;
+        let start = hi;
+        while hi < hists.len() && hists[hi].3 <= fi {
+            hi += 1;
+        }
+        f(floats, start..hi);
     }
 }
 
@@ -355,7 +393,8 @@ impl Appender for HeadAppender {
         };
         match self.accept(&s, t_ms, Kind::Histogram, 0, Some(h)) {
             Ok(true) => {
-                self.buf.hists.push((series, t_ms, h.clone()));
+                let pos = self.buf.samples.len();
+                self.buf.hists.push((series, t_ms, h.clone(), pos));
                 self.buf.hist_series.push(s);
                 Ok(())
             }
@@ -366,8 +405,8 @@ impl Appender for HeadAppender {
                     .hists
                     .iter()
                     .rev()
-                    .find(|(r, _, _)| *r == series)
-                    .is_some_and(|(_, t, p)| *t == t_ms && histograms_identical(p, h)) =>
+                    .find(|(r, _, _, _)| *r == series)
+                    .is_some_and(|(_, t, p, _)| *t == t_ms && histograms_identical(p, h)) =>
             {
                 Ok(()) // an exact repeat of this transaction's own newest histogram
             }

@@ -13,6 +13,8 @@
 mod common;
 mod query_clients_support;
 
+use std::process::Command;
+
 use serde_json::json;
 
 use common::{client, Hearth};
@@ -201,4 +203,226 @@ fn grafana_datasource_requests() {
         json!([{"seriesLabels": {"__name__": "qc_requests_total", "instance": "a:1", "job": "api", "method": "GET"},
             "exemplars": [{"labels": {"trace_id": "4bf92f3577b34da6"}, "value": "1", "timestamp": (t0 + 15_000) / 1000}]}])
     );
+}
+
+/// Status, parsed body and content type of a request.
+fn send(r: reqwest::blocking::RequestBuilder) -> (u16, serde_json::Value, String) {
+    let r = r.send().expect("request");
+    let st = r.status().as_u16();
+    let ct = r.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+    (st, r.json().unwrap_or(serde_json::Value::Null), ct)
+}
+
+/// The object's keys, sorted.
+fn keys(v: &serde_json::Value) -> Vec<String> {
+    let mut k: Vec<String> = v.as_object().unwrap_or_else(|| panic!("not an object: {v}")).keys().cloned().collect();
+    k.sort();
+    k
+}
+
+/// Asserts a Prometheus error envelope: status code, `errorType`, and nothing but
+/// `status`, `errorType`, `error`.
+#[track_caller]
+fn assert_error(got: (u16, serde_json::Value, String), status: u16, error_type: &str) {
+    let (st, v, ct) = got;
+    assert_eq!(st, status, "{v}");
+    assert!(ct.starts_with("application/json"), "{ct}");
+    assert_eq!(keys(&v), ["error", "errorType", "status"], "{v}");
+    assert_eq!(v["status"], "error");
+    assert_eq!(v["errorType"], error_type, "{v}");
+    assert!(!v["error"].as_str().unwrap().is_empty());
+}
+
+#[test]
+fn api_envelope_status_codes_and_parameter_forms() {
+    let dir = tempfile::tempdir().unwrap();
+    let (h, c, t0) = hearth_with_dataset(dir.path(), &[]);
+    let end_ms = t0 + STEPS * 15_000;
+    let q = |params: &[(&str, String)]| send(c.get(h.url("/api/v1/query")).query(params));
+    let qr = |params: &[(&str, String)]| send(c.post(h.url("/api/v1/query_range")).form(params));
+
+    // Success envelope: only `status` and `data` when there are no annotations.
+    let (st, v, ct) = q(&[("query", "qc_build_info".into()), ("time", secs(end_ms))]);
+    assert_eq!(st, 200);
+    assert!(ct.starts_with("application/json"), "{ct}");
+    assert_eq!(keys(&v), ["data", "status"]);
+    assert_eq!(v["data"]["result"][0]["value"], json!([end_ms / 1000, "1"]));
+
+    // Timestamps: Unix seconds with decimals and RFC 3339 (Z and offsets) are the same instant.
+    let t = t0 + 300_500;
+    let rfc = |ms: i64| {
+        let (s, frac) = (ms.div_euclid(1000), ms.rem_euclid(1000));
+        let out = Command::new("date").args(["-u", "-d", &format!("@{s}"), "+%Y-%m-%dT%H:%M:%S"]).output().unwrap();
+        format!("{}.{frac:03}Z", String::from_utf8(out.stdout).unwrap().trim())
+    };
+    let as_secs = q(&[("query", "time()".into()), ("time", secs(t))]).1;
+    assert_eq!(as_secs["data"]["result"], json!([t as f64 / 1000.0, format!("{}", t as f64 / 1000.0)]));
+    assert_eq!(q(&[("query", "time()".into()), ("time", rfc(t))]).1, as_secs);
+    let with_offset = rfc(t + 2 * 3_600_000).replace('Z', "+02:00");
+    assert_eq!(q(&[("query", "time()".into()), ("time", with_offset)]).1, as_secs);
+
+    // Durations: `5m`-style and float seconds.
+    let form = |step: &str| {
+        vec![("query", "qc_build_info".to_string()), ("start", secs(t0)), ("end", secs(end_ms)), ("step", step.to_string())]
+    };
+    let by_float = qr(&form("90")).1;
+    assert_eq!(by_float["data"]["result"][0]["values"].as_array().unwrap().len(), 7, "{by_float}");
+    assert_eq!(qr(&form("1m30s")).1, by_float);
+    assert_eq!(qr(&form("90.0")).1, by_float);
+    // GET and POST give the same answer; a POST body wins over the URL's query string.
+    assert_eq!(send(c.get(h.url("/api/v1/query_range")).query(&form("90"))).1, by_float);
+    let (_, v, _) = send(c.post(h.url("/api/v1/query?query=1")).form(&[("query", "2"), ("time", "10")]));
+    assert_eq!(v["data"]["result"], json!([10, "2"]));
+
+    // Step and resolution limits (400 bad_data): 11,000 steps pass, one more is refused.
+    let range = |start: &str, end: &str, step: &str| {
+        qr(&[("query", "1".into()), ("start", start.into()), ("end", end.into()), ("step", step.into())])
+    };
+    let (st, v, _) = range("0", "11000", "1");
+    assert_eq!(st, 200);
+    assert_eq!(v["data"]["result"][0]["values"].as_array().unwrap().len(), 11_001);
+    assert_error(range("0", "11001", "1"), 400, "bad_data");
+    assert_error(range("0", "10", "0"), 400, "bad_data");
+    assert_error(range("0", "10", "-1"), 400, "bad_data");
+    assert_error(range("0", "10", ""), 400, "bad_data");
+    assert_error(range("0", "10", "fast"), 400, "bad_data");
+    assert_error(range("10", "0", "1"), 400, "bad_data");
+    assert_error(range("", "10", "1"), 400, "bad_data");
+    assert_error(range("yesterday", "10", "1"), 400, "bad_data");
+
+    // Bad queries and parameters: 400 bad_data.
+    assert_error(q(&[("query", "sum(".into())]), 400, "bad_data");
+    assert_error(q(&[("query", "".into())]), 400, "bad_data");
+    assert_error(q(&[("query", "1".into()), ("time", "noon".into())]), 400, "bad_data");
+    assert_error(q(&[("query", "1".into()), ("timeout", "soon".into())]), 400, "bad_data");
+    assert_error(send(c.get(h.url("/api/v1/series"))), 400, "bad_data");
+    assert_error(send(c.get(h.url("/api/v1/series")).query(&[("match[]", "{job=~\".*\"}")])), 400, "bad_data");
+    assert_error(send(c.get(h.url("/api/v1/series")).query(&[("match[]", "rate(x[5m])")])), 400, "bad_data");
+    assert_error(send(c.get(h.url("/api/v1/labels")).query(&[("limit", "-1")])), 400, "bad_data");
+    assert_error(send(c.get(h.url("/api/v1/format_query")).query(&[("query", "sum(")])), 400, "bad_data");
+    assert_error(
+        send(c.get(h.url("/api/v1/query_exemplars")).query(&[("query", "qc_requests_total"), ("start", "10"), ("end", "5")])),
+        400,
+        "bad_data",
+    );
+
+    // Execution errors: 422 (two series that differ only in their name, once `rate` drops it).
+    assert_error(
+        q(&[("query", "rate({__name__=~\"qc_latency_seconds_(sum|count)\"}[1m])".into()), ("time", secs(end_ms))]),
+        422,
+        "execution",
+    );
+
+    // Annotations: `infos` for rate() of a gauge-named metric, `warnings` for buckets
+    // without `le`; both as arrays of strings next to `data`.
+    let (st, v, _) = q(&[("query", "rate(qc_temperature_celsius[1m])".into()), ("time", secs(end_ms))]);
+    assert_eq!(st, 200);
+    assert_eq!(keys(&v), ["data", "infos", "status"], "{v}");
+    assert!(v["infos"][0].as_str().unwrap().contains("metric might not be a counter"), "{v}");
+    let (st, v, _) = q(&[("query", "histogram_quantile(0.9, rate(qc_requests_total[1m]))".into()), ("time", secs(end_ms))]);
+    assert_eq!(st, 200);
+    assert_eq!(keys(&v), ["data", "status", "warnings"], "{v}");
+    assert!(v["warnings"][0].as_str().unwrap().contains("bucket label \"le\" is missing"), "{v}");
+    // Classic-histogram quantile: buckets grow 5:9:10 per step, so q0.7 lies in (0.1, 0.5].
+    let (_, v, _) = q(&[
+        ("query", "histogram_quantile(0.7, sum by (le) (rate(qc_latency_seconds_bucket[1m])))".into()),
+        ("time", secs(end_ms)),
+    ]);
+    let got = query_clients_support::parse_value(v["data"]["result"][0]["value"][1].as_str().unwrap());
+    assert!((got - 0.3).abs() < 1e-9, "{v}");
+
+    // `lookback_delta`: a shorter lookback loses samples older than it.
+    let later = secs(end_ms + 120_000);
+    let (_, v, _) = q(&[("query", "qc_temperature_celsius".into()), ("time", later.clone())]);
+    assert_eq!(v["data"]["result"].as_array().unwrap().len(), 2);
+    let (_, v, _) = q(&[("query", "qc_temperature_celsius".into()), ("time", later), ("lookback_delta", "1m".into())]);
+    assert_eq!(v["data"]["result"], json!([]));
+
+    // `limit` truncates and says so in `warnings`.
+    let (st, v, _) = send(c.get(h.url("/api/v1/labels")).query(&[("limit", "2")]));
+    assert_eq!(st, 200);
+    assert_eq!(v["data"], json!(["__name__", "instance"]));
+    assert_eq!(v["warnings"], json!(["results truncated due to limit"]));
+    let (_, v, _) = send(c.get(h.url("/api/v1/label/job/values")).query(&[("limit", "1")]));
+    assert_eq!(v["data"], json!(["api"]));
+    assert_eq!(v["warnings"], json!(["results truncated due to limit"]));
+    let (_, v, _) = send(c.post(h.url("/api/v1/series")).form(&[("match[]", "qc_temperature_celsius"), ("limit", "1")]));
+    assert_eq!(v["data"].as_array().unwrap().len(), 1);
+    assert_eq!(v["warnings"], json!(["results truncated due to limit"]));
+    let (_, v, _) = send(c.get(h.url("/api/v1/metadata")).query(&[("limit", "1")]));
+    assert_eq!(v["data"].as_object().unwrap().len(), 1, "{v}");
+
+    // `start`/`end` bound the series API; several `match[]` are a union.
+    let (_, v, _) = send(c.post(h.url("/api/v1/series")).form(&[
+        ("match[]", "qc_requests_total".to_string()),
+        ("start", secs(end_ms + 600_000)),
+        ("end", secs(end_ms + 700_000)),
+    ]));
+    assert_eq!(v["data"], json!([]));
+    let (_, v, _) = send(
+        c.post(h.url("/api/v1/series"))
+            .form(&[("match[]", "qc_build_info"), ("match[]", "qc_temperature_celsius{room=\"cellar\"}"), ("match[]", "qc_build_info")]),
+    );
+    assert_eq!(
+        v["data"],
+        json!([
+            {"__name__": "qc_build_info", "job": "api", "version": "1.2.3"},
+            {"__name__": "qc_temperature_celsius", "job": "sensor", "room": "cellar"}
+        ])
+    );
+    // Label values are `[]`, never null, for an unknown label; an invalid name is bad_data.
+    let (st, v, _) = send(c.get(h.url("/api/v1/label/nosuchlabel/values")));
+    assert_eq!(st, 200);
+    assert_eq!(v["data"], json!([]));
+
+    // format_query pretty-prints.
+    let (st, v, _) = send(c.post(h.url("/api/v1/format_query")).form(&[("query", "sum(rate(foo[5m]))by(job)")]));
+    assert_eq!(st, 200);
+    assert_eq!(v["data"], "sum by (job) (rate(foo[5m]))");
+
+    // Status endpoints.
+    let (st, v, _) = send(c.get(h.url("/api/v1/status/tsdb")));
+    assert_eq!(st, 200);
+    let head = &v["data"]["headStats"];
+    assert_eq!(head["numSeries"], 10, "{v}");
+    assert_eq!(head["minTime"], t0, "{v}");
+    assert_eq!(head["maxTime"], end_ms, "{v}");
+    assert!(v["data"]["seriesCountByMetricName"].as_array().unwrap().contains(&json!({"name": "qc_latency_seconds_bucket", "value": 3})), "{v}");
+    for k in ["labelValueCountByLabelName", "memoryInBytesByLabelName", "seriesCountByLabelValuePair"] {
+        assert!(v["data"][k].is_array(), "{k}: {v}");
+    }
+    let (st, v, _) = send(c.get(h.url("/api/v1/status/runtimeinfo")));
+    assert_eq!(st, 200);
+    for k in ["startTime", "CWD", "reloadConfigSuccess", "lastConfigTime", "corruptionCount", "goroutineCount", "GOMAXPROCS", "GOGC", "GODEBUG", "storageRetention"] {
+        assert!(v["data"].get(k).is_some(), "runtimeinfo lacks {k}: {v}");
+    }
+    let (st, v, _) = send(c.get(h.url("/api/v1/status/buildinfo")));
+    assert_eq!(st, 200);
+    for k in ["version", "revision", "branch", "buildUser", "buildDate", "goVersion"] {
+        assert!(v["data"][k].is_string(), "buildinfo lacks {k}: {v}");
+    }
+}
+
+#[test]
+fn too_many_samples_is_422_and_timeout_is_503() {
+    let dir = tempfile::tempdir().unwrap();
+    let (h, c, t0) = hearth_with_dataset(dir.path(), &["--query.max-samples=10"]);
+    let end_ms = t0 + STEPS * 15_000;
+    let q = |query: &str, extra: &[(&str, &str)]| {
+        let mut p = vec![("query", query.to_string()), ("time", secs(end_ms))];
+        p.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+        send(c.post(h.url("/api/v1/query")).form(&p))
+    };
+    // 41 samples in one range selector exceed 10.
+    assert_error(q("count_over_time(qc_build_info[15m])", &[]), 422, "execution");
+    assert_eq!(q("count_over_time(qc_build_info[30s])", &[]).0, 200);
+    drop(h);
+
+    let dir = tempfile::tempdir().unwrap();
+    let (h, c, _) = hearth_with_dataset(dir.path(), &[]);
+    // Millions of subquery steps cannot finish in a millisecond.
+    let (st, v, ct) = send(
+        c.post(h.url("/api/v1/query")).form(&[("query", "count_over_time(vector(1)[30d:1s])"), ("time", "1e9"), ("timeout", "1ms")]),
+    );
+    assert_error((st, v, ct), 503, "timeout");
 }

@@ -426,3 +426,84 @@ fn too_many_samples_is_422_and_timeout_is_503() {
     );
     assert_error((st, v, ct), 503, "timeout");
 }
+
+#[test]
+fn promtool_queries_against_hearth() {
+    if !query_clients_support::have_all(&["promtool"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (h, _c, t0) = hearth_with_dataset(dir.path(), &[]);
+    let server = h.url("");
+    let end_ms = t0 + STEPS * 15_000;
+    let json_out = |args: &[&str]| -> serde_json::Value {
+        let out = promtool(args);
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("promtool {args:?}: {e}: {}", String::from_utf8_lossy(&out.stdout)))
+    };
+
+    // Instant query (POSTed by the Go client, falling back to GET on 405).
+    let v = json_out(&["query", "instant", "-o", "json", &server, "sum by (room) (qc_temperature_celsius)", &format!("--time={}", secs(end_ms))]);
+    assert_eq!(
+        v,
+        json!([
+            {"metric": {"room": "cellar"}, "value": [end_ms / 1000, "12"]},
+            {"metric": {"room": "kitchen"}, "value": [end_ms / 1000, (20 + STEPS % 3).to_string()]}
+        ])
+    );
+    // The promql output format prints the same vector.
+    let out = promtool(&["query", "instant", &server, "qc_build_info", &format!("--time={}", secs(end_ms))]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("qc_build_info{job=\"api\", version=\"1.2.3\"} => 1 @["), "{text}");
+
+    // Range query with a duration step.
+    let (start, end) = (t0 + 300_000, t0 + 600_000);
+    let v = json_out(&[
+        "query",
+        "range",
+        "-o",
+        "json",
+        &server,
+        "sum(rate(qc_requests_total[1m]))",
+        &format!("--start={}", secs(start)),
+        &format!("--end={}", secs(end)),
+        "--step=1m",
+    ]);
+    let got = index_result(&v);
+    let expected = std::collections::BTreeMap::from([(
+        format!("{:?}", std::collections::BTreeMap::<String, String>::new()),
+        (0..=5).map(|k| (start + k * 60_000, 14.0 / 15.0)).collect::<Vec<_>>(),
+    )]);
+    assert_eq!(diff(&expected, &got, 1e-9), None, "{v}");
+
+    // Series (POST) with two selectors and a time range.
+    let v = json_out(&[
+        "query",
+        "series",
+        "-o",
+        "json",
+        &server,
+        "--match=qc_requests_total{method=\"POST\"}",
+        "--match=qc_build_info",
+        &format!("--start={}", secs(t0)),
+        &format!("--end={}", secs(end_ms)),
+    ]);
+    assert_eq!(
+        v,
+        json!([
+            {"__name__": "qc_build_info", "job": "api", "version": "1.2.3"},
+            {"__name__": "qc_requests_total", "instance": "b:1", "job": "api", "method": "POST"}
+        ])
+    );
+
+    // Label values, all and restricted by a selector.
+    let v = json_out(&["query", "labels", "-o", "json", &server, "job"]);
+    assert_eq!(v, json!(["api", "sensor"]));
+    let v = json_out(&["query", "labels", "-o", "json", &server, "room", "--match=qc_temperature_celsius{room!=\"cellar\"}"]);
+    assert_eq!(v, json!(["kitchen"]));
+
+    // A query error reaches promtool as a failure with Prometheus' message.
+    let out = Command::new("promtool").args(["query", "instant", &server, "sum("]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad_data"), "{err}");
+}

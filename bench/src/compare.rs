@@ -289,7 +289,7 @@ pub fn run(config: CompareConfig) -> Result<CompareReport> {
             continue;
         }
         if let Some(sys) = running.get_mut(&r.kind) {
-            match rt.block_on(disk::measure(&http, sys)) {
+            match rt.block_on(disk::measure(&http, sys, encoded.samples)) {
                 Ok(d) => r.disk = Some(d),
                 Err(e) => r.fail(format!("disk measurement: {e}")),
             }

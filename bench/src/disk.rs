@@ -4,10 +4,11 @@
 //!   the in-memory head as a compacted, indexed block next to the existing blocks in
 //!   `snapshots/<name>/`. Its size is what the data costs once persisted; the WAL (which a
 //!   running Prometheus also keeps, and deletes after compaction) is excluded.
-//! - **VictoriaMetrics**: `GET /internal/force_flush` writes its in-memory buffers to parts; the
-//!   size of `-storageDataPath` (data and indexdb; VictoriaMetrics has no WAL; the `cache` and
-//!   `snapshots` directories are excluded) is then sampled every second until two samples agree
-//!   (background merges settled) or 60 s pass.
+//! - **VictoriaMetrics**: `GET /internal/force_flush` starts writing its in-memory buffers to
+//!   parts; once its `/metrics` count every sample sent in a storage part (`vm_rows`) with none
+//!   pending (`vm_pending_rows`), the size of `-storageDataPath` (data and indexdb;
+//!   VictoriaMetrics has no WAL; `cache` and `snapshots` excluded) is sampled every 2 s until two
+//!   samples agree (merges settled); at most 120 s in all.
 //! - **Hearth**: a Prometheus-compatible snapshot endpoint is tried first and measured like
 //!   Prometheus'; without one, Hearth is stopped with SIGTERM (a graceful shutdown) and its data
 //!   directory is measured without its `wal` directory. The method used is reported.
@@ -25,8 +26,13 @@ use crate::systems::{RunningSystem, SystemKind};
 /// A disk measurement and how it was taken.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DiskUsage {
-    /// Bytes measured.
+    /// Bytes of persisted data (WAL excluded), per the module doc.
     pub bytes: u64,
+    /// Bytes of the whole data directory, WAL included (snapshots excluded).
+    pub total_bytes: u64,
+    /// Whether `bytes` includes the series index (false for Hearth measured without a
+    /// snapshot API while its data is still in the head: its series live in the WAL then).
+    pub index_included: bool,
     /// How (for the report).
     pub method: String,
 }
@@ -46,16 +52,53 @@ async fn snapshot(client: &reqwest::Client, sys: &RunningSystem) -> Result<Optio
     Ok(v["data"]["name"].as_str().map(str::to_string))
 }
 
+/// VictoriaMetrics' own counts from `/metrics`: rows in storage parts, and rows pending.
+async fn vm_rows(client: &reqwest::Client, sys: &RunningSystem) -> Result<(u64, u64)> {
+    let text = client
+        .get(format!("{}/metrics", sys.base_url))
+        .send()
+        .await
+        .map_err(|source| BenchError::Http { system: sys.kind.name().into(), source })?
+        .text()
+        .await
+        .map_err(|source| BenchError::Http { system: sys.kind.name().into(), source })?;
+    Ok(parse_vm_rows(&text))
+}
+
+/// Parses `vm_rows{type="storage/small|big"}` (summed) and `vm_pending_rows{type="storage"}`
+/// out of VictoriaMetrics' `/metrics` text.
+pub fn parse_vm_rows(text: &str) -> (u64, u64) {
+    let value = |line: &str| line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) as u64;
+    let mut rows = 0;
+    let mut pending = 0;
+    for line in text.lines() {
+        if line.starts_with("vm_rows{type=\"storage/small\"}") || line.starts_with("vm_rows{type=\"storage/big\"}") {
+            rows += value(line);
+        } else if line.starts_with("vm_pending_rows{type=\"storage\"}") {
+            pending += value(line);
+        }
+    }
+    (rows, pending)
+}
+
 /// Measures `sys` per the module doc. For Hearth without a snapshot endpoint this stops the
 /// server, so call it last.
-pub async fn measure(client: &reqwest::Client, sys: &mut RunningSystem) -> Result<DiskUsage> {
+/// `expected_samples` is how many samples `sys` was sent (VictoriaMetrics is waited for until
+/// it has them all in parts).
+pub async fn measure(client: &reqwest::Client, sys: &mut RunningSystem, expected_samples: u64) -> Result<DiskUsage> {
     match sys.kind {
         SystemKind::Prometheus => {
+            let total_bytes = dir_bytes(&sys.data_dir, &["snapshots"])?;
             let name = snapshot(client, sys)
                 .await?
                 .ok_or_else(|| BenchError::Process("prometheus: snapshot API refused".into()))?;
             let bytes = dir_bytes(&sys.data_dir.join("snapshots").join(&name), &[])?;
-            Ok(DiskUsage { bytes, method: "TSDB snapshot (head persisted as a block; WAL excluded)".into() })
+            Ok(DiskUsage {
+                bytes,
+                total_bytes,
+                index_included: true,
+                method: "TSDB snapshot (head persisted as a block with its index; WAL excluded)".into(),
+            })
         }
         SystemKind::VictoriaMetrics => {
             let url = format!("{}/internal/force_flush", sys.base_url);
@@ -67,31 +110,76 @@ pub async fn measure(client: &reqwest::Client, sys: &mut RunningSystem) -> Resul
             if !resp.status().is_success() {
                 return Err(BenchError::Process(format!("victoria-metrics: force_flush answered {}", resp.status())));
             }
+            // force_flush only starts the flush: rows reach disk parts over the next seconds.
+            // Wait until VictoriaMetrics counts every sample in a part and none pending, then
+            // until the directory size is stable over 2 s.
             let skip = ["snapshots", "cache"];
-            let deadline = Instant::now() + Duration::from_secs(60);
+            let deadline = Instant::now() + Duration::from_secs(120);
+            let mut all_rows = false;
+            while Instant::now() < deadline {
+                if let Ok((rows, pending)) = vm_rows(client, sys).await {
+                    if rows >= expected_samples && pending == 0 {
+                        all_rows = true;
+                        break;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
             let mut prev = dir_bytes(&sys.data_dir, &skip)?;
             loop {
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                tokio::time::sleep(Duration::from_secs(2)).await;
                 let now = dir_bytes(&sys.data_dir, &skip)?;
                 if now == prev || Instant::now() >= deadline {
+                    let rows_note = if all_rows { "all samples in parts" } else { "NOT all samples reported in parts after 120 s" };
                     return Ok(DiskUsage {
                         bytes: now,
-                        method: "force_flush, then data dir once merges settle (no WAL)".into(),
+                        total_bytes: now,
+                        index_included: true,
+                        method: format!("force_flush, then data and indexdb once vm_rows counts every sample ({rows_note}) and the size is stable for 2 s (no WAL)"),
                     });
                 }
                 prev = now;
             }
         }
         SystemKind::Hearth => {
+            let total_before = dir_bytes(&sys.data_dir, &["snapshots"])?;
             if let Some(name) = snapshot(client, sys).await? {
                 let bytes = dir_bytes(&sys.data_dir.join("snapshots").join(&name), &[])?;
-                return Ok(DiskUsage { bytes, method: "TSDB snapshot API (WAL excluded)".into() });
+                return Ok(DiskUsage {
+                    bytes,
+                    total_bytes: total_before,
+                    index_included: true,
+                    method: "TSDB snapshot API (WAL excluded)".into(),
+                });
             }
             let clean = sys.child.terminate(Duration::from_secs(120));
             let bytes = dir_bytes(&sys.data_dir, &["wal", "snapshots"])?;
             let total = dir_bytes(&sys.data_dir, &[])?;
             let how = if clean { "graceful shutdown" } else { "killed after 120 s shutdown" };
-            Ok(DiskUsage { bytes, method: format!("{how}, data dir without wal/ (with WAL: {total} bytes)") })
+            // Blocks carry their own index; data still in the head has its series in the WAL.
+            let blocks = std::fs::read_dir(&sys.data_dir)
+                .map(|d| d.flatten().any(|e| e.path().join("index").exists()))
+                .unwrap_or(false);
+            Ok(DiskUsage {
+                bytes,
+                total_bytes: total,
+                index_included: blocks,
+                method: format!(
+                    "no snapshot API: {how}, data dir without wal/ ({}; with the WAL: {total} bytes)",
+                    if blocks { "blocks with their index, plus head chunks" } else { "head chunk files only: the series index is not included" }
+                ),
+            })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vm_rows_from_metrics_text() {
+        let text = "vm_rows{type=\"indexdb\"} 10611\nvm_rows{type=\"storage/big\"} 5\nvm_rows{type=\"storage/small\"} 960000\nvm_pending_rows{type=\"indexdb\"} 3\nvm_pending_rows{type=\"storage\"} 7\n";
+        assert_eq!(parse_vm_rows(text), (960_005, 7));
     }
 }

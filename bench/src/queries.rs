@@ -331,7 +331,9 @@ mod tests {
         let fewer = answer(r#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"job":"a"},"values":[[1,"100"]]}]}}"#);
         assert_eq!(compare(&a, &fewer, 0.02, 0).points_differ, 1);
         // Points before the checked range are ignored on both sides.
-        assert!(compare(&a, &fewer, 0.02, 2_000).agrees());
+        let later = answer(r#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"job":"a"},"values":[[2,"NaN"]]}]}}"#);
+        assert_eq!(compare(&a, &later, 0.02, 0).points_differ, 1);
+        assert!(compare(&a, &later, 0.02, 1_500).agrees());
     }
 
     #[test]

@@ -109,11 +109,26 @@ pub fn markdown(r: &CompareReport, command: &str) -> String {
         notes: vec![],
     });
     rows.push(Row {
-        name: "bytes per sample on disk (see notes)".into(),
+        name: "bytes per sample on disk, persisted, WAL excluded (see notes)".into(),
         values: per(&|s| s.disk.as_ref().map(|d| d.bytes as f64 / samples)),
         format: fmt_2,
         better: Better::Lower,
         target: Some(Target { peer: vm, ratio: 0.7 }),
+        notes: r
+            .systems
+            .iter()
+            .map(|s| match &s.disk {
+                Some(d) if !d.index_included => " (no index)".to_string(),
+                _ => String::new(),
+            })
+            .collect(),
+    });
+    rows.push(Row {
+        name: "bytes per sample, whole data dir incl. WAL".into(),
+        values: per(&|s| s.disk.as_ref().map(|d| d.total_bytes as f64 / samples)),
+        format: fmt_2,
+        better: Better::Lower,
+        target: None,
         notes: vec![],
     });
     for (ci, case) in r.cases.iter().enumerate() {
@@ -194,10 +209,11 @@ pub fn markdown(r: &CompareReport, command: &str) -> String {
                             format!("**MISSED** ({q:.2}×)")
                         }
                     }
-                    _ => {
+                    (None, _) => {
                         missed.push(row.name.clone());
                         "**MISSED** (no Hearth figure)".to_string()
                     }
+                    (Some(_), _) => format!("n/a (no {} figure)", short_name(t.peer)),
                 };
                 (label, verdict)
             }
@@ -280,7 +296,14 @@ fn notes(out: &mut String, r: &CompareReport, command: &str) {
     let _ = writeln!(out);
     for s in &r.systems {
         if let Some(d) = &s.disk {
-            let _ = writeln!(out, "- {} on disk: {} bytes, {}.", short_name(s.kind), d.bytes, d.method);
+            let _ = writeln!(
+                out,
+                "- {} on disk: {} bytes persisted, {} bytes whole data dir; {}.",
+                short_name(s.kind),
+                d.bytes,
+                d.total_bytes,
+                d.method
+            );
         }
     }
     for s in &r.systems {

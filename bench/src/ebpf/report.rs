@@ -1,0 +1,400 @@
+//! The rounds of an overhead run, their per-mode medians, the verdict against the target
+//! (under 5% throughput loss, no ring-buffer drops), and the Markdown of bench/results/ebpf.md.
+
+use std::fmt::Write as _;
+
+use super::hearth::EbpfCounters;
+use super::wrk::WrkRun;
+
+/// The throughput loss the eBPF source may cost, percent of the baseline's median req/s.
+pub const TARGET_LOSS_PERCENT: f64 = 5.0;
+
+/// What ran beside nginx during a round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// nginx alone.
+    Baseline,
+    /// Hearth with eBPF observing nginx's port.
+    Observed,
+    /// Hearth with eBPF observing another (idle) port: the cost on unobserved traffic.
+    OtherPort,
+}
+
+impl Mode {
+    /// Label in tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Baseline => "baseline (no hearth)",
+            Mode::Observed => "hearth eBPF on nginx's port",
+            Mode::OtherPort => "hearth eBPF on another port",
+        }
+    }
+}
+
+/// Hearth's figures over one round.
+#[derive(Debug, Clone, Default)]
+pub struct HearthFigures {
+    /// utime + stime during the wrk run, seconds.
+    pub cpu_seconds: f64,
+    /// `cpu_seconds` over the wrk run's wall time: fraction of one core.
+    pub cpu_core_fraction: f64,
+    /// `VmHWM` at the end of the round, bytes.
+    pub peak_rss_bytes: u64,
+    /// The eBPF counters once the ring buffer was drained after the run.
+    pub counters: EbpfCounters,
+    /// `sum(http_server_request_duration_seconds_count)` after a flush.
+    pub promql_count: f64,
+}
+
+/// One wrk run.
+#[derive(Debug, Clone)]
+pub struct Round {
+    /// 1-based cycle number.
+    pub cycle: usize,
+    /// What ran beside nginx.
+    pub mode: Mode,
+    /// wrk's figures.
+    pub wrk: WrkRun,
+    /// `/proc/loadavg` (1, 5, 15 min) at the start of the run.
+    pub loadavg: String,
+    /// Fraction of all cores busy during the run (everyone's work, not only ours).
+    pub machine_busy: f64,
+    /// nginx's CPU seconds during the run.
+    pub nginx_cpu_seconds: f64,
+    /// Hearth's figures (observed modes only).
+    pub hearth: Option<HearthFigures>,
+}
+
+impl Round {
+    /// nginx CPU per request, microseconds (the in-kernel eBPF program runs in nginx's
+    /// syscalls, so its cost shows here, not in Hearth's CPU).
+    pub fn nginx_us_per_request(&self) -> f64 {
+        if self.wrk.requests == 0 {
+            return 0.0;
+        }
+        self.nginx_cpu_seconds * 1e6 / self.wrk.requests as f64
+    }
+
+    /// Problems with this round's counters: drops, and events or PromQL counts that do not
+    /// match wrk's requests within the `connections` that may be in flight at the end.
+    pub fn problems(&self, connections: u32) -> Vec<String> {
+        let Some(h) = &self.hearth else { return Vec::new() };
+        let mut p = Vec::new();
+        let c = &h.counters;
+        if c.events_dropped > 0 {
+            p.push(format!("{} events dropped", c.events_dropped));
+        }
+        let within = |n: u64| n >= self.wrk.requests && n <= self.wrk.requests + u64::from(connections);
+        match self.mode {
+            Mode::Observed => {
+                if !within(c.events_read) {
+                    p.push(format!("events read {} vs wrk requests {} (allowed +{connections} in flight)", c.events_read, self.wrk.requests));
+                }
+                if !within(h.promql_count as u64) || h.promql_count.fract() != 0.0 {
+                    p.push(format!("PromQL count {} vs wrk requests {}", h.promql_count, self.wrk.requests));
+                }
+            }
+            Mode::OtherPort => {
+                if c.events_read != 0 || h.promql_count != 0.0 {
+                    p.push(format!("{} events / {} counted requests on an unobserved port", c.events_read, h.promql_count));
+                }
+            }
+            Mode::Baseline => {}
+        }
+        p
+    }
+}
+
+/// The median of `xs` (mean of the middle two for an even count); 0 when empty.
+pub fn median(mut xs: Vec<f64>) -> f64 {
+    if xs.is_empty() {
+        return 0.0;
+    }
+    xs.sort_by(f64::total_cmp);
+    let n = xs.len();
+    if n % 2 == 1 {
+        xs[n / 2]
+    } else {
+        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
+    }
+}
+
+/// Per-mode medians.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    /// Runs of this mode.
+    pub runs: usize,
+    /// Median requests/s.
+    pub rps: f64,
+    /// Median p50 latency, ms.
+    pub p50_ms: f64,
+    /// Median p99 latency, ms.
+    pub p99_ms: f64,
+    /// Median nginx CPU per request, µs.
+    pub nginx_us_per_request: f64,
+    /// Median Hearth CPU, fraction of one core.
+    pub hearth_core: Option<f64>,
+    /// Largest Hearth peak RSS, bytes.
+    pub hearth_peak_rss_bytes: Option<u64>,
+    /// Sum of events read over the runs.
+    pub events_read: u64,
+    /// Sum of events dropped over the runs.
+    pub events_dropped: u64,
+    /// Sum of wrk requests over the runs.
+    pub requests: u64,
+}
+
+/// Medians of the rounds of `mode`.
+pub fn summarize(rounds: &[Round], mode: Mode) -> Summary {
+    let rs: Vec<&Round> = rounds.iter().filter(|r| r.mode == mode).collect();
+    let med = |f: &dyn Fn(&Round) -> f64| median(rs.iter().map(|r| f(r)).collect());
+    let hs: Vec<&HearthFigures> = rs.iter().filter_map(|r| r.hearth.as_ref()).collect();
+    Summary {
+        runs: rs.len(),
+        rps: med(&|r| r.wrk.requests_per_second),
+        p50_ms: med(&|r| r.wrk.p50_ms),
+        p99_ms: med(&|r| r.wrk.p99_ms),
+        nginx_us_per_request: med(&|r| r.nginx_us_per_request()),
+        hearth_core: (!hs.is_empty()).then(|| median(hs.iter().map(|h| h.cpu_core_fraction).collect())),
+        hearth_peak_rss_bytes: hs.iter().map(|h| h.peak_rss_bytes).max(),
+        events_read: hs.iter().map(|h| h.counters.events_read).sum(),
+        events_dropped: hs.iter().map(|h| h.counters.events_dropped).sum(),
+        requests: rs.iter().map(|r| r.wrk.requests).sum(),
+    }
+}
+
+/// Throughput loss of `observed` against `baseline`, percent (negative: faster).
+pub fn loss_percent(baseline: f64, observed: f64) -> f64 {
+    if baseline <= 0.0 {
+        return 0.0;
+    }
+    (1.0 - observed / baseline) * 100.0
+}
+
+/// Everything the report shows besides the rounds.
+#[derive(Debug, Clone, Default)]
+pub struct RunInfo {
+    /// The command line as typed.
+    pub command: String,
+    /// Start and end, UTC.
+    pub started: String,
+    /// End, UTC.
+    pub finished: String,
+    /// `nproc`.
+    pub cores: usize,
+    /// CPU model.
+    pub cpu_model: String,
+    /// Kernel release.
+    pub kernel: String,
+    /// `free -g`.
+    pub free_g: String,
+    /// `nginx -v`.
+    pub nginx_version: String,
+    /// `wrk -v` first line.
+    pub wrk_version: String,
+    /// Hearth binary path, its mtime and the checkout's commit.
+    pub hearth: String,
+    /// wrk settings: threads, connections, seconds, URL path.
+    pub threads: u32,
+    /// wrk connections.
+    pub connections: u32,
+    /// Seconds per run.
+    pub seconds: u64,
+    /// Path requested.
+    pub path: String,
+}
+
+fn mib(b: u64) -> f64 {
+    b as f64 / (1024.0 * 1024.0)
+}
+
+/// The Markdown report: verdict, summary table, machine, and every round.
+pub fn markdown(info: &RunInfo, rounds: &[Round]) -> String {
+    let base = summarize(rounds, Mode::Baseline);
+    let obs = summarize(rounds, Mode::Observed);
+    let other = summarize(rounds, Mode::OtherPort);
+    let loss = loss_percent(base.rps, obs.rps);
+    let loss_other = loss_percent(base.rps, other.rps);
+    let problems: Vec<String> = rounds
+        .iter()
+        .flat_map(|r| r.problems(info.connections).into_iter().map(move |p| format!("cycle {} {}: {p}", r.cycle, r.mode.name())))
+        .collect();
+    let met = loss < TARGET_LOSS_PERCENT && obs.events_dropped == 0 && other.events_dropped == 0;
+    let mut s = String::new();
+    let _ = writeln!(s, "# eBPF ingestion overhead: nginx on loopback, with and without Hearth\n");
+    let _ = writeln!(
+        s,
+        "**Target ({TARGET_LOSS_PERCENT}% throughput loss, no ring-buffer drops): {}.** Median throughput with Hearth's eBPF \
+         observing nginx is {loss:.1}% {} than without Hearth ({:.0} vs {:.0} req/s); with eBPF observing another port it is \
+         {loss_other:.1}% {}; {} events dropped. Hearth used {:.1}% of one core at {:.0} req/s.\n",
+        if met { "met" } else { "NOT met" },
+        if loss >= 0.0 { "lower" } else { "higher" },
+        obs.rps,
+        base.rps,
+        if loss_other >= 0.0 { "lower" } else { "higher" },
+        obs.events_dropped + other.events_dropped,
+        obs.hearth_core.unwrap_or(0.0) * 100.0,
+        obs.rps,
+    );
+    if problems.is_empty() {
+        let _ = writeln!(
+            s,
+            "Counting checks passed in every observed round: events read = wrk's requests (+ at most {} in flight), \
+             `sum(http_server_request_duration_seconds_count)` after a flush = the same, nothing counted on the unobserved port.\n",
+            info.connections
+        );
+    } else {
+        let _ = writeln!(s, "Counting checks FAILED:\n");
+        for p in &problems {
+            let _ = writeln!(s, "- {p}");
+        }
+        s.push('\n');
+    }
+    let _ = writeln!(
+        s,
+        "| mode | runs | median req/s | vs baseline | p50 ms | p99 ms | nginx CPU µs/req | hearth CPU % of a core | hearth peak RSS MiB | events read | events dropped | wrk requests |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (mode, m) in [(Mode::Baseline, &base), (Mode::Observed, &obs), (Mode::OtherPort, &other)] {
+        let vs = if mode == Mode::Baseline { "-".to_string() } else { format!("{:+.1}%", -loss_percent(base.rps, m.rps)) };
+        let opt = |x: Option<String>| x.unwrap_or_else(|| "-".into());
+        let _ = writeln!(
+            s,
+            "| {} | {} | {:.0} | {vs} | {:.3} | {:.3} | {:.1} | {} | {} | {} | {} | {} |",
+            mode.name(),
+            m.runs,
+            m.rps,
+            m.p50_ms,
+            m.p99_ms,
+            m.nginx_us_per_request,
+            opt(m.hearth_core.map(|c| format!("{:.1}", c * 100.0))),
+            opt(m.hearth_peak_rss_bytes.map(|b| format!("{:.1}", mib(b)))),
+            if mode == Mode::Baseline { "-".into() } else { m.events_read.to_string() },
+            if mode == Mode::Baseline { "-".into() } else { m.events_dropped.to_string() },
+            m.requests,
+        );
+    }
+    let _ = writeln!(s, "\n## How it was run\n");
+    let _ = writeln!(s, "```\n{}\n```\n", info.command);
+    let _ = writeln!(
+        s,
+        "Each cycle runs `wrk -t{} -c{} -d{}s --latency http://127.0.0.1:PORT{}` three times against one nginx \
+         (`master_process off`, one process, `access_log off`, `location / {{ return 200 \"ok\\n\"; }}`): without Hearth, \
+         with a fresh Hearth (`--ebpf.enable --ebpf.open-ports <nginx port> --ebpf.interval 1s`, empty data dir) started \
+         and attached before wrk connects, and with a fresh Hearth observing another, idle port. Hearth's CPU is \
+         utime+stime of /proc/PID/stat over the wrk run; its counters are read from /metrics once the ring buffer is \
+         drained, and the PromQL count once a flush has written it. \"nginx CPU µs/req\" includes the in-kernel eBPF \
+         program, which runs in nginx's syscalls.\n",
+        info.threads, info.connections, info.seconds, info.path
+    );
+    let _ = writeln!(s, "- Run: {} to {} UTC", info.started, info.finished);
+    let _ = writeln!(s, "- Machine: {} cores (`nproc`), {}, kernel {}", info.cores, info.cpu_model, info.kernel);
+    let _ = writeln!(s, "- nginx: {}; wrk: {}", info.nginx_version, info.wrk_version);
+    let _ = writeln!(s, "- Hearth: {}", info.hearth);
+    let loads: Vec<f64> = rounds.iter().filter_map(|r| r.loadavg.split_whitespace().next()?.parse().ok()).collect();
+    let (lo, hi) = loads.iter().fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+    if !loads.is_empty() {
+        let _ = writeln!(
+            s,
+            "- Load average (1 min) at the start of the runs: {lo:.2} to {hi:.2} on {} cores. The machine is shared with \
+             other engineers' builds, so rounds alternate and medians are compared.",
+            info.cores
+        );
+    }
+    let _ = writeln!(s, "\n```\n$ free -g\n{}\n```\n", info.free_g);
+    let _ = writeln!(s, "## Every round\n");
+    let _ = writeln!(
+        s,
+        "| cycle | mode | req/s | requests | p50 ms | p99 ms | loadavg | machine busy % | nginx µs/req | hearth CPU s | hearth % core | peak RSS MiB | events read | dropped | unparsable | PromQL count |"
+    );
+    let _ = writeln!(s, "|---:|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for r in rounds {
+        let h = r.hearth.as_ref();
+        let hs = |f: &dyn Fn(&HearthFigures) -> String| h.map_or_else(|| "-".to_string(), f);
+        let _ = writeln!(
+            s,
+            "| {} | {} | {:.0} | {} | {:.3} | {:.3} | {} | {:.0} | {:.1} | {} | {} | {} | {} | {} | {} | {} |",
+            r.cycle,
+            r.mode.name(),
+            r.wrk.requests_per_second,
+            r.wrk.requests,
+            r.wrk.p50_ms,
+            r.wrk.p99_ms,
+            r.loadavg,
+            r.machine_busy * 100.0,
+            r.nginx_us_per_request(),
+            hs(&|h| format!("{:.2}", h.cpu_seconds)),
+            hs(&|h| format!("{:.1}", h.cpu_core_fraction * 100.0)),
+            hs(&|h| format!("{:.1}", mib(h.peak_rss_bytes))),
+            hs(&|h| h.counters.events_read.to_string()),
+            hs(&|h| h.counters.events_dropped.to_string()),
+            hs(&|h| h.counters.events_unparsable.to_string()),
+            hs(&|h| format!("{}", h.promql_count)),
+        );
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round(mode: Mode, rps: f64, requests: u64, hearth: Option<HearthFigures>) -> Round {
+        Round {
+            cycle: 1,
+            mode,
+            wrk: WrkRun { requests, requests_per_second: rps, ..WrkRun::default() },
+            loadavg: "1.00 1.00 1.00".into(),
+            machine_busy: 0.5,
+            nginx_cpu_seconds: 1.0,
+            hearth,
+        }
+    }
+
+    #[test]
+    fn medians_and_loss() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert_eq!(median(vec![]), 0.0);
+        assert!((loss_percent(100.0, 96.0) - 4.0).abs() < 1e-9);
+        assert!(loss_percent(100.0, 101.0) < 0.0);
+    }
+
+    #[test]
+    fn counting_checks_flag_drops_and_mismatches() {
+        let ok = HearthFigures {
+            counters: EbpfCounters { events_read: 1_010, ..EbpfCounters::default() },
+            promql_count: 1_010.0,
+            ..HearthFigures::default()
+        };
+        assert!(round(Mode::Observed, 1.0, 1_000, Some(ok.clone())).problems(32).is_empty());
+        let mut dropped = ok.clone();
+        dropped.counters.events_dropped = 3;
+        assert_eq!(round(Mode::Observed, 1.0, 1_000, Some(dropped)).problems(32).len(), 1);
+        // More than `connections` beyond wrk's count, and fewer than wrk's count, both fail.
+        assert_eq!(round(Mode::Observed, 1.0, 900, Some(ok.clone())).problems(32).len(), 2);
+        assert_eq!(round(Mode::Observed, 1.0, 1_011, Some(ok.clone())).problems(32).len(), 2);
+        // On an unobserved port nothing may be counted.
+        assert_eq!(round(Mode::OtherPort, 1.0, 1_000, Some(ok)).problems(32).len(), 1);
+    }
+
+    #[test]
+    fn report_states_the_verdict() {
+        let h = |n: u64| HearthFigures {
+            counters: EbpfCounters { events_read: n, ..EbpfCounters::default() },
+            promql_count: n as f64,
+            cpu_core_fraction: 0.1,
+            ..HearthFigures::default()
+        };
+        let rounds = vec![
+            round(Mode::Baseline, 100.0, 1_000, None),
+            round(Mode::Observed, 97.0, 970, Some(h(970))),
+            round(Mode::OtherPort, 99.0, 990, Some(h(0))),
+        ];
+        let md = markdown(&RunInfo { connections: 32, ..RunInfo::default() }, &rounds);
+        assert!(md.contains("**Target (5% throughput loss, no ring-buffer drops): met.**"), "{md}");
+        assert!(md.contains("| hearth eBPF on nginx's port | 1 | 97 | -3.0% |"), "{md}");
+        let slow = vec![round(Mode::Baseline, 100.0, 1_000, None), round(Mode::Observed, 90.0, 900, Some(h(900)))];
+        assert!(markdown(&RunInfo::default(), &slow).contains("NOT met"));
+    }
+}

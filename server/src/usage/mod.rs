@@ -150,6 +150,12 @@ pub struct UsageService {
     background: parking_lot::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
+impl std::fmt::Debug for UsageService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UsageService").field("dir", &self.dir).field("cached_blocks", &self.costs.cached_blocks()).finish()
+    }
+}
+
 /// Opens the usage service for `db` as `cfg` says, publishes it into `slot` and starts its
 /// background flusher. Call from within the Tokio runtime (the blocking pool is fine). A
 /// failure is logged and the server runs without usage analytics: they must never keep the

@@ -22,6 +22,13 @@ use storage::Labels;
 
 /// Writes `s` as a JSON string literal.
 pub fn write_str(out: &mut String, s: &str) {
+    // Label names and values rarely need escaping: copy those directly.
+    if !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     // serde_json's escaping of a &str cannot fail.
     out.push_str(&serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into()));
 }
@@ -41,15 +48,22 @@ pub fn write_ts(out: &mut String, t_ms: i64) {
 
 /// Go's `FormatFloat(v, 'f', -1, 64)` with Prometheus' spellings of the special values.
 pub fn fmt_f64(v: f64) -> String {
+    let mut s = String::new();
+    push_f64(&mut s, v);
+    s
+}
+
+/// [`fmt_f64`] appended to `out` without an intermediate allocation.
+pub fn push_f64(out: &mut String, v: f64) {
     if v.is_nan() {
-        "NaN".into()
+        out.push_str("NaN");
     } else if v == f64::INFINITY {
-        "+Inf".into()
+        out.push_str("+Inf");
     } else if v == f64::NEG_INFINITY {
-        "-Inf".into()
+        out.push_str("-Inf");
     } else {
         // Rust's Display is the shortest round-trip form without an exponent, as 'f', -1.
-        format!("{v}")
+        let _ = write!(out, "{v}");
     }
 }
 
@@ -71,7 +85,7 @@ fn write_point(out: &mut String, t_ms: i64, v: f64) {
     out.push('[');
     write_ts(out, t_ms);
     out.push_str(",\"");
-    out.push_str(&fmt_f64(v));
+    push_f64(out, v);
     out.push_str("\"]");
 }
 
@@ -267,6 +281,10 @@ mod tests {
         assert_eq!(fmt_f64(1e21), "1000000000000000000000");
         assert_eq!(fmt_f64(f64::NAN), "NaN");
         assert_eq!(fmt_f64(f64::NEG_INFINITY), "-Inf");
+        let mut s = String::new();
+        write_str(&mut s, "plain");
+        write_str(&mut s, "q\"\\\n");
+        assert_eq!(s, r#""plain""q\"\\\n""#);
     }
 
     #[test]

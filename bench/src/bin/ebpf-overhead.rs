@@ -226,11 +226,17 @@ impl Runner {
         let nginx_pid = self.nginx.guard.pid();
         let hearth_cpu0 = hearth.as_ref().map(|h| cpu_seconds(h.pid())).transpose()?;
         let nginx_cpu0 = cpu_seconds(nginx_pid)?;
+        let prog0 = hearth.as_ref().and_then(|_| hearth::program_stats());
         let machine0 = CpuSample::now();
         let started = Instant::now();
         let run = wrk::run(&self.wrk, &self.url(), self.cli.threads, self.cli.connections, self.seconds)?;
         let wall = started.elapsed().as_secs_f64();
         let machine_busy = CpuSample::now().busy_fraction_since(&machine0);
+        let prog1 = hearth.as_ref().and_then(|_| hearth::program_stats());
+        let program_ns_runs = match (prog0, prog1) {
+            (Some((ns0, n0)), Some((ns1, n1))) => Some((ns1.saturating_sub(ns0), n1.saturating_sub(n0))),
+            _ => None,
+        };
         let nginx_cpu_seconds = cpu_seconds(nginx_pid)? - nginx_cpu0;
         if run.socket_errors > 0 || run.non_2xx_3xx > 0 {
             eprintln!("warning: wrk saw {} socket errors, {} non-2xx/3xx responses", run.socket_errors, run.non_2xx_3xx);
@@ -251,6 +257,7 @@ impl Runner {
                     peak_rss_bytes: peak,
                     counters,
                     promql_count,
+                    program_ns_runs,
                 })
             }
             _ => None,
@@ -261,7 +268,7 @@ impl Runner {
 
 fn print_round(r: &Round, connections: u32) {
     let mut line = format!(
-        "cycle {} {:<30} {:>9.0} req/s  p50 {:.3} ms  p99 {:.3} ms  nginx {:.1} µs/req  load {}",
+        "cycle {} {:<30} {:>9.0} req/s  p50 {:.3} ms  p99 {:.3} ms  nginx {:.2} µs/req  load {}",
         r.cycle,
         r.mode.name(),
         r.wrk.requests_per_second,
@@ -272,12 +279,13 @@ fn print_round(r: &Round, connections: u32) {
     );
     if let Some(h) = &r.hearth {
         line += &format!(
-            "  | hearth {:.1}% core, events {} (wrk {}), dropped {}, PromQL {}",
+            "  | hearth {:.1}% core, events {} (wrk {}), dropped {}, PromQL {}, prog {} µs/req",
             h.cpu_core_fraction * 100.0,
             h.counters.events_read,
             r.wrk.requests,
             h.counters.events_dropped,
-            h.promql_count
+            h.promql_count,
+            r.program_us_per_request().map_or_else(|| "-".into(), |u| format!("{u:.2}"))
         );
     }
     println!("{line}");
@@ -310,6 +318,8 @@ fn run(cli: Cli) -> Result<bool> {
         .build()
         .map_err(|e| BenchError::Http { system: "client".into(), source: e })?;
     let started = capture("date", &["-u", "+%F %T"]);
+    // Per-program run time, to see what the kernel side costs; restored on return.
+    let _bpf_stats = hearth::BpfStats::enable();
     let nginx = Nginx::start(&nginx_bin)?;
     nginx.check(&http)?;
     let other_port = free_loopback_port()?;

@@ -48,6 +48,52 @@ pub fn exposition_value(text: &str, name: &str) -> Option<f64> {
     })
 }
 
+/// Kernel name of Hearth's program (`ebpf::PROGRAM_SYS_EXIT`, 15 bytes: not truncated).
+const PROGRAM_NAME: &str = "hearth_sys_exit";
+
+/// Run time and run count of Hearth's program (`bpftool prog show -j`'s `run_time_ns`,
+/// `run_cnt`, present while `kernel.bpf_stats_enabled` is 1), summed over loaded copies;
+/// `None` when bpftool is missing or reports no statistics.
+pub fn program_stats() -> Option<(u64, u64)> {
+    let out = Command::new("bpftool").args(["prog", "show", "-j"]).output().ok()?;
+    let progs: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    let mut total = None;
+    for p in progs.as_array()?.iter().filter(|p| p.get("name").and_then(|n| n.as_str()) == Some(PROGRAM_NAME)) {
+        let ns = p.get("run_time_ns").and_then(|v| v.as_u64())?;
+        let cnt = p.get("run_cnt").and_then(|v| v.as_u64())?;
+        let (a, b) = total.unwrap_or((0, 0));
+        total = Some((a + ns, b + cnt));
+    }
+    total
+}
+
+/// Turns `kernel.bpf_stats_enabled` on (so [`program_stats`] has figures) and restores the
+/// previous value on drop. The statistics cost two clock reads per program run.
+pub struct BpfStats {
+    previous: Option<String>,
+}
+
+const BPF_STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
+
+impl BpfStats {
+    /// Enables the statistics; a no-op guard when the sysctl cannot be written.
+    pub fn enable() -> BpfStats {
+        let previous = std::fs::read_to_string(BPF_STATS).ok();
+        if std::fs::write(BPF_STATS, "1").is_err() {
+            return BpfStats { previous: None };
+        }
+        BpfStats { previous }
+    }
+}
+
+impl Drop for BpfStats {
+    fn drop(&mut self) {
+        if let Some(p) = &self.previous {
+            let _ = std::fs::write(BPF_STATS, p.trim());
+        }
+    }
+}
+
 impl Hearth {
     /// Starts `bin` observing `observe_port` and waits (up to `timeout`) until it is ready with
     /// eBPF programs attached.

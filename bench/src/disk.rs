@@ -4,18 +4,18 @@
 //!   the in-memory head as a compacted, indexed block next to the existing blocks in
 //!   `snapshots/<name>/`. Its size is what the data costs once persisted; the WAL (which a
 //!   running Prometheus also keeps, and deletes after compaction) is excluded.
-//! - **VictoriaMetrics**: `GET /internal/force_flush` starts writing its in-memory buffers to
-//!   parts; once its `/metrics` count every sample sent in a storage part (`vm_rows`) with none
-//!   pending (`vm_pending_rows`), the size of `-storageDataPath` (data and indexdb;
-//!   VictoriaMetrics has no WAL; `cache` and `snapshots` excluded) is sampled every 2 s until two
-//!   samples agree (merges settled); at most 120 s in all.
+//! - **VictoriaMetrics**: `GET /internal/force_flush`, then a graceful shutdown (SIGTERM), which
+//!   writes every buffered row to parts; then the size of `-storageDataPath` (data and indexdb;
+//!   VictoriaMetrics has no WAL; the `cache` it writes at shutdown and `snapshots` excluded).
+//!   `force_flush` alone returns before the rows reach disk, and for seconds after it neither
+//!   `vm_rows` nor a stable directory size tells when they have. Call it after the queries.
 //! - **Hearth**: a Prometheus-compatible snapshot endpoint is tried first and measured like
 //!   Prometheus'; without one, Hearth is stopped with SIGTERM (a graceful shutdown) and its data
 //!   directory is measured without its `wal` directory. The method used is reported.
 //!
 //! Sizes are apparent sizes (sum of file lengths), hard links counted once.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -110,36 +110,24 @@ pub async fn measure(client: &reqwest::Client, sys: &mut RunningSystem, expected
             if !resp.status().is_success() {
                 return Err(BenchError::Process(format!("victoria-metrics: force_flush answered {}", resp.status())));
             }
-            // force_flush only starts the flush: rows reach disk parts over the next seconds.
-            // Wait until VictoriaMetrics counts every sample in a part and none pending, then
-            // until the directory size is stable over 2 s.
-            let skip = ["snapshots", "cache"];
-            let deadline = Instant::now() + Duration::from_secs(120);
-            let mut all_rows = false;
-            while Instant::now() < deadline {
-                if let Ok((rows, pending)) = vm_rows(client, sys).await {
-                    if rows >= expected_samples && pending == 0 {
-                        all_rows = true;
-                        break;
-                    }
-                }
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-            let mut prev = dir_bytes(&sys.data_dir, &skip)?;
-            loop {
-                tokio::time::sleep(Duration::from_secs(2)).await;
-                let now = dir_bytes(&sys.data_dir, &skip)?;
-                if now == prev || Instant::now() >= deadline {
-                    let rows_note = if all_rows { "all samples in parts" } else { "NOT all samples reported in parts after 120 s" };
-                    return Ok(DiskUsage {
-                        bytes: now,
-                        total_bytes: now,
-                        index_included: true,
-                        method: format!("force_flush, then data and indexdb once vm_rows counts every sample ({rows_note}) and the size is stable for 2 s (no WAL)"),
-                    });
-                }
-                prev = now;
-            }
+            // force_flush only starts the flush: rows reach on-disk parts over the next ~10 s,
+            // and neither vm_rows nor a stable size says when. A graceful shutdown writes
+            // everything; measure after it.
+            let (rows, pending) = vm_rows(client, sys).await.unwrap_or((0, 0));
+            let clean = sys.child.terminate(Duration::from_secs(120));
+            let bytes = dir_bytes(&sys.data_dir, &["snapshots", "cache"])?;
+            let how = if clean { "graceful shutdown" } else { "killed after 120 s shutdown" };
+            let rows_note = if rows >= expected_samples && pending == 0 {
+                "it counted every sample sent".to_string()
+            } else {
+                format!("it counted {rows} of {expected_samples} samples, {pending} pending")
+            };
+            Ok(DiskUsage {
+                bytes,
+                total_bytes: bytes,
+                index_included: true,
+                method: format!("force_flush, then {how}; data and indexdb, no WAL exists ({rows_note})"),
+            })
         }
         SystemKind::Hearth => {
             let total_before = dir_bytes(&sys.data_dir, &["snapshots"])?;

@@ -338,7 +338,11 @@ fn run(cli: Cli) -> Result<bool> {
     }
     let mut rounds = Vec::new();
     for cycle in 1..=runner.cli.rounds as usize {
-        for mode in [Mode::Baseline, Mode::Observed, Mode::OtherPort] {
+        // The order rotates each cycle so that no mode always follows the same one (a Hearth
+        // just stopped, a build that starts at a fixed phase).
+        let modes = [Mode::Baseline, Mode::Observed, Mode::OtherPort];
+        for k in 0..modes.len() {
+            let mode = modes[(k + cycle - 1) % modes.len()];
             let r = runner.round(cycle, mode)?;
             print_round(&r, runner.cli.connections);
             rounds.push(r);

@@ -329,7 +329,7 @@ pub fn markdown(info: &RunInfo, rounds: &[Round]) -> String {
     let _ = writeln!(s, "```\n{}\n```\n", info.command);
     let _ = writeln!(
         s,
-        "Each cycle runs `wrk -t{} -c{} -d{}s --latency http://127.0.0.1:PORT{}` three times against one nginx \
+        "Each cycle runs `wrk -t{} -c{} -d{}s --latency http://127.0.0.1:PORT{}` three times, in an order rotated each cycle, against one nginx \
          (`master_process off`, one process, `access_log off`, `location / {{ return 200 \"ok\\n\"; }}`): without Hearth, \
          with a fresh Hearth (`--ebpf.enable --ebpf.open-ports <nginx port> --ebpf.interval 1s`, empty data dir) started \
          and attached before wrk connects, and with a fresh Hearth observing another, idle port. Hearth's CPU is \

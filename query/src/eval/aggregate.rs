@@ -58,9 +58,9 @@ pub(crate) fn quantile(q: f64, values: &mut [f64]) -> f64 {
     values[lower as usize] * (1.0 - weight) + values[upper as usize] * weight
 }
 
-struct Group {
+pub(super) struct Group {
     metric: Labels,
-    drop_name: bool,
+    pub(super) drop_name: bool,
     seen: bool,
     f: f64,
     c: f64,
@@ -77,7 +77,7 @@ struct Group {
 }
 
 impl Group {
-    fn new(metric: Labels) -> Group {
+    pub(super) fn new(metric: Labels) -> Group {
         Group {
             metric,
             drop_name: false,
@@ -98,7 +98,7 @@ impl Group {
 }
 
 /// Grouping key and output labels of a sample.
-fn group_labels(m: &Labels, modifier: &Option<LabelModifier>) -> Labels {
+pub(super) fn group_labels(m: &Labels, modifier: &Option<LabelModifier>) -> Labels {
     match modifier {
         None => Labels::empty(),
         Some(LabelModifier::Include(by)) => m.retain(|n| by.labels.iter().any(|x| x == n)),
@@ -106,7 +106,7 @@ fn group_labels(m: &Labels, modifier: &Option<LabelModifier>) -> Labels {
     }
 }
 
-fn labels_key(l: &Labels) -> u64 {
+pub(super) fn labels_key(l: &Labels) -> u64 {
     let mut buf = Vec::with_capacity(64);
     for lab in l.iter() {
         buf.extend_from_slice(lab.name.as_bytes());
@@ -143,6 +143,29 @@ impl Evaluator<'_> {
         }
         args.push(&a.expr);
         let pos_text = op.clone();
+        if super::agg_steps::handles(&op) {
+            let params = match has_num_param {
+                true => self.eval_matrix(args[0])?,
+                false => Vec::new(),
+            };
+            let input = self.eval_matrix(&a.expr)?;
+            let input_points = params.iter().chain(input.iter()).map(|s| s.len()).sum::<usize>();
+            let steps = self.steps();
+            let mut per_step = vec![f64::NAN; steps];
+            if let Some(s) = params.first() {
+                let mut pts = s.floats.iter().peekable();
+                for (i, v) in per_step.iter_mut().enumerate() {
+                    let ts = self.ts(i);
+                    while pts.peek().is_some_and(|p| p.t < ts) {
+                        pts.next();
+                    }
+                    if let Some(p) = pts.peek().filter(|p| p.t == ts) {
+                        *v = p.f;
+                    }
+                }
+            }
+            return self.aggregate_steps(&op, &per_step, input, input_points, &modifier, &pos_text);
+        }
         self.range_eval(&args, |ev, vs, _ts| {
             let param = if has_num_param { vs[0].first().map(|s| s.f).unwrap_or(f64::NAN) } else { f64::NAN };
             let input = std::mem::take(vs.last_mut().expect("expr arg"));
@@ -193,7 +216,7 @@ impl Evaluator<'_> {
         Ok(out)
     }
 
-    fn accumulate(&mut self, op: &str, g: &mut Group, s: Sample, pos: &str) {
+    pub(super) fn accumulate(&mut self, op: &str, g: &mut Group, s: Sample, pos: &str) {
         let first = !g.seen;
         g.seen = true;
         match s.h {
@@ -310,7 +333,7 @@ impl Evaluator<'_> {
         }
     }
 
-    fn finish_group(&mut self, op: &str, param: f64, mut g: Group, pos: &str) -> Option<Sample> {
+    pub(super) fn finish_group(&mut self, op: &str, param: f64, mut g: Group, pos: &str) -> Option<Sample> {
         let metric = g.metric.clone();
         let mk = |f: f64, h: Option<Arc<FloatHistogram>>| Sample { metric: metric.clone(), t: 0, f, h, drop_name: g.drop_name };
         match op {
@@ -427,7 +450,7 @@ impl Evaluator<'_> {
     }
 }
 
-fn cmp_desc_nan_last(a: f64, b: f64) -> std::cmp::Ordering {
+pub(super) fn cmp_desc_nan_last(a: f64, b: f64) -> std::cmp::Ordering {
     match (a.is_nan(), b.is_nan()) {
         (true, true) => std::cmp::Ordering::Equal,
         (true, false) => std::cmp::Ordering::Greater,
@@ -436,7 +459,7 @@ fn cmp_desc_nan_last(a: f64, b: f64) -> std::cmp::Ordering {
     }
 }
 
-fn cmp_asc_nan_last(a: f64, b: f64) -> std::cmp::Ordering {
+pub(super) fn cmp_asc_nan_last(a: f64, b: f64) -> std::cmp::Ordering {
     match (a.is_nan(), b.is_nan()) {
         (true, true) => std::cmp::Ordering::Equal,
         (true, false) => std::cmp::Ordering::Greater,

@@ -13,6 +13,7 @@
 //! (instant-vector functions), [`range_fns`] (the `*_over_time`, rate family), [`hist_fns`]
 //! (histogram functions).
 
+pub(crate) mod agg_steps;
 pub(crate) mod aggregate;
 pub(crate) mod binary;
 pub(crate) mod functions;

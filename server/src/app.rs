@@ -37,6 +37,8 @@ pub struct AppState {
     pub queries: tokio::sync::Semaphore,
     /// The eBPF source's state.
     pub ebpf: parking_lot::Mutex<EbpfState>,
+    /// The usage analytics service once storage is open.
+    pub usage: crate::usage::http::UsageSlot,
 }
 
 /// Where the eBPF source stands, for `/api/v1/status/runtimeinfo`.
@@ -66,6 +68,7 @@ impl AppState {
             started: SystemTime::now(),
             tls,
             ebpf: parking_lot::Mutex::new(ebpf),
+            usage: Arc::new(std::sync::OnceLock::new()),
         }
     }
 
@@ -83,6 +86,7 @@ pub fn router(state: Shared) -> Router {
     let read = Router::new()
         .route("/metrics", get(metrics_handler))
         .merge(crate::api::routes())
+        .merge(crate::usage::http::routes(state.usage.clone()))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_read));
     let write = Router::new()
         .route("/api/v1/write", post(crate::write::handler))

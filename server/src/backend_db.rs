@@ -44,10 +44,13 @@ pub fn db_options(c: &Config) -> DbOptions {
 pub fn open(c: &Config) -> Result<Opened, String> {
     let db = Db::open(&c.storage.path, db_options(c)).map_err(|e| e.to_string())?;
     db.start_maintenance();
-    let for_ebpf = db.clone();
+    let for_sources = db.clone();
     Ok(Opened {
         backend: Arc::new(DbBackend(db)),
-        on_ready: Box::new(move |state| crate::ebpf::start(state, for_ebpf)),
+        on_ready: Box::new(move |state| {
+            crate::usage::start(&state.usage, for_sources.clone(), &state.config.usage);
+            crate::ebpf::start(state, for_sources);
+        }),
     })
 }
 

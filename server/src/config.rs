@@ -171,6 +171,8 @@ pub struct FileConfig {
     pub log: FileLog,
     /// `ebpf:` section.
     pub ebpf: FileEbpf,
+    /// `usage:` section (usage analytics; see [`crate::usage::UsageConfig`]).
+    pub usage: crate::usage::UsageConfig,
 }
 
 /// `web:` section of [`FileConfig`].
@@ -362,6 +364,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// eBPF.
     pub ebpf: EbpfConfig,
+    /// Usage analytics (from the file only).
+    pub usage: crate::usage::UsageConfig,
 }
 
 fn dur(key: &'static str, v: Option<String>, default: &str) -> Result<Duration, ConfigError> {
@@ -476,6 +480,7 @@ impl Config {
                 exe_path: f.ebpf_exe_path.or(file.ebpf.exe_path),
                 interval: ebpf_interval,
             },
+            usage: file.usage,
         })
     }
 }

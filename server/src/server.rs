@@ -189,6 +189,13 @@ pub async fn run(config: Config, open: Opener) -> Result<(), RunError> {
     // A signal during the WAL replay: let the open finish, so that it is closed cleanly.
     let _ = open_task.await;
     crate::ebpf::stop(&state).await;
+    {
+        // Usage recorded so far is made durable before the database closes.
+        let st = state.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || crate::usage::stop(&st.usage)).await {
+            tracing::error!(error = %e, "stopping usage analytics failed");
+        }
+    }
     if let Some(backend) = state.storage.get().cloned() {
         tokio::task::spawn_blocking(move || backend.close())
             .await

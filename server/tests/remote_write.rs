@@ -323,3 +323,35 @@ fn bodies_over_axums_default_limit_are_accepted() {
     let (_, v) = get_json(&c, &h, "/api/v1/status/tsdb");
     assert_eq!(v["data"]["headStats"]["numSeries"], 40_000);
 }
+
+#[test]
+fn query_api_reads_are_recorded_as_metric_usage() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Hearth::start(dir.path(), &[]);
+    let c = client();
+    h.wait_ready(&c);
+    let t0 = base_ms();
+    let data = req(vec![
+        SeriesData::new([("__name__", "probe_read"), ("job", "a")]).sample(t0, 1.0),
+        SeriesData::new([("__name__", "probe_unread"), ("job", "a")]).sample(t0, 1.0),
+    ]);
+    assert_eq!(write(&c, &h, Rw::V1, &data).status(), 204);
+    let (st, _) = get_json(&c, &h, &format!("/api/v1/query?query=sum(probe_read)&time={}", t0 / 1000));
+    assert_eq!(st, 200);
+    let (st, _) = get_json(&c, &h, "/api/v1/series?match[]=probe_read");
+    assert_eq!(st, 200);
+    // Recording happens after the response and is flushed about once a second: poll.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (st, v) = get_json(&c, &h, "/api/v1/status/metric_usage?sort=name");
+        assert_eq!(st, 200, "{v}");
+        let rows = v["data"]["metrics"].as_array().cloned().unwrap_or_default();
+        let q = |m: &str| rows.iter().find(|r| r["metric"] == m).map(|r| r["queries"].as_u64().unwrap_or(0));
+        if q("probe_read") == Some(2) {
+            assert_eq!(q("probe_unread"), Some(0), "{v}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "usage never recorded: {v}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}

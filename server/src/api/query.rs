@@ -13,6 +13,7 @@ use axum::extract::{Request, State};
 use axum::response::Response;
 use query::source::QuerierSource;
 use query::{Annotations, Engine, EngineOptions};
+use storage::usage::ReadKind;
 
 use super::json::{success, success_serde, write_query_data};
 use super::read_params;
@@ -42,7 +43,14 @@ enum Kind {
     Range { start_ms: i64, end_ms: i64, step_ms: i64 },
 }
 
-async fn evaluate(s: &Shared, query: String, kind: Kind, params: &super::params::Params) -> Result<Response, ServerError> {
+async fn evaluate(
+    s: &Shared,
+    query: String,
+    kind: Kind,
+    params: &super::params::Params,
+    headers: &axum::http::HeaderMap,
+) -> Result<Response, ServerError> {
+    let started = std::time::Instant::now();
     let timeout = params.timeout(s.config.query.timeout)?;
     let lookback_delta_ms = match params.duration_ms("lookback_delta")? {
         Some(ms) if ms > 0 => ms,
@@ -63,7 +71,12 @@ async fn evaluate(s: &Shared, query: String, kind: Kind, params: &super::params:
     s.metrics.queries_in_flight.inc();
     let cancel = Arc::new(AtomicBool::new(false));
     let mut guard = CancelOnDrop(cancel.clone(), true);
-    let task = tokio::task::spawn_blocking(move || -> Result<(String, Annotations), ServerError> {
+    let (read_kind, start_ms, end_ms) = match kind {
+        Kind::Instant { t_ms } => (ReadKind::InstantQuery, t_ms, t_ms),
+        Kind::Range { start_ms, end_ms, .. } => (ReadKind::RangeQuery, start_ms, end_ms),
+    };
+    let query_text = query.clone();
+    let task = tokio::task::spawn_blocking(move || -> Result<(String, Annotations, u64), ServerError> {
         let querier = backend.querier()?;
         let src = QuerierSource(&*querier);
         let r = match kind {
@@ -74,25 +87,38 @@ async fn evaluate(s: &Shared, query: String, kind: Kind, params: &super::params:
         }?;
         let mut out = String::with_capacity(256);
         write_query_data(&mut out, &r.value);
-        Ok((out, r.annotations))
+        Ok((out, r.annotations, r.total_samples))
     })
     .await;
     guard.1 = false;
     s.metrics.queries_in_flight.dec();
-    let (data, annotations) = task.map_err(|e| ServerError::Internal(format!("query task failed: {e}")))??;
+    let (data, annotations, samples) = task.map_err(|e| ServerError::Internal(format!("query task failed: {e}")))??;
+    crate::usage::http::record_query(
+        &s.usage,
+        read_kind,
+        &query_text,
+        start_ms,
+        end_ms,
+        lookback_delta_ms,
+        headers,
+        samples,
+        started.elapsed(),
+    );
     Ok(success(&data, &annotations))
 }
 
 /// `GET|POST /api/v1/query?query=&time=&timeout=&lookback_delta=`.
 pub async fn instant(State(s): State<Shared>, req: Request) -> Result<Response, ApiFailure> {
+    let headers = req.headers().clone();
     let p = read_params(req).await?;
     let query = p.get("query").unwrap_or("").to_string();
     let t_ms = p.time_or("time", now_ms())?;
-    Ok(evaluate(&s, query, Kind::Instant { t_ms }, &p).await?)
+    Ok(evaluate(&s, query, Kind::Instant { t_ms }, &p, &headers).await?)
 }
 
 /// `GET|POST /api/v1/query_range?query=&start=&end=&step=&timeout=`.
 pub async fn range(State(s): State<Shared>, req: Request) -> Result<Response, ApiFailure> {
+    let headers = req.headers().clone();
     let p = read_params(req).await?;
     let query = p.get("query").unwrap_or("").to_string();
     let start_ms = required_time(&p, "start")?;
@@ -118,7 +144,7 @@ pub async fn range(State(s): State<Shared>, req: Request) -> Result<Response, Ap
         )
         .into());
     }
-    Ok(evaluate(&s, query, Kind::Range { start_ms, end_ms, step_ms }, &p).await?)
+    Ok(evaluate(&s, query, Kind::Range { start_ms, end_ms, step_ms }, &p, &headers).await?)
 }
 
 fn bad_param(name: &str, msg: &str) -> ServerError {
@@ -144,8 +170,11 @@ pub async fn format(req: Request) -> Result<Response, ApiFailure> {
 /// `GET|POST /api/v1/query_exemplars?query=&start=&end=`: exemplars of every selector of the
 /// query, `[{"seriesLabels": {...}, "exemplars": [{"labels", "value", "timestamp"}]}]`.
 pub async fn exemplars(State(s): State<Shared>, req: Request) -> Result<Response, ApiFailure> {
+    let started = std::time::Instant::now();
+    let headers = req.headers().clone();
     let p = read_params(req).await?;
     let sets = super::params::query_selectors(p.get("query").unwrap_or(""))?;
+    let recorded_sets = sets.clone();
     let start = p.time_or("start", super::params::MIN_TIME_MS)?;
     let end = p.time_or("end", super::params::MAX_TIME_MS)?;
     if end < start {
@@ -155,6 +184,16 @@ pub async fn exemplars(State(s): State<Shared>, req: Request) -> Result<Response
     let found = tokio::task::spawn_blocking(move || backend.exemplars(&sets, start, end))
         .await
         .map_err(|e| ServerError::Internal(format!("storage task failed: {e}")))??;
+    crate::usage::http::record_match(
+        &s.usage,
+        ReadKind::Exemplars,
+        &recorded_sets,
+        start,
+        end,
+        &headers,
+        found.len() as u64,
+        started.elapsed(),
+    );
     let mut out = String::from("[");
     for (i, (labels, list)) in found.iter().enumerate() {
         if i > 0 {

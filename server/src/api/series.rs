@@ -19,6 +19,8 @@ use super::read_params;
 use crate::app::Shared;
 use crate::backend::Backend;
 use crate::error::{ApiFailure, ServerError};
+use crate::usage::http::record_match;
+use storage::usage::ReadKind;
 
 const TRUNCATED: &str = "results truncated due to limit";
 
@@ -40,8 +42,11 @@ fn truncate<T>(v: &mut Vec<T>, limit: usize, annotations: &mut Annotations) {
 
 /// `GET|POST /api/v1/series?match[]=&start=&end=&limit=`.
 pub async fn series(State(s): State<Shared>, req: Request) -> Result<Response, ApiFailure> {
+    let started = std::time::Instant::now();
+    let headers = req.headers().clone();
     let p = read_params(req).await?;
     let sets = p.matcher_sets()?;
+    let recorded_sets = sets.clone();
     if sets.is_empty() {
         return Err(ServerError::BadData("no match[] parameter provided".into()).into());
     }
@@ -60,6 +65,7 @@ pub async fn series(State(s): State<Shared>, req: Request) -> Result<Response, A
         Ok(set.into_iter().collect())
     })
     .await?;
+    record_match(&s.usage, ReadKind::Series, &recorded_sets, start, end, &headers, all.len() as u64, started.elapsed());
     let mut annotations = Annotations::default();
     truncate(&mut all, limit, &mut annotations);
     let mut out = String::from("[");
@@ -99,12 +105,16 @@ async fn label_query(
 
 /// `GET|POST /api/v1/labels?match[]=&start=&end=&limit=`.
 pub async fn labels(State(s): State<Shared>, req: Request) -> Result<Response, ApiFailure> {
+    let started = std::time::Instant::now();
+    let headers = req.headers().clone();
     let p = read_params(req).await?;
     let sets = p.matcher_sets()?;
     let start = p.time_or("start", MIN_TIME_MS)?;
     let end = p.time_or("end", MAX_TIME_MS)?;
     let limit = p.limit()?;
+    let recorded_sets = sets.clone();
     let mut names = label_query(s.storage.backend()?, None, sets, start, end).await?;
+    record_match(&s.usage, ReadKind::LabelNames, &recorded_sets, start, end, &headers, 0, started.elapsed());
     let mut annotations = Annotations::default();
     truncate(&mut names, limit, &mut annotations);
     Ok(success_serde(&names, &annotations))
@@ -116,12 +126,16 @@ pub async fn label_values(State(s): State<Shared>, Path(name): Path<String>, req
     if !(is_valid_label_name(&name) || name == storage::METRIC_NAME) {
         return Err(ServerError::BadData(format!("invalid label name: {name:?}")).into());
     }
+    let started = std::time::Instant::now();
+    let headers = req.headers().clone();
     let p = read_params(req).await?;
     let sets = p.matcher_sets()?;
     let start = p.time_or("start", MIN_TIME_MS)?;
     let end = p.time_or("end", MAX_TIME_MS)?;
     let limit = p.limit()?;
+    let recorded_sets = sets.clone();
     let mut values = label_query(s.storage.backend()?, Some(name), sets, start, end).await?;
+    record_match(&s.usage, ReadKind::LabelValues, &recorded_sets, start, end, &headers, 0, started.elapsed());
     let mut annotations = Annotations::default();
     truncate(&mut values, limit, &mut annotations);
     Ok(success_serde(&values, &annotations))

@@ -1,9 +1,15 @@
-//! `hearth`: parse flags, set up logging, run the server until SIGTERM/SIGINT.
+//! `hearth`: parse flags, set up logging, run the server until SIGTERM/SIGINT; or run the
+//! `hearth analyze` / `hearth usage` subcommands (usage analytics tools).
 
 use clap::Parser;
 use server::config::{Config, Flags};
 
 fn main() -> std::process::ExitCode {
+    // `hearth analyze ...` and `hearth usage ...` are one-shot tools, not the server.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(code) = server::usage::cli::run_subcommand(&args) {
+        return code;
+    }
     let flags = Flags::parse();
     let config = match Config::load(flags) {
         Ok(c) => c,

@@ -245,22 +245,27 @@ pub fn markdown(info: &RunInfo, rounds: &[Round]) -> String {
         .iter()
         .flat_map(|r| r.problems(info.connections).into_iter().map(move |p| format!("cycle {} {}: {p}", r.cycle, r.mode.name())))
         .collect();
-    let met = loss < TARGET_LOSS_PERCENT && obs.events_dropped == 0 && other.events_dropped == 0;
+    // Throughput on a shared machine is set as much by the scheduler and others' builds as by
+    // nginx; nginx's CPU per request (kernel program included) is the steady measure, and
+    // the loss it implies if nginx alone were the bottleneck is held to the target as well.
+    let implied = if obs.nginx_us_per_request > 0.0 { (1.0 - base.nginx_us_per_request / obs.nginx_us_per_request) * 100.0 } else { 0.0 };
+    let drops = obs.events_dropped + other.events_dropped;
+    let met = loss < TARGET_LOSS_PERCENT && implied < TARGET_LOSS_PERCENT && drops == 0;
     let mut s = String::new();
     let _ = writeln!(s, "# eBPF ingestion overhead: nginx on loopback, with and without Hearth\n");
     let _ = writeln!(
         s,
-        "**Target ({TARGET_LOSS_PERCENT}% throughput loss, no ring-buffer drops): {}.** Median throughput with Hearth's eBPF \
-         observing nginx is {loss:.1}% {} than without Hearth ({:.0} vs {:.0} req/s); with eBPF observing another port it is \
-         {loss_other:.1}% {}; {} events dropped. Hearth used {:.1}% of one core at {:.0} req/s.\n",
+        "**Target (under {TARGET_LOSS_PERCENT}% throughput loss, no ring-buffer drops): {}.** Measured median throughput with \
+         Hearth's eBPF observing nginx: {:.0} vs {:.0} req/s without Hearth ({:+.1}%); with eBPF observing another port: \
+         {:.0} req/s ({:+.1}%). Loss implied by nginx's CPU per request: {implied:.1}%. Events dropped: {drops}. Hearth used \
+         {:.1}% of one core.\n",
         if met { "met" } else { "NOT met" },
-        if loss >= 0.0 { "lower" } else { "higher" },
         obs.rps,
         base.rps,
-        if loss_other >= 0.0 { "lower" } else { "higher" },
-        obs.events_dropped + other.events_dropped,
+        -loss,
+        other.rps,
+        -loss_other,
         obs.hearth_core.unwrap_or(0.0) * 100.0,
-        obs.rps,
     );
     let cpu_growth = |m: &Summary| (m.nginx_us_per_request / base.nginx_us_per_request - 1.0) * 100.0;
     if base.nginx_us_per_request > 0.0 && obs.nginx_us_per_request > 0.0 {
@@ -445,7 +450,7 @@ mod tests {
             round(Mode::OtherPort, 99.0, 990, Some(h(0))),
         ];
         let md = markdown(&RunInfo { connections: 32, ..RunInfo::default() }, &rounds);
-        assert!(md.contains("**Target (5% throughput loss, no ring-buffer drops): met.**"), "{md}");
+        assert!(md.contains("**Target (under 5% throughput loss, no ring-buffer drops): met.**"), "{md}");
         assert!(md.contains("| hearth eBPF on nginx's port | 1 | 97 | -3.0% |"), "{md}");
         assert!(md.contains("nginx's CPU per request"), "{md}");
         let slow = vec![round(Mode::Baseline, 100.0, 1_000, None), round(Mode::Observed, 90.0, 900, Some(h(900)))];

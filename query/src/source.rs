@@ -7,6 +7,8 @@
 
 use std::sync::Arc;
 
+use rayon::prelude::*;
+
 use storage::{FloatHistogram, Labels, Matcher, Querier, ValueType};
 
 use crate::error::Result;
@@ -39,31 +41,41 @@ pub trait SampleSource: Send + Sync {
 /// Adapts any [`storage::Querier`] to a [`SampleSource`].
 pub struct QuerierSource<'a>(pub &'a dyn Querier);
 
+/// Below this many series a select decodes on the calling thread; above it, across the rayon
+/// pool (each series' chunks decode independently).
+const PARALLEL_DECODE_MIN_SERIES: usize = 256;
+
+/// Decodes one series' samples in `[mint_ms, maxt_ms]` into columns; `None` if it has none.
+fn decode(s: &storage::Series, mint_ms: i64, maxt_ms: i64) -> Option<RawSeries> {
+    let mut raw = RawSeries::default();
+    let mut it = s.iter();
+    let mut vt = it.seek(mint_ms);
+    while vt != ValueType::None && it.t() <= maxt_ms {
+        if vt == ValueType::Float {
+            let (t, v) = it.at();
+            raw.ft.push(t);
+            raw.fv.push(v);
+        } else {
+            let (t, h) = it.at_histogram();
+            raw.ht.push(t);
+            raw.hv.push(Arc::new(h.clone()));
+        }
+        vt = it.next();
+    }
+    if raw.ft.is_empty() && raw.ht.is_empty() {
+        return None;
+    }
+    raw.labels = s.labels.clone();
+    Some(raw)
+}
+
 impl SampleSource for QuerierSource<'_> {
     fn select(&self, matchers: &[Matcher], mint_ms: i64, maxt_ms: i64) -> Result<Vec<RawSeries>> {
         let series = self.0.select(matchers, mint_ms, maxt_ms)?;
-        let mut out = Vec::with_capacity(series.len());
-        for s in &series {
-            let mut raw = RawSeries { labels: s.labels.clone(), ..Default::default() };
-            let mut it = s.iter();
-            let mut vt = it.seek(mint_ms);
-            while vt != ValueType::None && it.t() <= maxt_ms {
-                if vt == ValueType::Float {
-                    let (t, v) = it.at();
-                    raw.ft.push(t);
-                    raw.fv.push(v);
-                } else {
-                    let (t, h) = it.at_histogram();
-                    raw.ht.push(t);
-                    raw.hv.push(Arc::new(h.clone()));
-                }
-                vt = it.next();
-            }
-            if !raw.ft.is_empty() || !raw.ht.is_empty() {
-                out.push(raw);
-            }
+        if series.len() >= PARALLEL_DECODE_MIN_SERIES {
+            let decoded: Vec<Option<RawSeries>> = series.par_iter().map(|s| decode(s, mint_ms, maxt_ms)).collect();
+            return Ok(decoded.into_iter().flatten().collect());
         }
-        Ok(out)
+        Ok(series.iter().filter_map(|s| decode(s, mint_ms, maxt_ms)).collect())
     }
 }
-

@@ -66,7 +66,7 @@ fn extended_rate(w: &Window<'_>, is_counter: bool, is_rate: bool) -> Option<Out>
 
 /// Prometheus `extrapolatedRate`.
 pub(crate) fn extrapolated_rate(w: &Window<'_>, is_counter: bool, is_rate: bool, a: &mut AnnoSink<'_>, pos: &str) -> Option<Out> {
-    let name = w.metric.metric_name().unwrap_or("");
+    let name = w.name;
     if w.modifier != RangeMod::None {
         if !w.floats.is_empty() && !w.hists.is_empty() {
             a.warn(format!("encountered a mix of histograms and floats for metric name {name:?}"), pos);

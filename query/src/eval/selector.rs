@@ -127,6 +127,8 @@ pub(crate) struct Window<'w> {
     pub range_end: i64,
     pub range_ms: i64,
     pub metric: &'w storage::Labels,
+    /// The series' metric name (`""` if none), looked up once per series.
+    pub name: &'w str,
     pub modifier: RangeMod,
 }
 
@@ -297,6 +299,7 @@ impl Evaluator<'_> {
             let mut annos = Annotations::default();
             let mut out = Series { metric: s.metric.clone(), drop_name: !keep_name || s.drop_name, ..Default::default() };
             let mut peak = 0usize;
+            let name = s.metric.metric_name().unwrap_or("");
             for (i, &(ts, rt)) in refs.iter().enumerate() {
                 if i % 1024 == 1023 {
                     check_ctx(ctx, "range function")?;
@@ -304,7 +307,7 @@ impl Evaluator<'_> {
                 let (fl, hs) = s.window(rt - range_ms - before, rt + after);
                 peak = peak.max(fl.len() + hs.len());
                 let w =
-                    Window { floats: fl, hists: hs, ts, range_start: rt - range_ms, range_end: rt, range_ms, metric: &s.metric, modifier };
+                    Window { floats: fl, hists: hs, ts, range_start: rt - range_ms, range_end: rt, range_ms, metric: &s.metric, name, modifier };
                 let mut sink = AnnoSink { ctx, annos: &mut annos };
                 match f(&w, &mut sink) {
                     None => {}

@@ -292,75 +292,71 @@ pub fn render_table(rows: &[Value], now_ms: i64) -> String {
 
 /// Runs `hearth usage`.
 pub fn run_usage(args: &UsageArgs) -> ExitCode {
+    match usage_text(args) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("hearth usage: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// What `hearth usage` prints: the report fetched from `args.url`, as a table or CSV.
+///
+/// # Errors
+/// A message for a bad `--format`, a failed request, a non-200 answer or bad JSON.
+pub fn usage_text(args: &UsageArgs) -> Result<String, String> {
     let base = args.url.trim_end_matches('/');
     let csv = match args.format.as_str() {
         "csv" => true,
         "table" => false,
-        f => {
-            eprintln!("hearth usage: invalid --format {f:?}: want table or csv");
-            return ExitCode::from(2);
-        }
+        f => return Err(format!("invalid --format {f:?}: want table or csv")),
     };
     let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let fmt = if csv { "&format=csv" } else { "" };
     let url = if args.unused {
-        format!("{base}/api/v1/status/unused_metrics?window={}{}", enc(&args.window), if csv { "&format=csv" } else { "" })
+        format!("{base}/api/v1/status/unused_metrics?window={}{fmt}", enc(&args.window))
     } else {
-        format!(
-            "{base}/api/v1/status/metric_usage?window={}&sort={}&limit={}{}",
-            enc(&args.window),
-            enc(&args.sort),
-            args.limit,
-            if csv { "&format=csv" } else { "" }
-        )
+        format!("{base}/api/v1/status/metric_usage?window={}&sort={}&limit={}{fmt}", enc(&args.window), enc(&args.sort), args.limit)
     };
-    let (status, body) = match http_get(&url) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("hearth usage: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let (status, body) = http_get(&url)?;
     if status != 200 {
-        eprintln!("hearth usage: {url}: HTTP {status}: {}", String::from_utf8_lossy(&body));
-        return ExitCode::FAILURE;
+        return Err(format!("{url}: HTTP {status}: {}", String::from_utf8_lossy(&body)));
     }
     if csv {
-        print!("{}", String::from_utf8_lossy(&body));
-        return ExitCode::SUCCESS;
+        return Ok(String::from_utf8_lossy(&body).into_owned());
     }
-    let v: Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(e) => {
-            eprintln!("hearth usage: bad JSON from server: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let v: Value = serde_json::from_slice(&body).map_err(|e| format!("bad JSON from server: {e}"))?;
     let data = &v["data"];
     let now = super::now_ms();
+    let mut out = String::new();
     if args.unused {
         let rows = data["unused"].as_array().cloned().unwrap_or_default();
-        print!("{}", render_table(&rows, now));
+        out.push_str(&render_table(&rows, now));
         let t = &data["total"];
-        println!(
-            "\nunused in {}: {} metrics, {} series, {}, {:.2} samples/s",
+        out.push_str(&format!(
+            "\nunused in {}: {} metrics, {} series, {}, {:.2} samples/s\n",
             args.window,
             t["metrics"],
             t["series"],
             human_bytes(t["bytes"].as_u64().unwrap_or(0)),
             t["samples_per_second"].as_f64().unwrap_or(0.0)
-        );
+        ));
         for p in data["partially_used"].as_array().into_iter().flatten() {
-            println!("partially used: {} (unused labels: {})", p["metric"].as_str().unwrap_or(""), p["unused_labels"]);
+            out.push_str(&format!("partially used: {} (unused labels: {})\n", p["metric"].as_str().unwrap_or(""), p["unused_labels"]));
         }
         if let Some(s) = data["write_relabel_configs"].as_str().filter(|s| !s.is_empty()) {
-            println!("\nwrite_relabel_configs:\n{s}");
+            out.push_str(&format!("\nwrite_relabel_configs:\n{s}"));
         }
     } else {
         let rows = data["metrics"].as_array().cloned().unwrap_or_default();
-        print!("{}", render_table(&rows, now));
-        println!("\n{} of {} metrics, window {}", rows.len(), data["total"], args.window);
+        out.push_str(&render_table(&rows, now));
+        out.push_str(&format!("\n{} of {} metrics, window {}\n", rows.len(), data["total"], args.window));
     }
-    ExitCode::SUCCESS
+    Ok(out)
 }
 
 #[cfg(test)]

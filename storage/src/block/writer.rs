@@ -12,7 +12,7 @@ use ulid::Ulid;
 
 use super::meta::{BlockCompaction, BlockMeta, BlockStats, BLOCK_VERSION};
 use super::{fsync_dir, CHUNKS_DIRNAME, INDEX_FILENAME, TMP_CREATION_SUFFIX};
-use crate::chunkenc::{ChunkHandle, ChunkIter, ValueType};
+use crate::chunkenc::{num_samples, ChunkHandle};
 use crate::chunks::{ChunkFiles, ChunkFilesOptions};
 use crate::error::{Result, StorageError};
 use crate::index::disk::{ChunkMeta, IndexWriter};
@@ -153,12 +153,8 @@ impl Drop for BlockWriter {
     }
 }
 
-/// Number of samples in a chunk, by decoding it (exact for every encoding).
+/// Number of samples in a chunk, from its header (no decoding: see
+/// [`crate::chunkenc::num_samples`]); 0 for a chunk whose header is unreadable.
 pub(crate) fn count_samples(c: &ChunkHandle) -> u64 {
-    let mut it = ChunkIter::new(c.encoding, c.bytes.as_slice());
-    let mut n = 0;
-    while it.next() != ValueType::None {
-        n += 1;
-    }
-    n
+    num_samples(c.encoding, c.bytes.as_slice()).map_or(0, u64::from)
 }

@@ -99,6 +99,27 @@ impl Encoding {
     }
 }
 
+/// The number of samples in an encoded chunk, read from its header alone (no decoding): the
+/// leading `n` (a `u32 LE` for [`Encoding::Raw`], a uvarint for every other encoding; see the
+/// module table). For block statistics, which need counts but not samples.
+///
+/// # Errors
+/// A description of the corruption if the header is truncated or the count overflows `u32`.
+/// The rest of the chunk is not validated.
+pub fn num_samples(encoding: Encoding, bytes: &[u8]) -> Result<u32, &'static str> {
+    match encoding {
+        Encoding::Raw => {
+            let hdr = bytes.get(..4).ok_or("raw chunk: truncated sample count")?;
+            Ok(u32::from_le_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]))
+        }
+        Encoding::XorFloat | Encoding::DecimalFloat | Encoding::Histogram => {
+            let mut p = 0;
+            let n = bits::get_uvarint(bytes, &mut p).ok_or("chunk: truncated sample count")?;
+            u32::try_from(n).map_err(|_| "chunk: sample count too large")
+        }
+    }
+}
+
 /// The bytes of one encoded chunk, shared with whatever owns them (an mmap'd file, or a heap
 /// buffer for a snapshot of an open head chunk). Cloning is a reference-count increment.
 #[derive(Clone)]

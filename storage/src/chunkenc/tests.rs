@@ -583,3 +583,29 @@ fn open_chunk_memory_is_small() {
     assert!(total / data.len() <= 512);
 }
 
+
+#[test]
+fn num_samples_reads_the_header_of_every_encoding() {
+    use super::{num_samples, Encoding};
+    let ts: Vec<i64> = (0..120).map(|i| i * 15_000).collect();
+    let decimal: Vec<f64> = (0..120).map(|i| i as f64 * 0.5).collect();
+    let xor: Vec<f64> = (0..120).map(|i| (i as f64).sqrt()).collect();
+    for vs in [&decimal, &xor] {
+        let (enc, bytes) = super::encode_floats(&ts, vs);
+        assert_eq!(num_samples(enc, &bytes), Ok(120), "{enc:?}");
+    }
+    let (enc, bytes) = super::encode_floats(&[], &[]);
+    assert_eq!(num_samples(enc, &bytes), Ok(0));
+    let mut raw = 7u32.to_le_bytes().to_vec();
+    raw.extend_from_slice(&[0; 7 * 16]);
+    assert_eq!(num_samples(Encoding::Raw, &raw), Ok(7));
+    let mut h = super::HistogramChunkBuilder::default();
+    for i in 0..5 {
+        h.append(i * 1000, &crate::histogram::FloatHistogram { count: i as f64, ..Default::default() });
+    }
+    let (enc, bytes) = h.finish();
+    assert_eq!(num_samples(enc, &bytes), Ok(5));
+    assert!(num_samples(Encoding::Raw, &[1, 0]).is_err());
+    assert!(num_samples(Encoding::XorFloat, &[]).is_err());
+    assert!(num_samples(Encoding::XorFloat, &[0xff; 11]).is_err());
+}

@@ -136,6 +136,20 @@ impl HeadAppender {
         }
     }
 
+    /// Checks a float sample against series `s` (whose ref is `series`) and buffers it.
+    #[inline]
+    fn append_to(&mut self, s: Arc<MemSeries>, series: SeriesRef, t_ms: i64, v: f64) -> Result<(), AppendError> {
+        match self.accept(&s, t_ms, Kind::Float, v.to_bits(), None) {
+            Ok(true) => {
+                self.buf.samples.push(RefSample { series_ref: series, t_ms, v });
+                self.buf.sample_series.push(s);
+                Ok(())
+            }
+            Ok(false) => Ok(()),
+            Err(e) => Err(self.reject(e)),
+        }
+    }
+
     /// Undoes the pending marks of every buffered sample (rollback, failed commit).
     fn release_pending(&mut self) {
         let id = self.id;
@@ -370,15 +384,25 @@ impl Appender for HeadAppender {
         let Some(s) = self.head.series_by_ref(series) else {
             return Err(self.reject(AppendError::UnknownSeriesRef(series)));
         };
-        match self.accept(&s, t_ms, Kind::Float, v.to_bits(), None) {
-            Ok(true) => {
-                self.buf.samples.push(RefSample { series_ref: series, t_ms, v });
-                self.buf.sample_series.push(s);
-                Ok(())
+        self.append_to(s, series, t_ms, v)
+    }
+
+    /// As the trait's default (look up, then append), but the series found by labels is used
+    /// directly: no second lookup by ref (a by-id shard lock and a reference count round trip
+    /// per sample).
+    fn append_labels(&mut self, labels: &Labels, t_ms: i64, v: f64) -> Result<SeriesRef, AppendError> {
+        let s = match self.head.get_or_create(labels) {
+            Ok((s, created)) => {
+                self.series_created += u64::from(created);
+                s
             }
-            Ok(false) => Ok(()),
-            Err(e) => Err(self.reject(e)),
+            Err(e) => return Err(self.reject(e)),
+        };
+        let series = SeriesRef(u64::from(s.id));
+        if let Err(e) = self.check_bounds(t_ms) {
+            return Err(self.reject(e));
         }
+        self.append_to(s, series, t_ms, v).map(|()| series)
     }
 
     fn append_histogram(&mut self, series: SeriesRef, t_ms: i64, h: &FloatHistogram) -> Result<(), AppendError> {

@@ -17,6 +17,39 @@ pub fn put_varint(out: &mut Vec<u8>, v: i64) {
     put_uvarint(out, ((v << 1) ^ (v >> 63)) as u64);
 }
 
+/// Bytes [`put_uvarint`] writes for `v` (1 to 10).
+#[inline]
+pub fn uvarint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+/// Reads an unsigned LEB128 varint of at most 64 bits from `b[*pos..]`, advancing `pos` past
+/// the bytes read. `None` on truncation (then `*pos == b.len()`) or on a value over 64 bits
+/// (then exactly 10 bytes were read).
+#[inline]
+pub fn get_uvarint(b: &[u8], pos: &mut usize) -> Option<u64> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let byte = *b.get(*pos)?;
+        *pos += 1;
+        if shift == 63 && byte > 1 {
+            return None; // more than 64 bits
+        }
+        v |= u64::from(byte & 0x7f) << shift;
+        if byte < 0x80 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// Reads a zigzag varint (see [`get_uvarint`]).
+#[inline]
+pub fn get_varint(b: &[u8], pos: &mut usize) -> Option<i64> {
+    let u = get_uvarint(b, pos)?;
+    Some(((u >> 1) as i64) ^ -((u & 1) as i64))
+}
+
 /// Appends a varint length and the string's bytes.
 pub fn put_str(out: &mut Vec<u8>, s: &str) {
     put_uvarint(out, s.len() as u64);
@@ -48,25 +81,12 @@ impl<'a> Reader<'a> {
 
     /// An unsigned LEB128 varint of at most 64 bits.
     pub fn uvarint(&mut self) -> Option<u64> {
-        let mut v: u64 = 0;
-        for i in 0..10 {
-            let byte = *self.b.get(self.pos)?;
-            self.pos += 1;
-            if i == 9 && byte > 1 {
-                return None; // more than 64 bits
-            }
-            v |= u64::from(byte & 0x7f) << (7 * i);
-            if byte < 0x80 {
-                return Some(v);
-            }
-        }
-        None
+        get_uvarint(self.b, &mut self.pos)
     }
 
     /// A zigzag varint.
     pub fn varint(&mut self) -> Option<i64> {
-        let u = self.uvarint()?;
-        Some(((u >> 1) as i64) ^ -((u & 1) as i64))
+        get_varint(self.b, &mut self.pos)
     }
 
     /// The next `n` bytes.

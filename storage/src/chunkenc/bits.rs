@@ -351,38 +351,7 @@ impl<'a> BitReader<'a> {
     }
 }
 
-pub use crate::encoding::{put_uvarint, put_varint};
-
-/// Bytes `put_uvarint(v)` writes.
-#[inline]
-pub fn uvarint_len(v: u64) -> usize {
-    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
-}
-
-/// Reads a LEB128 value from `b[*pos..]`, advancing `pos`. `None` on truncation or overflow.
-#[inline]
-pub fn get_uvarint(b: &[u8], pos: &mut usize) -> Option<u64> {
-    let mut v = 0u64;
-    for shift in (0..64).step_by(7) {
-        let byte = *b.get(*pos)?;
-        *pos += 1;
-        if shift == 63 && byte > 1 {
-            return None;
-        }
-        v |= u64::from(byte & 0x7f) << shift;
-        if byte < 0x80 {
-            return Some(v);
-        }
-    }
-    None
-}
-
-/// Reads a zig-zag LEB128 value.
-#[inline]
-pub fn get_varint(b: &[u8], pos: &mut usize) -> Option<i64> {
-    let u = get_uvarint(b, pos)?;
-    Some(((u >> 1) as i64) ^ -((u & 1) as i64))
-}
+pub use crate::encoding::{get_uvarint, get_varint, put_uvarint, put_varint, uvarint_len};
 
 #[cfg(test)]
 mod tests {

@@ -6,6 +6,7 @@
 //! with one `write()`. Decoders take the payload (type byte onwards) and return typed errors on
 //! malformed bytes; they never panic on input.
 
+use crate::encoding::{get_uvarint, put_uvarint, put_varint};
 use crate::api::{Metadata, MetricType, SeriesRef};
 use crate::histogram::{CounterResetHint, FloatHistogram, Span};
 use crate::labels::{Label, Labels};
@@ -157,21 +158,6 @@ fn metric_type_from_u8(b: u8) -> Result<MetricType, DecodeError> {
 // ---------------------------------------------------------------------------------------------
 // Encoding
 // ---------------------------------------------------------------------------------------------
-
-#[inline]
-fn put_uvarint(buf: &mut Vec<u8>, mut x: u64) {
-    while x >= 0x80 {
-        buf.push((x as u8) | 0x80);
-        x >>= 7;
-    }
-    buf.push(x as u8);
-}
-
-#[inline]
-fn put_varint(buf: &mut Vec<u8>, x: i64) {
-    // Zig-zag, as protobuf and Go's binary.PutVarint.
-    put_uvarint(buf, ((x << 1) ^ (x >> 63)) as u64);
-}
 
 #[inline]
 fn put_bytes(buf: &mut Vec<u8>, b: &[u8]) {
@@ -378,18 +364,16 @@ impl<'a> Dec<'a> {
     }
 
     fn uvarint(&mut self) -> Result<u64, DecodeError> {
-        let mut x: u64 = 0;
-        for shift in (0..64).step_by(7) {
-            let b = self.u8()?;
-            if shift == 63 && b > 1 {
-                return Err(DecodeError::Invalid("varint overflows 64 bits"));
+        let mut p = 0;
+        match get_uvarint(self.b, &mut p) {
+            Some(x) => {
+                self.b = &self.b[p..];
+                Ok(x)
             }
-            x |= u64::from(b & 0x7f) << shift;
-            if b < 0x80 {
-                return Ok(x);
-            }
+            // `get_uvarint` reads exactly 10 bytes before it reports an overflow.
+            None if p == 10 => Err(DecodeError::Invalid("varint overflows 64 bits")),
+            None => Err(DecodeError::Truncated),
         }
-        Err(DecodeError::Invalid("varint overflows 64 bits"))
     }
 
     fn varint(&mut self) -> Result<i64, DecodeError> {

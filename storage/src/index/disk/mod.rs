@@ -85,19 +85,7 @@ pub struct ChunkMeta {
     pub chunk_ref: u64,
 }
 
-/// Appends `v` as LEB128.
-pub(crate) fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-/// Appends `v` zigzag-encoded.
-pub(crate) fn put_varint(out: &mut Vec<u8>, v: i64) {
-    put_uvarint(out, ((v << 1) ^ (v >> 63)) as u64);
-}
+pub(crate) use crate::encoding::{put_uvarint, put_varint};
 
 /// A bounds-checked cursor over bytes; every read returns `None` past the end or on overflow.
 pub(crate) struct Cursor<'a> {
@@ -111,25 +99,11 @@ impl<'a> Cursor<'a> {
     }
 
     pub(crate) fn uvarint(&mut self) -> Option<u64> {
-        let mut v: u64 = 0;
-        for i in 0..10 {
-            let byte = *self.b.get(self.pos)?;
-            self.pos += 1;
-            let part = u64::from(byte & 0x7f);
-            if i == 9 && byte > 1 {
-                return None; // more than 64 bits
-            }
-            v |= part << (7 * i);
-            if byte < 0x80 {
-                return Some(v);
-            }
-        }
-        None
+        crate::encoding::get_uvarint(self.b, &mut self.pos)
     }
 
     pub(crate) fn varint(&mut self) -> Option<i64> {
-        let u = self.uvarint()?;
-        Some(((u >> 1) as i64) ^ -((u & 1) as i64))
+        crate::encoding::get_varint(self.b, &mut self.pos)
     }
 }
 

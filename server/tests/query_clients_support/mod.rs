@@ -234,3 +234,118 @@ pub fn diff(expected: &BTreeMap<String, Points>, got: &BTreeMap<String, Points>,
     }
     None
 }
+
+/// A Prometheus scraping itself and a node-exporter every 2 s and remote-writing to Hearth.
+pub struct PromPair {
+    /// `http://127.0.0.1:port` of the Prometheus.
+    pub prom: String,
+    /// When Prometheus was started, ms.
+    pub launched_ms: i64,
+    log_path: std::path::PathBuf,
+    _node: Proc,
+    _prom: Proc,
+}
+
+impl PromPair {
+    /// Starts node-exporter and Prometheus (data under `dir`), remote-writing to `hearth_addr`.
+    pub fn start(dir: &std::path::Path, hearth_addr: &str) -> PromPair {
+        use std::process::Stdio;
+        let node_port = free_port();
+        let node = Proc(
+            Command::new("prometheus-node-exporter")
+                .arg(format!("--web.listen-address=127.0.0.1:{node_port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn node-exporter"),
+        );
+        let prom_port = free_port();
+        let config = dir.join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 2s\n  evaluation_interval: 2s\n\
+                 scrape_configs:\n\
+                 \x20 - job_name: prometheus\n    static_configs: [{{targets: ['127.0.0.1:{prom_port}']}}]\n\
+                 \x20 - job_name: node\n    static_configs: [{{targets: ['127.0.0.1:{node_port}']}}]\n\
+                 remote_write:\n\
+                 \x20 - url: http://{hearth_addr}/api/v1/write\n    queue_config: {{batch_send_deadline: 1s, min_backoff: 100ms, max_backoff: 1s}}\n"
+            ),
+        )
+        .unwrap();
+        let log_path = dir.join("prometheus.log");
+        let log = std::fs::File::create(&log_path).unwrap();
+        let launched_ms = now_ms();
+        let prom = Proc(
+            Command::new("prometheus")
+                .arg(format!("--config.file={}", config.display()))
+                .arg(format!("--storage.tsdb.path={}", dir.join("prom-data").display()))
+                .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("spawn prometheus"),
+        );
+        PromPair { prom: format!("http://127.0.0.1:{prom_port}"), launched_ms, log_path, _node: node, _prom: prom }
+    }
+
+    /// Prometheus' log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Waits (bounded by `limit`) until Prometheus has remote-written samples up to `t_ms`
+    /// and none failed. (Its `samples_pending` gauge is not waited on: 2.42 can leave it
+    /// stuck above zero; callers check completeness on the data itself.)
+    pub fn wait_sent(&self, c: &reqwest::blocking::Client, t_ms: i64, limit: std::time::Duration) {
+        let deadline = std::time::Instant::now() + limit;
+        let mut last = (None, None);
+        loop {
+            let sent = self.scalar(c, "max(prometheus_remote_storage_queue_highest_sent_timestamp_seconds)");
+            let pending = self.scalar(c, "sum(prometheus_remote_storage_samples_pending)");
+            if (sent, pending) != last {
+                eprintln!("waiting: highest sent {sent:?} s, pending {pending:?}, until {t_ms} ms");
+                last = (sent, pending);
+            }
+            if let Some(sent) = sent {
+                if sent * 1000.0 >= t_ms as f64 {
+                    break;
+                }
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "Prometheus did not send up to {t_ms} ms in time (highest sent {sent:?} s, pending {pending:?}); its log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+        let failed = self.scalar(c, "sum(prometheus_remote_storage_samples_failed_total)").unwrap_or(0.0);
+        assert_eq!(failed, 0.0, "Prometheus reports samples Hearth refused");
+    }
+
+    /// The first value of an instant query against Prometheus, or None while absent.
+    pub fn scalar(&self, c: &reqwest::blocking::Client, q: &str) -> Option<f64> {
+        let r = c.get(format!("{}/api/v1/query", self.prom)).query(&[("query", q)]).send().ok()?;
+        let v: serde_json::Value = r.json().ok()?;
+        v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+    }
+}
+
+/// An evaluation phase in `[0, period_ms)` as far as possible (circularly) from every sample
+/// timestamp's phase, with that distance: evaluation times on this phase are never a whole
+/// number of periods away from a sample, so whether a range window is closed on the left
+/// (Prometheus 2.x) or open (3.x) cannot change which samples it holds.
+pub fn phase_away_from(timestamps_ms: &[i64], period_ms: i64) -> (i64, i64) {
+    let phases: Vec<i64> = timestamps_ms.iter().map(|t| t.rem_euclid(period_ms)).collect();
+    let dist = |o: i64| {
+        phases
+            .iter()
+            .map(|p| {
+                let d = (o - p).rem_euclid(period_ms);
+                d.min(period_ms - d)
+            })
+            .min()
+            .unwrap_or(period_ms / 2)
+    };
+    (0..period_ms).map(|o| (o, dist(o))).max_by_key(|&(o, d)| (d, -o)).unwrap()
+}

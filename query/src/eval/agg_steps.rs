@@ -27,6 +27,14 @@ pub(super) fn handles(op: &str) -> bool {
     !matches!(op, "count_values" | "limit_ratio")
 }
 
+/// Operators whose float accumulation is inlined in the step loop.
+#[derive(Clone, Copy)]
+enum FloatOp {
+    Sum,
+    Count,
+    Other,
+}
+
 /// The value of one input series at one step.
 #[derive(Clone, Copy)]
 enum Point {
@@ -107,6 +115,11 @@ impl Evaluator<'_> {
         pos: &str,
     ) -> Result<Matrix> {
         let k_op = matches!(op, "topk" | "bottomk" | "limitk");
+        let float_op = match op {
+            "sum" => FloatOp::Sum,
+            "count" | "group" => FloatOp::Count,
+            _ => FloatOp::Other,
+        };
         // Group of each input series, keys computed once per series.
         let mut group_of: Vec<usize> = Vec::with_capacity(input.len());
         let mut group_labels_list: Vec<Labels> = Vec::new();
@@ -165,6 +178,24 @@ impl Evaluator<'_> {
                     });
                     if s.drop_name {
                         g.drop_name = true;
+                    }
+                    // Float sums and counts inline what `accumulate` does for them.
+                    match (p, float_op) {
+                        (Point::F(v), FloatOp::Sum) => {
+                            g.seen = true;
+                            g.has_float = true;
+                            let (f, c) = super::aggregate::kahan_inc(v, g.f, g.c);
+                            g.f = f;
+                            g.c = c;
+                            continue;
+                        }
+                        (Point::F(_), FloatOp::Count) => {
+                            g.seen = true;
+                            g.has_float = true;
+                            g.count += 1.0;
+                            continue;
+                        }
+                        _ => {}
                     }
                     let sample = match p {
                         Point::F(f) => Sample { metric: Labels::empty(), t: ts, f, h: None, drop_name: s.drop_name },

@@ -660,3 +660,32 @@ fn label_values_accepts_utf8_label_names() {
         assert_eq!((st, &v), (200, &json!({"status": "success", "data": []})), "{name}");
     }
 }
+
+#[test]
+fn value_and_timestamp_formats_follow_prometheus_jsonutil() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = client();
+    let h = Hearth::start(dir.path(), &[]);
+    h.wait_ready(&c);
+    let q = |query: &str, time: &str| {
+        let (st, v, _) = send(c.get(h.url("/api/v1/query")).query(&[("query", query), ("time", time)]));
+        assert_eq!(st, 200, "{query}: {v}");
+        v["data"].clone()
+    };
+    // Timestamps: seconds, a three-digit fraction when not whole; decimals in `time` are
+    // rounded to the millisecond (Prometheus `parseTime`).
+    assert_eq!(q("time()", "1.2346"), json!({"resultType": "scalar", "result": [1.235, "1.235"]}));
+    assert_eq!(q("time()", "-1.5"), json!({"resultType": "scalar", "result": [-1.5, "-1.5"]}));
+    let raw = c.get(h.url("/api/v1/query")).query(&[("query", "time()"), ("time", "1.5")]).send().unwrap().text().unwrap();
+    assert!(raw.contains("[1.500,\"1.5\"]"), "{raw}");
+    // Values: Go's FormatFloat(v, 'f', -1, 64), and Prometheus' spellings of the specials.
+    assert_eq!(q("1e21", "10")["result"], json!([10, "1000000000000000000000"]));
+    assert_eq!(q("1e-7", "10")["result"], json!([10, "0.0000001"]));
+    assert_eq!(q("0/0", "10")["result"], json!([10, "NaN"]));
+    assert_eq!(q("-1/0", "10")["result"], json!([10, "-Inf"]));
+    assert_eq!(q("1/0", "10")["result"], json!([10, "+Inf"]));
+    assert_eq!(q("\"foo\"", "10"), json!({"resultType": "string", "result": [10, "foo"]}));
+    // A string is no range-query expression.
+    let (st, v, _) = send(c.get(h.url("/api/v1/query_range")).query(&[("query", "\"foo\""), ("start", "0"), ("end", "10"), ("step", "5")]));
+    assert_error((st, v, String::from("application/json")), 400, "bad_data");
+}

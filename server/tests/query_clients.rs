@@ -22,10 +22,17 @@ use query_clients_support::{
     dataset_t0, diff, grafana_get, grafana_post, index_result, now_ms, promtool, secs, write_dataset, STEPS,
 };
 
-/// A ready Hearth holding the fixed data set; returns it with the data set's `t0` (ms).
+/// A ready Hearth (data in `dir/data`) holding the fixed data set; returns it with the data
+/// set's `t0` (ms). Usage analytics are off, so that Hearth's own
+/// `hearth_metric_queries_total` series cannot appear in the exact answers checked here.
 fn hearth_with_dataset(dir: &std::path::Path, extra: &[&str]) -> (Hearth, reqwest::blocking::Client, i64) {
     let c = client();
-    let h = Hearth::start(dir, extra);
+    let config = dir.join("hearth.yml");
+    std::fs::write(&config, "usage:\n  enabled: false\n").unwrap();
+    let mut args = vec![format!("--config.file={}", config.display())];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let h = Hearth::start(&dir.join("data"), &args);
     h.wait_ready(&c);
     let t0 = dataset_t0(now_ms());
     write_dataset(&c, &h, t0);

@@ -658,7 +658,6 @@ fn prometheus_and_hearth_answer_dashboard_queries_alike() {
 /// that no series has, `U__`-escaped (as Grafana sends names outside the legacy charset) or
 /// not.
 #[test]
-#[ignore = "server bug: /api/v1/label/<name>/values refuses non-legacy (UTF-8) label names with 400; Prometheus 3.x answers 200 []"]
 fn label_values_accepts_utf8_label_names() {
     let dir = tempfile::tempdir().unwrap();
     let (h, c, _) = hearth_with_dataset(dir.path(), &[]);

@@ -10,7 +10,6 @@ use axum::extract::{Path, Request, State};
 use axum::response::Response;
 use query::Annotations;
 use serde::Serialize;
-use storage::labels::is_valid_label_name;
 use storage::{Labels, Matcher};
 
 use super::json::{success, success_serde, write_labels};
@@ -123,7 +122,9 @@ pub async fn labels(State(s): State<Shared>, req: Request) -> Result<Response, A
 /// `GET /api/v1/label/{name}/values?match[]=&start=&end=&limit=`; `name` may be `U__`-escaped.
 pub async fn label_values(State(s): State<Shared>, Path(name): Path<String>, req: Request) -> Result<Response, ApiFailure> {
     let name = unescape_label_name(&name);
-    if !(is_valid_label_name(&name) || name == storage::METRIC_NAME) {
+    // Prometheus 3.x validates label names as UTF-8 by default: any non-empty name is valid
+    // (Grafana `U__`-escapes exactly the names outside the legacy character set).
+    if name.is_empty() {
         return Err(ServerError::BadData(format!("invalid label name: {name:?}")).into());
     }
     let started = std::time::Instant::now();

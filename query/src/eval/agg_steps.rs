@@ -155,12 +155,11 @@ impl Evaluator<'_> {
         let mut slots: Vec<Option<Group>> = (0..group_labels_list.len()).map(|_| None).collect();
         let mut members: Vec<Vec<(f64, usize)>> = if k_op { vec![Vec::new(); group_labels_list.len()] } else { Vec::new() };
         let mut step_out: Vec<(usize, Sample)> = Vec::new();
-        for si in 0..steps {
+        for (si, &param) in params.iter().enumerate().take(steps) {
             if si % 256 == 0 {
                 self.check("range evaluation")?;
             }
             let ts = self.ts(si);
-            let param = params[si];
             order.clear();
             step_out.clear();
             if k_op {

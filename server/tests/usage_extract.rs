@@ -105,3 +105,25 @@ fn match_sets_read_what_they_select() {
     // No match[]: listing every name reads none.
     assert!(reads_of_matchers(&q, &[], i64::MIN, i64::MAX).is_empty());
 }
+
+#[test]
+fn resolved_selectors_are_reused_for_the_ttl() {
+    use server::usage::recorder::{CallInput, CallStats, Caller, UsageRecorder, RESOLVE_TTL_MS};
+    use storage::usage::{ReadKind, UsageOptions, UsageStore};
+    let (_d, db) = db();
+    let udir = tempfile::tempdir().unwrap();
+    let rec = UsageRecorder::new(std::sync::Arc::new(UsageStore::open(udir.path(), UsageOptions::default(), T).unwrap()));
+    let q = r#"{__name__=~"node_load.*"}"#;
+    let names = |t: i64| -> Vec<String> {
+        let ev = rec.record(&db.querier(), ReadKind::InstantQuery, CallInput::Text(q), T - 300_000, T + 300_000, t, &Caller::default(), CallStats::default());
+        ev.reads.into_iter().map(|r| r.metric).collect()
+    };
+    assert_eq!(names(T), vec!["node_load1".to_string()]);
+    let mut app = db.appender();
+    app.append_labels(&Labels::from_pairs([("__name__", "node_load5"), ("job", "node")]), T, 1.0).unwrap();
+    app.commit().unwrap();
+    // Within the TTL the cached resolution stands; after it the index is asked again.
+    assert_eq!(names(T + RESOLVE_TTL_MS - 1), vec!["node_load1".to_string()]);
+    assert_eq!(names(T + RESOLVE_TTL_MS), vec!["node_load1".to_string(), "node_load5".to_string()]);
+    assert_eq!(rec.counters()["node_load1"], 3);
+}

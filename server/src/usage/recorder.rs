@@ -17,7 +17,7 @@
 //! the query reads (PromQL does not say which side of a join a grouping label comes from), plus
 //! each selector's own matcher label names to its metrics. `__name__` is not a label here.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use axum::http::HeaderMap;
@@ -140,12 +140,23 @@ pub struct UsageRecorder {
     /// Reads per metric since start; the flusher writes them as counters. Guarded by a mutex
     /// taken once per call, after the store's.
     counters: Mutex<BTreeMap<String, u64>>,
+    /// Names a regex or name-less selector resolved to, by its matchers' text, with the time
+    /// resolved: dashboards repeat the same queries every refresh, and the index lookup is the
+    /// one costly step of recording. Entries live [`RESOLVE_TTL_MS`]; the map is emptied when
+    /// it reaches [`RESOLVE_CACHE_MAX`] entries.
+    resolved: Mutex<HashMap<String, (i64, Vec<String>)>>,
 }
+
+/// How long a resolved selector's names are reused, ms.
+pub const RESOLVE_TTL_MS: i64 = 60_000;
+
+/// Most selectors kept resolved.
+pub const RESOLVE_CACHE_MAX: usize = 4096;
 
 impl UsageRecorder {
     /// A recorder writing into `store`.
     pub fn new(store: Arc<UsageStore>) -> UsageRecorder {
-        UsageRecorder { store, counters: Mutex::new(BTreeMap::new()) }
+        UsageRecorder { store, counters: Mutex::new(BTreeMap::new()), resolved: Mutex::new(HashMap::new()) }
     }
 
     /// The store.
@@ -190,10 +201,10 @@ impl UsageRecorder {
     ) -> UsageEvent {
         let reads = match input {
             CallInput::Text(q) => match query::parse(q) {
-                Ok(e) => reads_of_expr(querier, &e, mint_ms, maxt_ms),
+                Ok(e) => self.reads_cached(querier, &e, mint_ms, maxt_ms, t_ms),
                 Err(_) => Vec::new(),
             },
-            CallInput::Expr(e) => reads_of_expr(querier, e, mint_ms, maxt_ms),
+            CallInput::Expr(e) => self.reads_cached(querier, e, mint_ms, maxt_ms, t_ms),
             CallInput::Matchers(sets) => reads_of_matchers(querier, sets, mint_ms, maxt_ms),
         };
         let ev = UsageEvent {
@@ -221,6 +232,30 @@ impl UsageRecorder {
     }
 }
 
+impl UsageRecorder {
+    /// [`reads_of_expr`] with resolved selectors reused for [`RESOLVE_TTL_MS`] after `now_ms`.
+    fn reads_cached(&self, querier: &dyn Querier, e: &Expr, mint_ms: i64, maxt_ms: i64, now_ms: i64) -> Vec<MetricRead> {
+        reads_with(e, &mut |s| {
+            if s.metric.is_some() {
+                return names_of(querier, s, mint_ms, maxt_ms);
+            }
+            let key = format!("{:?}", s.matchers);
+            if let Some((t, names)) = self.resolved.lock().get(&key) {
+                if now_ms.saturating_sub(*t) < RESOLVE_TTL_MS {
+                    return names.clone();
+                }
+            }
+            let names = names_of(querier, s, mint_ms, maxt_ms);
+            let mut cache = self.resolved.lock();
+            if cache.len() >= RESOLVE_CACHE_MAX {
+                cache.clear();
+            }
+            cache.insert(key, (now_ms, names.clone()));
+            names
+        })
+    }
+}
+
 /// Metric names a selector selects: its literal name, or the names the index returns for its
 /// matchers.
 fn names_of(querier: &dyn Querier, s: &SelectorUse, mint_ms: i64, maxt_ms: i64) -> Vec<String> {
@@ -239,11 +274,16 @@ fn names_of(querier: &dyn Querier, s: &SelectorUse, mint_ms: i64, maxt_ms: i64) 
 
 /// The reads of a parsed query.
 pub fn reads_of_expr(querier: &dyn Querier, e: &Expr, mint_ms: i64, maxt_ms: i64) -> Vec<MetricRead> {
+    reads_with(e, &mut |s| names_of(querier, s, mint_ms, maxt_ms))
+}
+
+/// The reads of a parsed query, with `resolve` naming each selector's metrics.
+fn reads_with(e: &Expr, resolve: &mut dyn FnMut(&SelectorUse) -> Vec<String>) -> Vec<MetricRead> {
     let u = analyze(e);
     let shared: Vec<&String> = u.labels.iter().filter(|l| l.as_str() != METRIC_NAME).collect();
     let mut by_metric: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for s in &u.selectors {
-        for name in names_of(querier, s, mint_ms, maxt_ms) {
+        for name in resolve(s) {
             let labels = by_metric.entry(name).or_default();
             labels.extend(s.matchers.iter().filter(|m| m.0 != METRIC_NAME).map(|m| m.0.clone()));
             labels.extend(shared.iter().map(|l| (*l).clone()));

@@ -39,6 +39,7 @@
 
 pub mod append;
 mod chunk_store;
+mod label_table;
 pub mod exemplars;
 pub mod gc;
 pub mod read;

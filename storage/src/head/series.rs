@@ -3,12 +3,12 @@
 //!
 //! # Locking
 //! - [`SeriesMaps`] has 256 shards per map, each a `parking_lot::RwLock`: a lookup takes one
-//!   shard's read lock for a hash-map probe, so appenders on many threads rarely meet.
+//!   shard's read lock for one probe (a vector index by id, a linear-probing
+//!   [`super::label_table::LabelTable`] by label hash), so appenders on many threads rarely meet.
 //! - [`MemSeries::state`] is a `Mutex` per series: appends to different series never contend,
 //!   and the critical sections are an order check or one chunk append.
 //! - Lock order: a map shard, then (after releasing it) a series; never the reverse.
 
-use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
@@ -20,6 +20,7 @@ use crate::index::Symbols;
 use crate::labels::{Label, Labels};
 
 use super::chunk_store::{ChunkStore, StoredChunk};
+use super::label_table::LabelTable;
 
 /// Number of shards of each series map (a power of two).
 const SHARDS: usize = 256;
@@ -425,12 +426,6 @@ impl MemSeries {
     }
 }
 
-/// A label-hash bucket: almost always one series; a hash collision makes a list.
-enum HashSlot {
-    One(Arc<MemSeries>),
-    Many(Vec<Arc<MemSeries>>),
-}
-
 /// The head's series by id and by label hash, each sharded 256 ways.
 ///
 /// Ids are dense and never reused, so the by-id side is a plain vector per shard, indexed by
@@ -441,7 +436,7 @@ type IdShard = RwLock<Vec<Option<Arc<MemSeries>>>>;
 
 pub(crate) struct SeriesMaps {
     by_id: Box<[IdShard]>,
-    by_hash: Box<[RwLock<HashMap<u64, HashSlot, IdBuild>>]>,
+    by_hash: Box<[RwLock<LabelTable>]>,
 }
 
 #[inline]
@@ -463,7 +458,7 @@ impl SeriesMaps {
     pub(crate) fn new() -> Self {
         SeriesMaps {
             by_id: (0..SHARDS).map(|_| RwLock::new(Vec::new())).collect(),
-            by_hash: (0..SHARDS).map(|_| RwLock::new(HashMap::default())).collect(),
+            by_hash: (0..SHARDS).map(|_| RwLock::new(LabelTable::new())).collect(),
         }
     }
 
@@ -483,11 +478,7 @@ impl SeriesMaps {
 
     /// The series with exactly `labels` (whose hash is `hash`), if any.
     pub(crate) fn get_by_labels(&self, hash: u64, labels: &Labels, symbols: &Symbols) -> Option<Arc<MemSeries>> {
-        let shard = self.by_hash[hash_shard(hash)].read();
-        match shard.get(&hash)? {
-            HashSlot::One(s) => s.labels_eq(symbols, labels).then(|| Arc::clone(s)),
-            HashSlot::Many(v) => v.iter().find(|s| s.labels_eq(symbols, labels)).cloned(),
-        }
+        self.by_hash[hash_shard(hash)].read().find(hash, |s| s.labels_eq(symbols, labels)).cloned()
     }
 
     /// Inserts `s` unless a series with the same labels got there first; returns the series
@@ -507,29 +498,15 @@ impl SeriesMaps {
     ) -> (Arc<MemSeries>, bool) {
         self.put_id(Arc::clone(&s));
         let mut shard = self.by_hash[hash_shard(hash)].write();
-        match shard.get_mut(&hash) {
-            None => {
-                shard.insert(hash, HashSlot::One(Arc::clone(&s)));
+        if let Some(e) = shard.find(hash, |x| x.labels_eq(symbols, labels)).cloned() {
+            drop(shard);
+            // Nobody learnt the losing id: clear its slot.
+            if let Some(slot) = self.by_id[id_shard(s.id)].write().get_mut(id_slot(s.id)) {
+                *slot = None;
             }
-            Some(slot) => {
-                let existing = match slot {
-                    HashSlot::One(x) => x.labels_eq(symbols, labels).then(|| Arc::clone(x)),
-                    HashSlot::Many(v) => v.iter().find(|x| x.labels_eq(symbols, labels)).cloned(),
-                };
-                if let Some(e) = existing {
-                    drop(shard);
-                    // Nobody learnt the losing id: clear its slot.
-                    if let Some(slot) = self.by_id[id_shard(s.id)].write().get_mut(id_slot(s.id)) {
-                        *slot = None;
-                    }
-                    return (e, false);
-                }
-                match slot {
-                    HashSlot::One(x) => *slot = HashSlot::Many(vec![Arc::clone(x), Arc::clone(&s)]),
-                    HashSlot::Many(v) => v.push(Arc::clone(&s)),
-                }
-            }
+            return (e, false);
         }
+        shard.insert(hash, Arc::clone(&s));
         on_insert();
         drop(shard);
         (s, true)
@@ -537,42 +514,13 @@ impl SeriesMaps {
 
     /// Inserts a series known to be new (WAL replay: ids and labels come from the log).
     pub(crate) fn insert_replayed(&self, hash: u64, s: Arc<MemSeries>) {
-        {
-            let mut shard = self.by_hash[hash_shard(hash)].write();
-            match shard.get_mut(&hash) {
-                None => {
-                    shard.insert(hash, HashSlot::One(Arc::clone(&s)));
-                }
-                Some(HashSlot::One(x)) => {
-                    let x = Arc::clone(x);
-                    shard.insert(hash, HashSlot::Many(vec![x, Arc::clone(&s)]));
-                }
-                Some(HashSlot::Many(v)) => v.push(Arc::clone(&s)),
-            }
-        }
+        self.by_hash[hash_shard(hash)].write().insert(hash, Arc::clone(&s));
         self.put_id(s);
     }
 
     /// Removes series `id` (whose labels hash to `hash`).
     pub(crate) fn remove(&self, hash: u64, id: u32) {
-        {
-            let mut shard = self.by_hash[hash_shard(hash)].write();
-            let empty = match shard.get_mut(&hash) {
-                Some(HashSlot::One(x)) => x.id == id,
-                Some(HashSlot::Many(v)) => {
-                    v.retain(|x| x.id != id);
-                    if v.len() == 1 {
-                        let last = v.pop().expect("one left");
-                        shard.insert(hash, HashSlot::One(last));
-                    }
-                    false
-                }
-                None => false,
-            };
-            if empty {
-                shard.remove(&hash);
-            }
-        }
+        self.by_hash[hash_shard(hash)].write().remove(hash, id);
         if let Some(slot) = self.by_id[id_shard(id)].write().get_mut(id_slot(id)) {
             *slot = None;
         }
@@ -591,7 +539,7 @@ impl SeriesMaps {
     /// Resident bytes of the two maps (entries and control bytes; not the series).
     pub(crate) fn memory_bytes(&self) -> usize {
         let id: usize = self.by_id.iter().map(|s| s.read().capacity() * 8).sum();
-        let h: usize = self.by_hash.iter().map(|s| s.read().capacity() * (8 + 32 + 1)).sum();
+        let h: usize = self.by_hash.iter().map(|s| s.read().memory_bytes()).sum();
         id + h
     }
 }

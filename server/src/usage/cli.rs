@@ -5,7 +5,7 @@
 //!   the parse problems, and writes the result to `<usage-dir>/static_refs.json` (replacing the
 //!   previous run's), which a running server reads on its next report. Progress goes to stderr
 //!   (`[n/N]`, rewritten in place on a terminal).
-//! - `hearth usage --url http://127.0.0.1:9090 [--window 30d] [--sort series] [--limit 50]
+//! - `hearth usage --url http://127.0.0.1:9201 [--window 30d] [--sort series] [--limit 50]
 //!   [--unused] [--format table|csv]` asks a running server's API and prints a table (or CSV).
 //!   It reads through the API rather than the data directory because the database's directory
 //!   lock belongs to the running server, and the report needs the head, which lives in its
@@ -81,7 +81,7 @@ pub struct AnalyzeArgs {
 #[derive(Debug, Clone, clap::Args)]
 pub struct UsageArgs {
     /// The server's base URL (`http://host:port`).
-    #[arg(long, default_value = "http://127.0.0.1:9090")]
+    #[arg(long, default_value = "http://127.0.0.1:9201")]
     pub url: String,
     /// Report window (`1d`, `30d`).
     #[arg(long, default_value = "30d")]

@@ -41,22 +41,7 @@ pub(crate) fn expand(spans: &[Span], counts: &[f64]) -> Vec<(i32, f64)> {
 
 /// Builds spans + counts from sorted `(index, count)` pairs, dropping zero counts.
 pub(crate) fn collapse(pairs: impl IntoIterator<Item = (i32, f64)>) -> (Vec<Span>, Vec<f64>) {
-    let mut spans: Vec<Span> = Vec::new();
-    let mut counts = Vec::new();
-    let mut next: Option<i32> = None;
-    for (i, c) in pairs {
-        if c == 0.0 {
-            continue;
-        }
-        match next {
-            Some(n) if n == i => spans.last_mut().expect("span exists").length += 1,
-            Some(n) => spans.push(Span { offset: i - n, length: 1 }),
-            None => spans.push(Span { offset: i, length: 1 }),
-        }
-        counts.push(c);
-        next = Some(i + 1);
-    }
-    (spans, counts)
+    collapse_keep(pairs.into_iter().filter(|&(_, c)| c != 0.0))
 }
 
 /// Upper bound of exponential bucket `idx` at `schema`: `2^(idx * 2^-schema)`.
@@ -269,12 +254,13 @@ fn combine_hints(a: CounterResetHint, b: CounterResetHint, annos: &mut HistAnnos
     }
 }
 
-/// Like [`collapse`] but keeps zero-count buckets that lie between populated ones.
-fn collapse_keep(m: BTreeMap<i32, f64>) -> (Vec<Span>, Vec<f64>) {
+/// Builds spans + counts from sorted `(index, count)` pairs, keeping zero counts (so a zero
+/// bucket between populated ones stays in its span).
+fn collapse_keep(pairs: impl IntoIterator<Item = (i32, f64)>) -> (Vec<Span>, Vec<f64>) {
     let mut spans: Vec<Span> = Vec::new();
     let mut counts = Vec::new();
     let mut next: Option<i32> = None;
-    for (i, c) in m {
+    for (i, c) in pairs {
         match next {
             Some(n) if n == i => spans.last_mut().expect("span exists").length += 1,
             Some(n) => spans.push(Span { offset: i - n, length: 1 }),

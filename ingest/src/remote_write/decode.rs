@@ -146,29 +146,15 @@ impl SeriesScratch {
                     r.expect(wt, LEN)?;
                     let (eb, eat) = r.bytes()?;
                     let start = self.exemplar_labels.len() as u32;
-                    let mut ex = ExemplarDesc { labels_start: start, ..Default::default() };
-                    let mut er = Reader::new(eb, eat);
-                    while !er.is_empty() {
-                        let (f, w) = er.tag()?;
-                        match f {
-                            1 => {
-                                er.expect(w, LEN)?;
-                                let (lb, lat) = er.bytes()?;
-                                self.exemplar_labels.push(parse_label(lb, lat)?);
-                            }
-                            2 => {
-                                er.expect(w, FIXED64)?;
-                                ex.value = er.double()?;
-                            }
-                            3 => {
-                                er.expect(w, VARINT)?;
-                                ex.t_ms = er.varint()? as i64;
-                            }
-                            _ => er.skip(w)?,
-                        }
-                    }
-                    ex.labels_end = self.exemplar_labels.len() as u32;
-                    self.exemplars.push(ex);
+                    let labels = &mut self.exemplar_labels;
+                    let (value, t_ms) = parse_exemplar(eb, eat, |er, w| {
+                        er.expect(w, LEN)?;
+                        let (lb, lat) = er.bytes()?;
+                        labels.push(parse_label(lb, lat)?);
+                        Ok(())
+                    })?;
+                    let end = self.exemplar_labels.len() as u32;
+                    self.exemplars.push(ExemplarDesc { labels_start: start, labels_end: end, value, t_ms });
                 }
                 4 => {
                     r.expect(wt, LEN)?;
@@ -206,28 +192,11 @@ impl SeriesScratch {
                     r.expect(wt, LEN)?;
                     let (eb, eat) = r.bytes()?;
                     let start = self.exemplar_label_refs.len() as u32;
-                    let mut ex = ExemplarDesc { labels_start: start, ..Default::default() };
-                    let mut er = Reader::new(eb, eat);
-                    while !er.is_empty() {
-                        let (f, w) = er.tag()?;
-                        match f {
-                            1 => {
-                                let v = &mut self.exemplar_label_refs;
-                                er.repeated_varint(w, |x| v.push(x as u32))?;
-                            }
-                            2 => {
-                                er.expect(w, FIXED64)?;
-                                ex.value = er.double()?;
-                            }
-                            3 => {
-                                er.expect(w, VARINT)?;
-                                ex.t_ms = er.varint()? as i64;
-                            }
-                            _ => er.skip(w)?,
-                        }
-                    }
-                    ex.labels_end = self.exemplar_label_refs.len() as u32;
-                    self.exemplars.push(ex);
+                    let refs = &mut self.exemplar_label_refs;
+                    let (value, t_ms) =
+                        parse_exemplar(eb, eat, |er, w| er.repeated_varint(w, |x| refs.push(x as u32)))?;
+                    let end = self.exemplar_label_refs.len() as u32;
+                    self.exemplars.push(ExemplarDesc { labels_start: start, labels_end: end, value, t_ms });
                 }
                 5 => {
                     r.expect(wt, LEN)?;
@@ -497,4 +466,32 @@ impl Request<'_> {
     pub fn symbols_len(&self) -> usize {
         self.dec.symbols.len()
     }
+}
+
+/// Walks an `Exemplar` message of either version: field 2 (value) and field 3 (timestamp, ms)
+/// are the same in 1.0 and 2.0; field 1 (labels in 1.0, symbol refs in 2.0) goes to `labels`.
+/// Returns `(value, t_ms)`.
+fn parse_exemplar(
+    b: &[u8],
+    at: usize,
+    mut labels: impl FnMut(&mut Reader<'_>, u8) -> Result<(), IngestError>,
+) -> Result<(f64, i64), IngestError> {
+    let (mut value, mut t_ms) = (0.0, 0);
+    let mut er = Reader::new(b, at);
+    while !er.is_empty() {
+        let (f, w) = er.tag()?;
+        match f {
+            1 => labels(&mut er, w)?,
+            2 => {
+                er.expect(w, FIXED64)?;
+                value = er.double()?;
+            }
+            3 => {
+                er.expect(w, VARINT)?;
+                t_ms = er.varint()? as i64;
+            }
+            _ => er.skip(w)?,
+        }
+    }
+    Ok((value, t_ms))
 }

@@ -201,7 +201,7 @@ impl Engine {
                 EvalValue::String(s) => Value::String(start, s),
                 EvalValue::Matrix(m) => shape(m, expr.value_type(), instant, start)?,
             };
-            Ok(QueryResult { value, annotations: ev.annos, total_samples: ev.total_samples })
+            Ok(QueryResult { value, annotations: ev.annos, total_samples: ev.total_samples, total_series: ev.total_series })
         };
         match catch_unwind(AssertUnwindSafe(run)) {
             Ok(r) => r,

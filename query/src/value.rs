@@ -145,4 +145,7 @@ pub struct QueryResult {
     /// Samples the query touched (loaded from storage or produced), Prometheus'
     /// `stats.samples.totalQueryableSamples` analogue.
     pub total_samples: u64,
+    /// Series selected from storage, summed over all selectors of the query (a series
+    /// selected by two selectors counts twice), Prometheus' series-touched analogue.
+    pub total_series: u64,
 }

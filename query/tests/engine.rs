@@ -116,3 +116,18 @@ fn rate_info_annotation_comes_with_the_result() {
         vec!["PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: \"gauge\" (1:6)".to_string()]
     );
 }
+
+#[test]
+fn total_series_counts_selected_series_over_all_selectors() {
+    let e = Engine::new(EngineOptions::default());
+    let r = e.instant_query(&querier(), "sum(x_total)", 600_000).unwrap();
+    assert_eq!(r.total_series, 2);
+    // Two selectors: both series by the first, one by the second.
+    let r = e.range_query(&querier(), "sum(rate(x_total[5m])) + sum(x_total{job=\"a\"})", 300_000, 600_000, 60_000).unwrap();
+    assert_eq!(r.total_series, 3);
+    // A subquery's inner selector counts too.
+    let r = e.instant_query(&querier(), "max_over_time(x_total{job=\"b\"}[5m:1m])", 600_000).unwrap();
+    assert_eq!(r.total_series, 1);
+    let r = e.instant_query(&querier(), "sum(nothing_total)", 600_000).unwrap();
+    assert_eq!(r.total_series, 0);
+}

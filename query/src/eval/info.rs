@@ -223,6 +223,7 @@ impl Evaluator<'_> {
         let a = self.ref_time(self.start, at, offset);
         let b = self.ref_time(self.end, at, offset);
         let raw = self.ctx.src.select(ms, a.min(b) - lookback + 1, a.max(b))?;
+        self.total_series += raw.len() as u64;
         let mut out = Vec::with_capacity(raw.len());
         for r in raw {
             let mut s = Series { metric: r.labels.clone(), ..Default::default() };

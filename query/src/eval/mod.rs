@@ -66,12 +66,14 @@ pub(crate) struct Evaluator<'a> {
     pub interval: i64,
     pub cur_samples: usize,
     pub total_samples: u64,
+    /// Series selected from storage so far, over all selectors (see `QueryResult::total_series`).
+    pub total_series: u64,
     pub annos: Annotations,
 }
 
 impl<'a> Evaluator<'a> {
     pub fn new(ctx: &'a EvalCtx<'a>, start: i64, end: i64, interval: i64) -> Self {
-        Evaluator { ctx, start, end, interval, cur_samples: 0, total_samples: 0, annos: Annotations::default() }
+        Evaluator { ctx, start, end, interval, cur_samples: 0, total_samples: 0, total_series: 0, annos: Annotations::default() }
     }
 
     /// Number of steps.

@@ -143,7 +143,9 @@ impl Evaluator<'_> {
     fn select_raw(&mut self, vs: &VectorSelector, mint: i64, maxt: i64) -> Result<Vec<RawSeries>> {
         let groups = to_matchers(&vs.name, &vs.matchers)?;
         if groups.len() == 1 {
-            return self.ctx.src.select(&groups[0], mint, maxt);
+            let raw = self.ctx.src.select(&groups[0], mint, maxt)?;
+            self.total_series += raw.len() as u64;
+            return Ok(raw);
         }
         let mut all: Vec<RawSeries> = Vec::new();
         for g in &groups {
@@ -154,6 +156,7 @@ impl Evaluator<'_> {
             }
         }
         all.sort_by(|a, b| a.labels.cmp(&b.labels));
+        self.total_series += all.len() as u64;
         Ok(all)
     }
 

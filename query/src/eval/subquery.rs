@@ -32,6 +32,7 @@ impl Evaluator<'_> {
         let m = if start > rmax { Vec::new() } else { inner.eval_matrix(&sq.expr)? };
         self.cur_samples = inner.cur_samples;
         self.total_samples += inner.total_samples;
+        self.total_series += inner.total_series;
         self.annos.merge(std::mem::take(&mut inner.annos));
         let series = m
             .into_iter()

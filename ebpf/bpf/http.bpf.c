@@ -1,17 +1,27 @@
 /* SPDX-License-Identifier: Apache-2.0 OR GPL-2.0 */
 /*
- * HTTP/1.x RED events from unmodified servers, observed at the syscall boundary.
+ * HTTP/1.x RED events from unmodified servers, observed at the socket layer.
  *
- * One program on the BTF raw tracepoint `sys_exit` (needs CAP_BPF + CAP_PERFMON, no tracefs).
- * At a syscall's exit the x86_64 pt_regs still hold its arguments (the kernel only writes ax),
- * so one hook sees the fd, the user buffer and the result together; no sys_enter program and no
- * per-thread map between enter and exit are needed, which halves the per-syscall cost.
+ * Three programs on BTF raw tracepoints (need CAP_BPF + CAP_PERFMON, no tracefs), none of them
+ * on the syscall path, so syscalls other than socket I/O (epoll_wait, futex, file I/O...) of
+ * every process run at full speed:
  *
- * Per connection (LRU hash keyed by the struct sock address; `fds` maps tgid<<32 | fd of the
- * accepted descriptor and its dup/dup2/dup3/F_DUPFD copies to it), a small state machine:
+ *   sock:inet_sock_set_state  every TCP state change; SYN_RECV → ESTABLISHED starts tracking a
+ *                             server-side connection, FIN_WAIT1/LAST_ACK/CLOSE ends it
+ *   sock:sock_recv_length     the end of every sock_recvmsg (read, readv, recv*, on a socket)
+ *   sock:sock_send_length     the end of every sock_sendmsg (write, writev, send*, sendfile)
  *
- *   accept/accept4 ── local port from task->files->fdt->fd[fd]->private_data->sk, filtered by
- *                     port_filter and target_pids ──► IDLE
+ * The socket tracepoints give the struct sock and the byte count; the user buffer comes from
+ * the syscall's arguments in the task's saved user registers (bpf_task_pt_regs: orig_ax is the
+ * syscall number, di/si/dx its first arguments). A socket that is not a tracked connection
+ * costs one hash lookup (a client's socket, Hearth's own...).
+ *
+ * Per connection (LRU hash keyed by the struct sock address, so that every descriptor of the
+ * socket, dup'ed or inherited, shares it), a small state machine:
+ *
+ *   SYN_RECV → ESTABLISHED ── local port filtered by port_filter ──► IDLE (owner unknown)
+ *   first read or write ── the current process becomes the owner; Hearth itself, or a process
+ *            outside target_pids when filter_pids is set, makes the connection untracked
  *   IDLE ── read whose first byte is 'A'..'Z' ──► REQUEST (start_ns; first 256 bytes kept,
  *            later reads appended while fewer than 64 are kept: Go's 1-byte read, split requests)
  *   IDLE ── anything else ──► IGNORE (TLS, HTTP/2, other protocols)
@@ -20,8 +30,8 @@
  *               right after the header for HEAD/204/304, or at a "0\r\n\r\n" chunk end
  *               ──► emit HTTP_END_COMPLETE, IDLE
  *   RESPONSE ── read (next request) ──► emit HTTP_END_NEXT_REQUEST, then as IDLE
- *   close of its last known descriptor ── emit HTTP_END_CLOSE (RESPONSE) or
- *               HTTP_END_NO_RESPONSE with status 0 (REQUEST)
+ *   server-side close (FIN_WAIT1, LAST_ACK) or reset (CLOSE) ── emit HTTP_END_CLOSE (RESPONSE)
+ *               or HTTP_END_NO_RESPONSE with status 0 (REQUEST)
  *
  * Headers are scanned (bpf_loop, first 256 bytes of each read/write while the header is
  * incomplete; up to 8 bytes before a CR/LF inside a line skipped in one callback) for the end
@@ -57,25 +67,18 @@ const volatile __u64 wakeup_bytes = 65536; /* force a wakeup once this much data
 #define SCAN_FOUND 1
 #define SCAN_GAVE_UP 2
 
-/* x86_64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl). */
+/* x86_64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl): the syscall whose socket
+ * I/O a tracepoint reports, from the task's saved orig_ax. */
 #define NR_read 0
 #define NR_write 1
-#define NR_close 3
 #define NR_readv 19
 #define NR_writev 20
 #define NR_sendfile 40
-#define NR_accept 43
 #define NR_sendto 44
 #define NR_recvfrom 45
 #define NR_sendmsg 46
 #define NR_recvmsg 47
-#define NR_accept4 288
-#define NR_dup 32
-#define NR_dup2 33
-#define NR_fcntl 72
-#define NR_dup3 292
-#define F_DUPFD 0
-#define F_DUPFD_CLOEXEC 1030
+#define NR_splice 275
 
 struct hscan {
 	__s64 content_length; /* -1 until a Content-Length value is parsed */
@@ -93,14 +96,12 @@ struct conn {
 	__u64 resp_bytes;
 	struct hscan req;
 	struct hscan resp;
-	__u32 pid;
+	__u32 pid;    /* owner's tgid, 0 until its first read or write */
 	__u16 port;
 	__u16 status;
 	__u16 head_len;
 	__u8 state;
 	__u8 no_body;
-	__u32 fd_refs; /* descriptors of this socket we know of (accept + dups) */
-	__u32 _pad;
 	char head[CONN_HEAD_CAP];
 };
 
@@ -136,22 +137,14 @@ struct {
 	__type(value, __u8);
 } target_pids SEC(".maps");
 
-/* Connection state, keyed by the kernel's struct sock address, so that a dup'ed descriptor
- * (Rust's try_clone, fcntl F_DUPFD) shares it. */
+/* Connection state, keyed by the kernel's struct sock address: created when a passive open
+ * reaches ESTABLISHED, deleted when the server side closes or the connection resets. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u64);
 	__type(value, struct conn);
 } conns SEC(".maps");
-
-/* (tgid << 32 | fd) of accepted sockets and their dups → struct sock address. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
-	__type(key, __u64);
-	__type(value, __u64);
-} fds SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -475,31 +468,17 @@ static __always_inline void on_write(struct conn *c, struct segs *s, __u64 total
 	}
 }
 
-static __always_inline void on_accept(__u32 tgid, long fd)
+/* TCP states (include/net/tcp_states.h). */
+#define TCP_ESTABLISHED 1
+#define TCP_SYN_RECV 3
+#define TCP_FIN_WAIT1 4
+#define TCP_CLOSE 7
+#define TCP_LAST_ACK 9
+
+/* A passively opened connection (SYN_RECV → ESTABLISHED: a server's side, before accept; softirq
+ * context, so no owner yet) on a port that passes the port filter: a new IDLE connection. */
+static __always_inline void on_established(struct sock *sk, __u64 skey)
 {
-	if (fd < 0)
-		return;
-	if (filter_pids && !bpf_map_lookup_elem(&target_pids, &tgid))
-		return;
-	struct task_struct *task = bpf_get_current_task_btf();
-	struct files_struct *files = READ_KERNEL(task, files);
-	if (!files)
-		return;
-	struct fdtable *fdt = READ_KERNEL(files, fdt);
-	if (!fdt)
-		return;
-	if ((unsigned long)fd >= READ_KERNEL(fdt, max_fds))
-		return;
-	struct file **fd_array = READ_KERNEL(fdt, fd);
-	struct file *file = 0;
-	if (!fd_array || bpf_probe_read_kernel(&file, sizeof(file), &fd_array[fd]) != 0 || !file)
-		return;
-	struct socket *sock = READ_KERNEL(file, private_data);
-	if (!sock)
-		return;
-	struct sock *sk = READ_KERNEL(sock, sk);
-	if (!sk)
-		return;
 	unsigned short family = READ_KERNEL(sk, __sk_common.skc_family);
 	if (family != 2 /* AF_INET */ && family != 10 /* AF_INET6 */)
 		return;
@@ -508,68 +487,56 @@ static __always_inline void on_accept(__u32 tgid, long fd)
 	__u8 m = mark ? *mark : PORT_UNSET;
 	if (m == PORT_EXCLUDE || (filter_ports && m != PORT_OBSERVE))
 		return;
-
 	__u32 zero = 0;
 	struct conn *init = bpf_map_lookup_elem(&conn_zero, &zero);
 	if (!init)
 		return;
-	__u64 key = ((__u64)tgid << 32) | (__u32)fd;
-	__u64 skey = (__u64)sk;
 	if (bpf_map_update_elem(&conns, &skey, init, BPF_ANY) != 0)
 		return;
 	struct conn *c = bpf_map_lookup_elem(&conns, &skey);
 	if (!c)
 		return;
-	c->pid = tgid;
 	c->port = port;
 	c->state = ST_IDLE;
-	c->fd_refs = 1;
-	bpf_map_update_elem(&fds, &key, &skey, BPF_ANY);
 }
 
-/* A descriptor of a tracked socket was duplicated to `newfd`. */
-static __always_inline void on_dup(__u32 tgid, __u32 oldfd, long newfd)
+/* The server side closed (FIN_WAIT1 from ESTABLISHED, LAST_ACK from CLOSE_WAIT) or the
+ * connection was reset or aborted (CLOSE): the request in progress ends here. */
+static __always_inline void on_closing(__u64 skey)
 {
-	if (newfd < 0 || (__u32)newfd == oldfd)
-		return;
-	__u64 okey = ((__u64)tgid << 32) | oldfd;
-	__u64 *sk = bpf_map_lookup_elem(&fds, &okey);
-	if (!sk)
-		return;
-	__u64 skey = *sk;
 	struct conn *c = bpf_map_lookup_elem(&conns, &skey);
 	if (!c)
 		return;
-	__u64 nkey = ((__u64)tgid << 32) | (__u32)newfd;
-	if (bpf_map_update_elem(&fds, &nkey, &skey, BPF_ANY) == 0)
-		c->fd_refs += 1;
-}
-
-static __always_inline void on_close(__u64 key)
-{
-	__u64 *sk = bpf_map_lookup_elem(&fds, &key);
-	if (!sk)
-		return;
-	__u64 skey = *sk;
-	bpf_map_delete_elem(&fds, &key);
-	struct conn *c = bpf_map_lookup_elem(&conns, &skey);
-	if (!c)
-		return;
-	if (c->fd_refs > 1) {
-		/* Another descriptor of the socket is still open. */
-		c->fd_refs -= 1;
-		return;
-	}
-	if (c->state == ST_REQUEST) {
-		c->end_ns = bpf_ktime_get_ns();
-		c->status = 0;
-		emit(c, HTTP_END_NO_RESPONSE);
-	} else if (c->state == ST_RESPONSE) {
-		emit(c, HTTP_END_CLOSE);
+	if (c->pid != 0) {
+		if (c->state == ST_REQUEST) {
+			c->end_ns = bpf_ktime_get_ns();
+			c->status = 0;
+			emit(c, HTTP_END_NO_RESPONSE);
+		} else if (c->state == ST_RESPONSE) {
+			emit(c, HTTP_END_CLOSE);
+		}
 	}
 	bpf_map_delete_elem(&conns, &skey);
 }
 
+/* The state of the connection of `skey`, if observed. At its first read or write the current
+ * process becomes its owner, unless it is Hearth itself or (with filter_pids) not a target: the
+ * connection is then forgotten, and later calls miss at the lookup. */
+static __always_inline struct conn *observed(__u64 skey)
+{
+	struct conn *c = bpf_map_lookup_elem(&conns, &skey);
+	if (!c)
+		return 0;
+	if (c->pid == 0) {
+		__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+		if (tgid == self_tgid || (filter_pids && !bpf_map_lookup_elem(&target_pids, &tgid))) {
+			bpf_map_delete_elem(&conns, &skey);
+			return 0;
+		}
+		c->pid = tgid;
+	}
+	return c;
+}
 /* Fills s->p0/n0 (and p1/n1) from an iovec array with `cnt` entries, `total` bytes moved. */
 static __always_inline void iov_segs(struct segs *s, const struct iovec *iov, __u64 cnt, __u64 total)
 {
@@ -587,70 +554,39 @@ static __always_inline void iov_segs(struct segs *s, const struct iovec *iov, __
 		s->tail = (const char *)v.iov_base + v.iov_len - 5;
 }
 
-SEC("tp_btf/sys_exit")
-int hearth_sys_exit(__u64 *ctx)
+/* sock:inet_sock_set_state (const struct sock *sk, int oldstate, int newstate): every TCP state
+ * change on the host; a hash lookup only on the few that matter. */
+SEC("tp_btf/inet_sock_set_state")
+int hearth_state(__u64 *ctx)
 {
-	struct pt_regs *regs = (struct pt_regs *)ctx[0];
-	long ret = (long)ctx[1];
-	long id = regs->orig_ax;
+	struct sock *sk = (struct sock *)ctx[0];
+	int oldstate = (int)ctx[1];
+	int newstate = (int)ctx[2];
+	__u64 skey = ctx[0];
+	if (newstate == TCP_ESTABLISHED && oldstate == TCP_SYN_RECV)
+		on_established(sk, skey);
+	else if (newstate == TCP_FIN_WAIT1 || newstate == TCP_LAST_ACK || newstate == TCP_CLOSE)
+		on_closing(skey);
+	return 0;
+}
 
-	switch (id) {
-	case NR_read:
-	case NR_write:
-	case NR_close:
-	case NR_readv:
-	case NR_writev:
-	case NR_sendfile:
-	case NR_accept:
-	case NR_sendto:
-	case NR_recvfrom:
-	case NR_sendmsg:
-	case NR_recvmsg:
-	case NR_accept4:
-	case NR_dup:
-	case NR_dup2:
-	case NR_fcntl:
-	case NR_dup3:
-		break;
-	default:
-		return 0;
-	}
-
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	if (tgid == self_tgid)
-		return 0;
-	if (id == NR_accept || id == NR_accept4) {
-		on_accept(tgid, ret);
-		return 0;
-	}
-
-	__u32 fd = (__u32)regs->di;
-	__u64 key = ((__u64)tgid << 32) | fd;
-	if (id == NR_close) {
-		if (ret == 0)
-			on_close(key);
-		return 0;
-	}
-	const void *arg1 = (const void *)regs->si;
-	if (id == NR_dup || id == NR_dup2 || id == NR_dup3) {
-		on_dup(tgid, fd, ret);
-		return 0;
-	}
-	if (id == NR_fcntl) {
-		if ((unsigned long)arg1 == F_DUPFD || (unsigned long)arg1 == F_DUPFD_CLOEXEC)
-			on_dup(tgid, fd, ret);
-		return 0;
-	}
+/* sock:sock_recv_length (struct sock *sk, int ret, int flags): at the end of every
+ * sock_recvmsg (read, readv, recv, recvfrom, recvmsg on a socket). The user buffer comes from
+ * the syscall's arguments, in the task's saved user registers. */
+SEC("tp_btf/sock_recv_length")
+int hearth_recv(__u64 *ctx)
+{
+	int ret = (int)ctx[1];
 	if (ret <= 0)
 		return 0;
-	__u64 *sk = bpf_map_lookup_elem(&fds, &key);
-	if (!sk)
-		return 0;
-	__u64 skey = *sk;
-	struct conn *c = bpf_map_lookup_elem(&conns, &skey);
+	struct conn *c = observed(ctx[0]);
 	if (!c)
 		return 0;
-
+	struct pt_regs *regs = bpf_task_pt_regs(bpf_get_current_task_btf());
+	if (!regs)
+		return 0;
+	long id = regs->orig_ax;
+	const void *arg1 = (const void *)regs->si;
 	struct segs s = {};
 	__u64 total = (__u64)ret;
 	switch (id) {
@@ -658,12 +594,10 @@ int hearth_sys_exit(__u64 *ctx)
 	case NR_recvfrom:
 		s.p0 = arg1;
 		s.n0 = total;
-		on_read(c, &s, total);
 		break;
 	case NR_readv:
 		iov_segs(&s, arg1, regs->dx, total);
 		s.tail = 0;
-		on_read(c, &s, total);
 		break;
 	case NR_recvmsg: {
 		struct user_msghdr msg;
@@ -671,30 +605,54 @@ int hearth_sys_exit(__u64 *ctx)
 			return 0;
 		iov_segs(&s, msg.msg_iov, msg.msg_iovlen, total);
 		s.tail = 0;
-		on_read(c, &s, total);
 		break;
 	}
+	default:
+		return 0; /* no user buffer we know how to find (recvmmsg, io_uring...) */
+	}
+	on_read(c, &s, total);
+	return 0;
+}
+
+/* sock:sock_send_length (struct sock *sk, int ret, int flags): at the end of every
+ * sock_sendmsg (write, writev, send, sendto, sendmsg; sendfile and splice once per batch of
+ * pages). */
+SEC("tp_btf/sock_send_length")
+int hearth_send(__u64 *ctx)
+{
+	int ret = (int)ctx[1];
+	if (ret <= 0)
+		return 0;
+	struct conn *c = observed(ctx[0]);
+	if (!c)
+		return 0;
+	struct pt_regs *regs = bpf_task_pt_regs(bpf_get_current_task_btf());
+	if (!regs)
+		return 0;
+	long id = regs->orig_ax;
+	const void *arg1 = (const void *)regs->si;
+	struct segs s = {};
+	__u64 total = (__u64)ret;
+	switch (id) {
 	case NR_write:
 	case NR_sendto:
 		s.p0 = arg1;
 		s.n0 = total;
 		if (total >= 5)
 			s.tail = (const char *)arg1 + total - 5;
-		on_write(c, &s, total);
 		break;
 	case NR_writev:
 		iov_segs(&s, arg1, regs->dx, total);
-		on_write(c, &s, total);
 		break;
 	case NR_sendmsg: {
 		struct user_msghdr msg;
 		if (bpf_probe_read_user(&msg, sizeof(msg), arg1) != 0)
 			return 0;
 		iov_segs(&s, msg.msg_iov, msg.msg_iovlen, total);
-		on_write(c, &s, total);
 		break;
 	}
 	case NR_sendfile:
+	case NR_splice:
 		/* File bytes: counted, never a response start, never scanned. */
 		if (c->state == ST_RESPONSE) {
 			c->resp_bytes += total;
@@ -705,7 +663,10 @@ int hearth_sys_exit(__u64 *ctx)
 				reset(c);
 			}
 		}
-		break;
+		return 0;
+	default:
+		return 0;
 	}
+	on_write(c, &s, total);
 	return 0;
 }

@@ -2,13 +2,14 @@
 //!
 //! The kernel side is C (`bpf/http.bpf.c`, compiled by clang for the BPF target; see
 //! `build.rs` for how a machine without clang still builds from the checked-in object). It
-//! observes HTTP/1.x servers of any runtime at the syscall boundary: one BTF raw tracepoint on
-//! `sys_exit` pairs each request read with its response write on the same accepted connection
-//! and sends one [`HttpEvent`] per request through a ring buffer. The design, the per-connection
+//! observes HTTP/1.x servers of any runtime at the socket layer: BTF raw tracepoints on TCP state
+//! changes and on the end of every socket send and receive ([`PROGRAMS`]) pair each request
+//! read with its response write on the same accepted connection and send one [`HttpEvent`] per
+//! request through a ring buffer. The design, the per-connection
 //! state machine and its limits are in the C file's header comment.
 //!
 //! This crate holds only what both sides must agree on: the object bytes, the names of its
-//! program, maps and globals, and the `#[repr(C)]` mirror of `struct http_event`
+//! programs, maps and globals, and the `#[repr(C)]` mirror of `struct http_event`
 //! (`bpf/http_event.h`), whose layout is asserted on both sides. Loading and reading are in
 //! `ingest::ebpf` (the only crate that sees aya).
 #![warn(missing_docs)]
@@ -19,11 +20,16 @@ pub const HTTP_EVENT_VERSION: u8 = 1;
 /// Bytes of the request kept in [`HttpEvent::head`] (`HTTP_HEAD_CAP`).
 pub const HTTP_HEAD_CAP: usize = 192;
 
-/// Name of the program in the object (a `tp_btf/sys_exit` program).
-pub const PROGRAM_SYS_EXIT: &str = "hearth_sys_exit";
-
-/// The BTF tracepoint the program attaches to.
-pub const TRACEPOINT_SYS_EXIT: &str = "sys_exit";
+/// The object's programs, as (program name, BTF tracepoint it attaches to); all `tp_btf`.
+/// Names are at most 15 bytes, so the kernel's copy (`bpftool prog`) is not truncated.
+pub const PROGRAMS: &[(&str, &str)] = &[
+    // TCP state changes: a passive open starts a connection, a server-side close ends it.
+    ("hearth_state", "inet_sock_set_state"),
+    // The end of every sock_recvmsg: request bytes.
+    ("hearth_recv", "sock_recv_length"),
+    // The end of every sock_sendmsg: response bytes.
+    ("hearth_send", "sock_send_length"),
+];
 
 /// Map names in the object.
 pub mod maps {
@@ -38,9 +44,6 @@ pub mod maps {
     /// `BPF_MAP_TYPE_LRU_HASH` of per-connection state keyed by `struct sock` address
     /// (kernel-private layout).
     pub const CONNS: &str = "conns";
-    /// `BPF_MAP_TYPE_LRU_HASH` `u64` (tgid << 32 | fd) → `u64` `struct sock` address, for
-    /// accepted descriptors and their dups.
-    pub const FDS: &str = "fds";
 }
 
 /// `const volatile` globals in the object's `.rodata`, set before load.

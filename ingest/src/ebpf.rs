@@ -2,8 +2,9 @@
 //! servers (any runtime: Python, Go, Rust, nginx...), with Grafana Beyla's metric names.
 //!
 //! # Design
-//! The kernel program (crate `ebpf`, `bpf/http.bpf.c`) sees every syscall exit, keeps a small
-//! state machine per accepted connection of the selected processes and ports, and sends one
+//! The kernel programs (crate `ebpf`, `bpf/http.bpf.c`) see TCP state changes and the end of
+//! every socket send and receive (never other syscalls), keep a small state machine per
+//! accepted connection of the selected processes and ports, and send one
 //! [`ebpf::HttpEvent`] per request to a ring buffer. The kernel does not wake this side per
 //! event (that costs 10-45% of a small server's throughput): it wakes it once 64 KiB are
 //! queued, and this side also drains every 100 ms. Userspace ([`start`]) then:
@@ -27,8 +28,8 @@
 //! [`EbpfError`] saying what is missing and how to grant it, and nothing is loaded.
 //!
 //! # Limits
-//! x86_64 only (syscall numbers); HTTP/1.x in clear text (no TLS, HTTP/2, io_uring);
-//! connections accepted before the start are not observed; pipelined requests in one read
+//! x86_64 only (syscall numbers); HTTP/1.x in clear text (no TLS, HTTP/2, io_uring,
+//! recvmmsg/sendmmsg); connections established before the start are not observed; pipelined requests in one read
 //! count as one.
 
 mod aggregate;

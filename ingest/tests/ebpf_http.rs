@@ -189,7 +189,14 @@ async fn python_server_red_counts_and_durations() {
     let st = h.status();
     assert_eq!(st.events_dropped, 0);
     assert_eq!(st.events_unparsable, 0);
-    assert_eq!(st.attached_programs, vec!["hearth_sys_exit (tp_btf/sys_exit)".to_string()]);
+    assert_eq!(
+        st.attached_programs,
+        vec![
+            "hearth_state (tp_btf/inet_sock_set_state)".to_string(),
+            "hearth_recv (tp_btf/sock_recv_length)".to_string(),
+            "hearth_send (tp_btf/sock_send_length)".to_string(),
+        ]
+    );
     let md = rec.shared.lock().expect("lock").metadata.get(DURATION_METRIC).cloned().expect("metadata");
     assert_eq!(md.metric_type, storage::MetricType::Histogram);
     h.shutdown().await.expect("shutdown");

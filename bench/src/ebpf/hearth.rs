@@ -48,17 +48,17 @@ pub fn exposition_value(text: &str, name: &str) -> Option<f64> {
     })
 }
 
-/// Kernel name of Hearth's program (`ebpf::PROGRAM_SYS_EXIT`, 15 bytes: not truncated).
-const PROGRAM_NAME: &str = "hearth_sys_exit";
+/// Kernel names of Hearth's programs (`ebpf::PROGRAMS`, at most 15 bytes: not truncated).
+const PROGRAM_NAMES: &[&str] = &["hearth_state", "hearth_recv", "hearth_send"];
 
-/// Run time and run count of Hearth's program (`bpftool prog show -j`'s `run_time_ns`,
+/// Run time and run count of Hearth's programs (`bpftool prog show -j`'s `run_time_ns`,
 /// `run_cnt`, present while `kernel.bpf_stats_enabled` is 1), summed over loaded copies;
 /// `None` when bpftool is missing or reports no statistics.
 pub fn program_stats() -> Option<(u64, u64)> {
     let out = Command::new("bpftool").args(["prog", "show", "-j"]).output().ok()?;
     let progs: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
     let mut total = None;
-    for p in progs.as_array()?.iter().filter(|p| p.get("name").and_then(|n| n.as_str()) == Some(PROGRAM_NAME)) {
+    for p in progs.as_array()?.iter().filter(|p| p.get("name").and_then(|n| n.as_str()).is_some_and(|n| PROGRAM_NAMES.contains(&n))) {
         let ns = p.get("run_time_ns").and_then(|v| v.as_u64())?;
         let cnt = p.get("run_cnt").and_then(|v| v.as_u64())?;
         let (a, b) = total.unwrap_or((0, 0));

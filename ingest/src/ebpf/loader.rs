@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::BtfTracePoint;
 use aya::{Btf, Ebpf, EbpfLoader};
-use ebpf::{globals, maps, PortMark, PROGRAM_SYS_EXIT, TRACEPOINT_SYS_EXIT};
+use ebpf::{globals, maps, PortMark, PROGRAMS};
 
 use super::config::EbpfConfig;
 use super::error::EbpfError;
@@ -18,9 +18,9 @@ pub(crate) struct Loaded {
     pub bpf: Bpf,
 }
 
-/// The attached program (detached when `_ebpf` drops) and the maps userspace reads or writes.
+/// The attached programs (detached when `_ebpf` drops) and the maps userspace reads or writes.
 pub(crate) struct Bpf {
-    /// Owns the program and its link; dropping it detaches.
+    /// Owns the programs and their links; dropping it detaches.
     pub _ebpf: Ebpf,
     /// Per-CPU reserve failure counters.
     pub dropped: PerCpuArray<MapData, u64>,
@@ -66,18 +66,19 @@ pub(crate) fn load(cfg: &EbpfConfig) -> Result<Loaded, EbpfError> {
         }
     }
 
-    let prog: &mut BtfTracePoint = ebpf
-        .program_mut(PROGRAM_SYS_EXIT)
-        .ok_or_else(|| EbpfError::Load(format!("program {PROGRAM_SYS_EXIT} missing from the object")))?
-        .try_into()
-        .map_err(|e: aya::programs::ProgramError| EbpfError::Load(e.to_string()))?;
-    let attach_err = |e: aya::programs::ProgramError| EbpfError::Attach {
-        program: PROGRAM_SYS_EXIT.to_string(),
-        reason: error_chain(&e),
-    };
-    prog.load(TRACEPOINT_SYS_EXIT, &btf).map_err(attach_err)?;
-    prog.attach().map_err(attach_err)?;
-    let attached = vec![format!("{PROGRAM_SYS_EXIT} (tp_btf/{TRACEPOINT_SYS_EXIT})")];
+    let mut attached = Vec::with_capacity(PROGRAMS.len());
+    for &(name, tracepoint) in PROGRAMS {
+        let attach_err =
+            |e: aya::programs::ProgramError| EbpfError::Attach { program: name.to_string(), reason: error_chain(&e) };
+        let prog: &mut BtfTracePoint = ebpf
+            .program_mut(name)
+            .ok_or_else(|| EbpfError::Load(format!("program {name} missing from the object")))?
+            .try_into()
+            .map_err(|e: aya::programs::ProgramError| EbpfError::Load(e.to_string()))?;
+        prog.load(tracepoint, &btf).map_err(attach_err)?;
+        prog.attach().map_err(attach_err)?;
+        attached.push(format!("{name} (tp_btf/{tracepoint})"));
+    }
 
     let take = |ebpf: &mut Ebpf, name: &'static str| ebpf.take_map(name).ok_or_else(|| map_err(name)("missing".into()));
     let ring = RingBuf::try_from(take(&mut ebpf, maps::EVENTS)?).map_err(|e| map_err(maps::EVENTS)(e.to_string()))?;

@@ -9,7 +9,6 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use common::{client, get_json, write, Hearth, Rw};
 use ingest::remote_write::{SeriesData, WriteRequestData};
@@ -119,16 +118,28 @@ fn grafana_queries_and_dashboards_leave_exactly_the_rest_unused_across_restart()
     let r = grafana(c.get(h.url("/api/v1/label/__name__/values")), "0").send().unwrap();
     assert_eq!(r.status(), 200);
 
-    // Recording runs after the responses, on the blocking pool: wait (bounded) until seen.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let q = queries(&c, &h);
-        if q.get("node_cpu_seconds_total") == Some(&1) && q.get("build_info") == Some(&1) && q.get("go_goroutines") == Some(&1) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "usage not recorded: {q:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    // Recording runs on the usage worker after the responses; a report first waits until every
+    // call answered before it is recorded, so no polling is needed.
+    let q = queries(&c, &h);
+    assert_eq!(
+        (q["node_cpu_seconds_total"], q["http_requests_total"], q["build_info"], q["go_goroutines"]),
+        (1, 1, 1, 1),
+        "{q:?}"
+    );
+    // Series touched reach the report from each call: the rate over 8 series, the regex range
+    // query over 2 + 1 series (the call's total, for each metric it read), and the dashboard
+    // variable over the 2 series its match[] selects.
+    let touched = |m: &str| -> (u64, u64) {
+        let (_, v) = get_json(&c, &h, "/api/v1/status/metric_usage?window=1d&sort=name");
+        let row = v["data"]["metrics"].as_array().unwrap().iter().find(|r| r["metric"] == m).unwrap().clone();
+        (row["series_touched"].as_u64().unwrap(), row["samples_touched"].as_u64().unwrap())
+    };
+    let (series, samples) = touched("node_cpu_seconds_total");
+    assert_eq!(series, 8);
+    assert!(samples >= 8, "{samples}");
+    assert_eq!(touched("http_requests_total").0, 3);
+    assert_eq!(touched("build_info").0, 3);
+    assert_eq!(touched("go_goroutines"), (2, 0));
     let want: BTreeMap<String, u64> =
         [("unused_big_total", 10), ("unused_small", 3), ("node_disk_io_time_seconds_total", 2)].iter().map(|(k, n)| (k.to_string(), *n)).collect();
     assert_eq!(unused(&c, &h), want);

@@ -127,3 +127,45 @@ fn resolved_selectors_are_reused_for_the_ttl() {
     assert_eq!(names(T + RESOLVE_TTL_MS), vec!["node_load1".to_string(), "node_load5".to_string()]);
     assert_eq!(rec.counters()["node_load1"], 3);
 }
+
+#[test]
+fn info_reads_the_info_series_it_joins() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), DbOptions::default()).unwrap();
+    let mut app = db.appender();
+    let series: &[&[(&str, &str)]] = &[
+        &[("__name__", "http_requests_total"), ("job", "api"), ("instance", "a")],
+        &[("__name__", "target_info"), ("job", "api"), ("instance", "a"), ("cluster", "c1")],
+        &[("__name__", "build_info"), ("job", "api"), ("instance", "a"), ("version", "1.2")],
+        // Has a `version` label but is no info metric: info() never reads it.
+        &[("__name__", "app_version"), ("job", "api"), ("instance", "a"), ("version", "x")],
+    ];
+    for s in series {
+        for i in 0..10 {
+            app.append_labels(&Labels::from_pairs(s.iter().copied()), T + i * 15_000, i as f64).unwrap();
+        }
+    }
+    app.commit().unwrap();
+    let strings = |v: &[&str]| -> Vec<String> { v.iter().map(|s| s.to_string()).collect() };
+    // No data-label selector: target_info, joined on instance and job.
+    let r = reads(&db, "info(rate(http_requests_total[5m]))");
+    assert_eq!(names(&r), vec!["http_requests_total", "target_info"]);
+    assert_eq!(r["target_info"], strings(&["instance", "job"]));
+    assert_eq!(r["http_requests_total"], strings(&["instance", "job"]));
+    // A data-label selector without a name still selects target_info, not every metric with
+    // the label.
+    let r = reads(&db, r#"info(rate(http_requests_total[5m]), {cluster=~".+"})"#);
+    assert_eq!(names(&r), vec!["http_requests_total", "target_info"]);
+    assert_eq!(r["target_info"], strings(&["cluster", "instance", "job"]));
+    let r = reads(&db, r#"info(http_requests_total, {version=~".+"})"#);
+    assert_eq!(names(&r), vec!["http_requests_total", "target_info"]);
+    // A positive name matcher picks the info metrics it matches.
+    let r = reads(&db, r#"info(http_requests_total, {__name__=~".+_info", version=~".+"})"#);
+    assert_eq!(names(&r), vec!["build_info", "http_requests_total"]);
+    // Only negative name matchers: the `.+_info` metrics they leave.
+    let r = reads(&db, r#"info(http_requests_total, {__name__!="target_info", version=~".+"})"#);
+    assert_eq!(names(&r), vec!["build_info", "http_requests_total"]);
+    // The same bare selector outside info() still reads every metric it selects.
+    let r = reads(&db, r#"count({version=~".+"}) + on() group_left info(http_requests_total, {version=~".+"})"#);
+    assert_eq!(names(&r), vec!["app_version", "build_info", "http_requests_total", "target_info"]);
+}

@@ -76,7 +76,7 @@ async fn evaluate(
         Kind::Range { start_ms, end_ms, .. } => (ReadKind::RangeQuery, start_ms, end_ms),
     };
     let query_text = query.clone();
-    let task = tokio::task::spawn_blocking(move || -> Result<(String, Annotations, u64), ServerError> {
+    let task = tokio::task::spawn_blocking(move || -> Result<(String, Annotations, u64, u64), ServerError> {
         let querier = backend.querier()?;
         let src = QuerierSource(&*querier);
         let r = match kind {
@@ -87,12 +87,12 @@ async fn evaluate(
         }?;
         let mut out = String::with_capacity(256);
         write_query_data(&mut out, &r.value);
-        Ok((out, r.annotations, r.total_samples))
+        Ok((out, r.annotations, r.total_series, r.total_samples))
     })
     .await;
     guard.1 = false;
     s.metrics.queries_in_flight.dec();
-    let (data, annotations, samples) = task.map_err(|e| ServerError::Internal(format!("query task failed: {e}")))??;
+    let (data, annotations, series, samples) = task.map_err(|e| ServerError::Internal(format!("query task failed: {e}")))??;
     crate::usage::http::record_query(
         &s.usage,
         read_kind,
@@ -101,6 +101,7 @@ async fn evaluate(
         end_ms,
         lookback_delta_ms,
         headers,
+        series,
         samples,
         started.elapsed(),
     );

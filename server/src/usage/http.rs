@@ -25,7 +25,7 @@ use query::Annotations;
 use storage::usage::ReadKind;
 use storage::Matcher;
 
-use super::recorder::{CallStats, Caller, OwnedInput, PendingCall};
+use super::recorder::{CallStats, OwnedInput, PendingCall, RawCaller};
 use super::report::{self, MetricUsageRow, SortKey, UnusedReport};
 use super::{now_ms, parse_window, UsageError, UsageService};
 use crate::api::json::success_serde;
@@ -51,22 +51,19 @@ impl From<UsageError> for ServerError {
     }
 }
 
-/// Records `call` in the background (blocking pool) when the usage service is running:
-/// resolving regex selectors against the index happens after the response, so recording
-/// never delays a query. Call from within the Tokio runtime.
+/// Hands `call` to the usage worker when the service is running ([`super::queue`]): O(1),
+/// never blocks; resolving selectors against the index happens on the worker, after the
+/// response. A full queue drops the call (counted in `/metrics`).
 pub fn record_in_background(slot: &UsageSlot, call: PendingCall) {
     if let Some(svc) = slot.get() {
-        let svc = Arc::clone(svc);
-        tokio::task::spawn_blocking(move || {
-            let q = svc.db().querier();
-            svc.recorder().record_pending(&q, &call);
-        });
+        svc.submit(call);
     }
 }
 
 /// The query handlers' hook: records an instant (`start_ms == end_ms`) or range query over
-/// `[start_ms - lookback_ms, end_ms]` that loaded `samples` samples in `elapsed`. A no-op
-/// until the service runs.
+/// `[start_ms - lookback_ms, end_ms]` that selected `series` series and loaded `samples`
+/// samples in `elapsed`. O(1) work here (a copy of the query text and seven header values);
+/// a no-op until the service runs or when it is disabled.
 #[allow(clippy::too_many_arguments)]
 pub fn record_query(
     slot: &UsageSlot,
@@ -76,6 +73,7 @@ pub fn record_query(
     end_ms: i64,
     lookback_ms: i64,
     headers: &HeaderMap,
+    series: u64,
     samples: u64,
     elapsed: Duration,
 ) {
@@ -90,15 +88,16 @@ pub fn record_query(
             mint_ms: start_ms.saturating_sub(lookback_ms),
             maxt_ms: end_ms,
             t_ms: now_ms(),
-            caller: Caller::from_request_headers(headers),
-            stats: CallStats { series: 0, samples, duration_us: elapsed.as_micros().min(u64::MAX as u128) as u64 },
+            caller: RawCaller::from_headers(headers),
+            stats: CallStats { series, samples, duration_us: elapsed.as_micros().min(u64::MAX as u128) as u64 },
         },
     );
 }
 
 /// The series / labels / label-values handlers' hook: records a call with `match[]` sets
 /// (empty: none given, which reads no metric) over `[start_ms, end_ms]` that returned
-/// `series` series (0 for label calls). A no-op until the service runs.
+/// `series` series (0 for label calls: the worker counts the series their sets select). A
+/// no-op until the service runs.
 #[allow(clippy::too_many_arguments)]
 pub fn record_match(
     slot: &UsageSlot,
@@ -121,7 +120,7 @@ pub fn record_match(
             mint_ms: start_ms,
             maxt_ms: end_ms,
             t_ms: now_ms(),
-            caller: Caller::from_request_headers(headers),
+            caller: RawCaller::from_headers(headers),
             stats: CallStats { series, samples: 0, duration_us: elapsed.as_micros().min(u64::MAX as u128) as u64 },
         },
     );

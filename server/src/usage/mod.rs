@@ -1,9 +1,13 @@
 //! Usage analytics: which metrics are read, by whom and how often, what each costs, and which
 //! are unused.
 //!
-//! - [`recorder`]: [`recorder::UsageRecorder`], called by the query handlers after each call;
-//!   resolves the call to the metric names it actually selected and records a
-//!   [`storage::usage::UsageEvent`] in the durable [`storage::usage::UsageStore`].
+//! - [`queue`]: the bounded queue the query handlers push each call onto (O(1), never
+//!   blocking; a full queue drops and counts) and the worker thread that records them.
+//! - [`recorder`]: [`recorder::UsageRecorder`], run by that worker; resolves a call to the
+//!   metric names it actually selected and records a [`storage::usage::UsageEvent`] in the
+//!   durable [`storage::usage::UsageStore`].
+//! - [`info`]: what `info()` reads beyond its written selectors.
+//! - [`metrics`]: the queue's counters for `/metrics`.
 //! - [`analyze`]: static analysis of Grafana dashboards and Prometheus rule files
 //!   (`hearth analyze`), persisted as `static_refs.json` in the usage directory.
 //! - [`cost`]: series, samples/s and bytes per metric from the head and blocks.
@@ -21,6 +25,9 @@ pub mod analyze;
 pub mod cli;
 pub mod cost;
 pub mod http;
+pub mod info;
+pub mod metrics;
+pub mod queue;
 pub mod recorder;
 pub mod report;
 
@@ -37,8 +44,12 @@ use storage::{Appender, Labels, Matcher, MatchOp, Querier, StorageError, METRIC_
 
 use analyze::StaticRefs;
 use cost::CostCache;
-use recorder::UsageRecorder;
+use queue::RecordQueue;
+use recorder::{PendingCall, UsageRecorder};
 use report::MetricUsageRow;
+
+/// How long a report waits for queued calls to be recorded.
+pub const REPORT_SYNC_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The name of the exported usage counter.
 pub const QUERIES_METRIC: &str = "hearth_metric_queries_total";
@@ -87,6 +98,9 @@ pub struct UsageConfig {
     /// How often `hearth_metric_queries_total` is written into the database, seconds.
     /// Default 15 (a scrape interval: one sample per read metric per interval).
     pub export_interval_seconds: u64,
+    /// Calls waiting to be recorded at most; beyond it calls are dropped (and counted), never
+    /// waited for. Default [`queue::DEFAULT_QUEUE_CAPACITY`] (4096).
+    pub queue_capacity: usize,
 }
 
 impl Default for UsageConfig {
@@ -98,6 +112,7 @@ impl Default for UsageConfig {
             grafana_dashboards: None,
             rule_files: Vec::new(),
             export_interval_seconds: 15,
+            queue_capacity: queue::DEFAULT_QUEUE_CAPACITY,
         }
     }
 }
@@ -138,6 +153,8 @@ pub struct UsageService {
     db: Db,
     dir: PathBuf,
     recorder: Arc<UsageRecorder>,
+    /// Calls handed over by the handlers, recorded by its worker thread.
+    queue: RecordQueue,
     /// `static_refs.json` (from `hearth analyze`) merged with the configured paths' analysis;
     /// replaced whole on reload.
     static_refs: RwLock<StaticRefs>,
@@ -177,10 +194,11 @@ pub fn start(slot: &http::UsageSlot, db: Db, cfg: &UsageConfig) {
     }
 }
 
-/// Stops the background flusher and makes recorded usage durable; call at shutdown, before
-/// the database closes.
+/// Records the queued calls, stops the worker and the background flusher and makes recorded
+/// usage durable; call at shutdown, before the database closes.
 pub fn stop(slot: &http::UsageSlot) {
     if let Some(svc) = slot.get() {
+        svc.queue.stop();
         if let Some(h) = svc.background.lock().take() {
             h.abort();
         }
@@ -194,8 +212,12 @@ impl UsageService {
     /// Opens the usage store in `cfg`'s directory (default `<db dir>/usage`), loads
     /// `static_refs.json` and analyses the configured dashboards and rule files.
     ///
+    /// Also starts the recording worker ([`queue`]), stopped when the service is dropped or
+    /// by [`stop`].
+    ///
     /// # Errors
-    /// [`UsageError`] if the store cannot be opened or `static_refs.json` is unreadable.
+    /// [`UsageError`] if the store cannot be opened, `static_refs.json` is unreadable or the
+    /// worker thread cannot be spawned.
     pub fn open(db: Db, cfg: &UsageConfig, now_ms: i64) -> Result<UsageService, UsageError> {
         let dir = cfg.dir_for(db.dir());
         let opts = UsageOptions { retention_days: cfg.retention_days.max(1), ..UsageOptions::default() };
@@ -214,9 +236,13 @@ impl UsageService {
                 tracing::warn!(file = %f.path, error = %e, "usage: static analysis problem");
             }
         }
+        let recorder = Arc::new(UsageRecorder::new(store));
+        let queue = RecordQueue::start(Arc::clone(&recorder), db.clone(), cfg.queue_capacity)
+            .map_err(|source| UsageError::Io { path: dir.clone(), source })?;
         let svc = UsageService {
             db,
-            recorder: Arc::new(UsageRecorder::new(store)),
+            recorder,
+            queue,
             static_refs: RwLock::new(StaticRefs::default()),
             config_refs,
             costs: CostCache::default(),
@@ -243,6 +269,17 @@ impl UsageService {
     /// The recorder the handlers call.
     pub fn recorder(&self) -> &Arc<UsageRecorder> {
         &self.recorder
+    }
+
+    /// The queue the handlers push calls onto.
+    pub fn queue(&self) -> &RecordQueue {
+        &self.queue
+    }
+
+    /// Hands `call` to the recording worker: O(1), never blocks; false (counted as dropped)
+    /// when the queue is full.
+    pub fn submit(&self, call: PendingCall) -> bool {
+        self.queue.push(call)
     }
 
     /// The usage directory.
@@ -372,7 +409,13 @@ impl UsageService {
     ///
     /// # Errors
     /// [`UsageError::Storage`] from the cost computation.
+    ///
+    /// Waits (at most [`REPORT_SYNC_TIMEOUT`]) until the calls queued before it are recorded,
+    /// so a report includes every call answered before it was asked for.
     pub fn rows(&self, window_ms: i64, now_ms: i64) -> Result<Vec<MetricUsageRow>, UsageError> {
+        if !self.queue.sync(REPORT_SYNC_TIMEOUT) {
+            tracing::warn!("usage report: queued calls not all recorded in time; reporting without them");
+        }
         let costs = cost::costs(&self.db, &self.costs)?;
         let usage = self.usage_in(window_ms, now_ms);
         Ok(report::rows(&costs, &usage, &self.referenced()))

@@ -16,11 +16,14 @@
 //! `label_join` labels ([`query::analysis::QueryUsage::labels`]) are attributed to every metric
 //! the query reads (PromQL does not say which side of a join a grouping label comes from), plus
 //! each selector's own matcher label names to its metrics. `__name__` is not a label here.
+//!
+//! `info()` reads info series it does not name (`target_info`, or the `*_info` metrics its
+//! data-label selector picks) and joins on `instance`/`job`: see [`super::info`].
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use parking_lot::Mutex;
 use promql_parser::parser::Expr;
 use query::analysis::{analyze, SelectorUse};
@@ -67,6 +70,43 @@ impl Caller {
     }
 }
 
+/// The request headers recording needs, kept raw: the handler clones 7 header values
+/// (reference-counted bytes, no parsing) and the worker turns them into a [`Caller`].
+#[derive(Clone, Debug, Default)]
+pub struct RawCaller {
+    values: [Option<HeaderValue>; 7],
+}
+
+/// The headers [`RawCaller`] keeps, in [`Client`] field order, then `Authorization`.
+const RAW_HEADERS: [HeaderName; 7] = [
+    HeaderName::from_static("x-dashboard-uid"),
+    HeaderName::from_static("x-panel-id"),
+    HeaderName::from_static("x-grafana-org-id"),
+    HeaderName::from_static("x-grafana-user"),
+    HeaderName::from_static("x-rule-uid"),
+    axum::http::header::USER_AGENT,
+    axum::http::header::AUTHORIZATION,
+];
+
+impl RawCaller {
+    /// Takes the header values recording needs from `h`: seven lookups, no allocation beyond
+    /// reference counts.
+    pub fn from_headers(h: &HeaderMap) -> RawCaller {
+        RawCaller { values: std::array::from_fn(|i| h.get(&RAW_HEADERS[i]).cloned()) }
+    }
+
+    /// The caller these headers name (as [`Caller::from_request_headers`]).
+    pub fn caller(&self) -> Caller {
+        let mut h = HeaderMap::with_capacity(RAW_HEADERS.len());
+        for (name, v) in RAW_HEADERS.iter().zip(&self.values) {
+            if let Some(v) = v {
+                h.insert(name.clone(), v.clone());
+            }
+        }
+        Caller::from_request_headers(&h)
+    }
+}
+
 /// The user name of a `Basic` `Authorization` header, if any. Behind Hearth's auth
 /// middleware this user has been authenticated; when the read API is unprotected it is only
 /// what the client claims.
@@ -83,8 +123,8 @@ pub fn basic_auth_user(h: &HeaderMap) -> Option<String> {
     (!user.is_empty()).then(|| user.chars().take(128).collect())
 }
 
-/// A call as the handlers hand it over: owned, so recording can run after the response on
-/// the blocking pool.
+/// A call as the handlers hand it over: owned, so recording can run on the usage worker
+/// ([`super::queue`]) after the response.
 #[derive(Clone, Debug)]
 pub enum OwnedInput {
     /// PromQL text.
@@ -106,8 +146,8 @@ pub struct PendingCall {
     pub maxt_ms: i64,
     /// When the call ran, ms.
     pub t_ms: i64,
-    /// Who asked.
-    pub caller: Caller,
+    /// Who asked, as the request's raw headers (resolved on the worker).
+    pub caller: RawCaller,
     /// What it cost.
     pub stats: CallStats,
 }
@@ -170,13 +210,25 @@ impl UsageRecorder {
         self.counters.lock().clone()
     }
 
-    /// [`UsageRecorder::record`] for an owned [`PendingCall`].
+    /// [`UsageRecorder::record`] for an owned [`PendingCall`] (what the recording worker
+    /// runs). A label-names or label-values call with `match[]` reports no series of its own;
+    /// here its series touched are the series its matcher sets select over its range (summed
+    /// over the sets), as Prometheus' label lookups with matchers walk those series.
     pub fn record_pending(&self, querier: &dyn Querier, c: &PendingCall) -> UsageEvent {
+        let mut stats = c.stats;
         let input = match &c.input {
             OwnedInput::Query(q) => CallInput::Text(q),
-            OwnedInput::Matchers(m) => CallInput::Matchers(m),
+            OwnedInput::Matchers(m) => {
+                if stats.series == 0 && matches!(c.kind, ReadKind::LabelNames | ReadKind::LabelValues) {
+                    stats.series = m
+                        .iter()
+                        .map(|set| querier.select(set, c.mint_ms, c.maxt_ms).map_or(0, |s| s.len() as u64))
+                        .sum();
+                }
+                CallInput::Matchers(m)
+            }
         };
-        self.record(querier, c.kind, input, c.mint_ms, c.maxt_ms, c.t_ms, &c.caller, c.stats)
+        self.record(querier, c.kind, input, c.mint_ms, c.maxt_ms, c.t_ms, &c.caller.caller(), stats)
     }
 
     /// Resolves and records one call made at `t_ms` over `[mint_ms, maxt_ms]` (the range the
@@ -279,8 +331,11 @@ pub fn reads_of_expr(querier: &dyn Querier, e: &Expr, mint_ms: i64, maxt_ms: i64
 
 /// The reads of a parsed query, with `resolve` naming each selector's metrics.
 fn reads_with(e: &Expr, resolve: &mut dyn FnMut(&SelectorUse) -> Vec<String>) -> Vec<MetricRead> {
-    let u = analyze(e);
-    let shared: Vec<&String> = u.labels.iter().filter(|l| l.as_str() != METRIC_NAME).collect();
+    let mut u = analyze(e);
+    if super::info::rewrite(e, &mut u.selectors) {
+        u.labels.extend(super::info::IDENTIFYING.iter().map(|l| l.to_string()));
+    }
+    let shared: BTreeSet<&String> = u.labels.iter().filter(|l| l.as_str() != METRIC_NAME).collect();
     let mut by_metric: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for s in &u.selectors {
         for name in resolve(s) {

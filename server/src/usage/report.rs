@@ -81,6 +81,13 @@ pub struct MetricUsageRow {
     pub queries: u64,
     /// Newest read, ms since the epoch (`null` if none in the window).
     pub last_queried_t_ms: Option<i64>,
+    /// Series touched by the calls that read it, summed over calls (a call reading several
+    /// metrics counts its series for each).
+    pub series_touched: u64,
+    /// Samples loaded by the calls that read it, summed likewise.
+    pub samples_touched: u64,
+    /// Evaluation time of the calls that read it, seconds, summed likewise.
+    pub query_seconds: f64,
     /// Calls per client key in the window.
     pub clients: BTreeMap<String, u64>,
     /// Label names used by the calls that read it.
@@ -118,6 +125,9 @@ pub fn rows(costs: &BTreeMap<String, MetricCost>, usage: &BTreeMap<String, Metri
                 bytes: c.bytes(),
                 queries,
                 last_queried_t_ms: u.map(|u| u.last_t_ms).filter(|t| *t != i64::MIN),
+                series_touched: u.map_or(0, |u| u.series),
+                samples_touched: u.map_or(0, |u| u.samples),
+                query_seconds: u.map_or(0.0, |u| u.duration_us as f64 / 1e6),
                 clients: u.map(|u| u.clients.clone()).unwrap_or_default(),
                 labels_used: used.into_iter().cloned().collect(),
                 labels_unused,
@@ -242,7 +252,7 @@ fn csv_field(out: &mut String, s: &str) {
 /// with `;`, clients as `key=count`.
 pub fn to_csv(rows: &[MetricUsageRow]) -> String {
     let mut out = String::from(
-        "metric,status,series,samples_per_second,bytes,queries,last_queried_t_ms,static_reference,clients,labels_used,labels_unused\n",
+        "metric,status,series,samples_per_second,bytes,queries,last_queried_t_ms,static_reference,clients,labels_used,labels_unused,series_touched,samples_touched,query_seconds\n",
     );
     for r in rows {
         csv_field(&mut out, &r.metric);
@@ -263,7 +273,7 @@ pub fn to_csv(rows: &[MetricUsageRow]) -> String {
         csv_field(&mut out, &r.labels_used.join(";"));
         out.push(',');
         csv_field(&mut out, &r.labels_unused.join(";"));
-        out.push('\n');
+        let _ = writeln!(out, ",{},{},{}", r.series_touched, r.samples_touched, r.query_seconds);
     }
     out
 }
@@ -314,14 +324,14 @@ mod tests {
     fn csv_quotes_fields() {
         let mut costs = BTreeMap::new();
         costs.insert("m".to_string(), cost(1, 2, &["a", "b"]));
-        let mut u = MetricDayUsage { queries: 1, last_t_ms: 5, ..MetricDayUsage::default() };
+        let mut u = MetricDayUsage { queries: 1, last_t_ms: 5, series: 3, samples: 40, duration_us: 1500, ..MetricDayUsage::default() };
         u.clients.insert("dashboard=x panel=1, org=1".into(), 1);
         u.labels.insert("a".into());
         let usage = [("m".to_string(), u)].into();
         let csv = to_csv(&rows(&costs, &usage, &BTreeSet::new()));
         assert_eq!(
             csv.lines().nth(1).unwrap(),
-            "m,partially_used,1,0,2,1,5,false,\"dashboard=x panel=1, org=1=1\",a,b"
+            "m,partially_used,1,0,2,1,5,false,\"dashboard=x panel=1, org=1=1\",a,b,3,40,0.0015"
         );
     }
 

@@ -89,23 +89,48 @@ pub(crate) fn all_buckets(h: &FloatHistogram) -> Vec<Bucket> {
         }
         return out;
     }
+    // Prometheus `allFloatBucketIterator`: the zero bucket only when populated, and bucket
+    // bounds that reach into the zero bucket clamped to the zero threshold.
+    let zt = h.zero_threshold;
     let mut neg = expand(&h.negative_spans, &h.negative_buckets);
     neg.reverse();
     for (i, c) in neg {
-        out.push(Bucket { lower: -bucket_bound(i, h.schema), upper: -bucket_bound(i - 1, h.schema), count: c });
+        let upper = -bucket_bound(i - 1, h.schema);
+        out.push(Bucket { lower: -bucket_bound(i, h.schema), upper: if upper < 0.0 && upper > -zt { -zt } else { upper }, count: c });
     }
-    if h.zero_count != 0.0 || h.zero_threshold != 0.0 {
-        out.push(Bucket { lower: -h.zero_threshold, upper: h.zero_threshold, count: h.zero_count });
+    if h.zero_count > 0.0 {
+        out.push(Bucket { lower: -zt, upper: zt, count: h.zero_count });
     }
     for (i, c) in expand(&h.positive_spans, &h.positive_buckets) {
-        out.push(Bucket { lower: bucket_bound(i - 1, h.schema), upper: bucket_bound(i, h.schema), count: c });
+        let lower = bucket_bound(i - 1, h.schema);
+        out.push(Bucket { lower: if lower > 0.0 && lower < zt { zt } else { lower }, upper: bucket_bound(i, h.schema), count: c });
     }
     out
 }
 
-/// `h * f`.
+/// `h / s` (Prometheus `FloatHistogram.Div`): dividing by zero sets count, sum and zero count
+/// to ±Inf or NaN and removes all buckets; a negative divisor makes the result a gauge.
+pub(crate) fn div(h: &FloatHistogram, s: f64) -> FloatHistogram {
+    if s != 0.0 {
+        return scale(h, 1.0 / s);
+    }
+    let mut o = h.clone();
+    o.count /= s;
+    o.sum /= s;
+    o.zero_count /= s;
+    o.positive_spans.clear();
+    o.positive_buckets.clear();
+    o.negative_spans.clear();
+    o.negative_buckets.clear();
+    o
+}
+
+/// `h * f` (Prometheus `FloatHistogram.Mul`): a negative factor makes the result a gauge.
 pub(crate) fn scale(h: &FloatHistogram, f: f64) -> FloatHistogram {
     let mut o = h.clone();
+    if f < 0.0 {
+        o.counter_reset_hint = CounterResetHint::Gauge;
+    }
     o.count *= f;
     o.sum *= f;
     o.zero_count *= f;
@@ -300,7 +325,12 @@ pub(crate) fn equals(a: &FloatHistogram, b: &FloatHistogram) -> bool {
         && a.custom_values == b.custom_values
 }
 
-/// True if `cur` shows a counter reset relative to `prev` (Prometheus `DetectReset`).
+/// True if `cur` shows a counter reset relative to `prev` (Prometheus `DetectReset`): the
+/// hint decides if it is `CounterReset` or `NotCounterReset`; otherwise a lower count, a
+/// change between exponential and custom buckets, a higher schema, a narrower zero bucket, a
+/// lower zero count (after widening `prev`'s zero bucket to `cur`'s threshold) or any bucket
+/// that went down (after merging `prev` to `cur`'s schema) is a reset. Custom buckets with
+/// different bounds are compared on the bounds both have.
 pub(crate) fn detect_reset(cur: &FloatHistogram, prev: &FloatHistogram) -> bool {
     match cur.counter_reset_hint {
         CounterResetHint::CounterReset => return true,
@@ -310,10 +340,14 @@ pub(crate) fn detect_reset(cur: &FloatHistogram, prev: &FloatHistogram) -> bool 
     if cur.count < prev.count {
         return true;
     }
-    if cur.uses_custom_buckets() != prev.uses_custom_buckets() {
-        return true;
-    }
-    if cur.uses_custom_buckets() && cur.custom_values != prev.custom_values {
+    if cur.uses_custom_buckets() {
+        if !prev.uses_custom_buckets() {
+            return true;
+        }
+        if cur.custom_values != prev.custom_values {
+            return custom_bounds_reset(cur, prev);
+        }
+    } else if prev.uses_custom_buckets() {
         return true;
     }
     if cur.schema > prev.schema {
@@ -322,24 +356,109 @@ pub(crate) fn detect_reset(cur: &FloatHistogram, prev: &FloatHistogram) -> bool 
     if cur.zero_threshold < prev.zero_threshold {
         return true;
     }
-    if cur.zero_count < prev.zero_count && cur.zero_threshold == prev.zero_threshold {
+    let (prev_zero, threshold) = zero_count_for_larger_threshold(prev, cur.zero_threshold);
+    if threshold != cur.zero_threshold {
+        // The new threshold lies inside a populated bucket of `prev`.
         return true;
     }
-    let schema = cur.schema.min(prev.schema);
-    let mut z = 0.0;
-    let cp = to_map(&cur.positive_spans, &cur.positive_buckets, cur.schema, schema, 0.0, &mut z);
-    let pp = to_map(&prev.positive_spans, &prev.positive_buckets, prev.schema, schema, 0.0, &mut z);
-    let cn = to_map(&cur.negative_spans, &cur.negative_buckets, cur.schema, schema, 0.0, &mut z);
-    let pn = to_map(&prev.negative_spans, &prev.negative_buckets, prev.schema, schema, 0.0, &mut z);
-    for (m_prev, m_cur) in [(&pp, &cp), (&pn, &cn)] {
-        for (i, c) in m_prev.iter() {
-            let now = m_cur.get(i).copied().unwrap_or(0.0);
-            if now < *c {
-                return true;
+    if cur.zero_count < prev_zero {
+        return true;
+    }
+    let custom = cur.uses_custom_buckets();
+    for (cs, cc, ps, pc) in [
+        (&cur.positive_spans, &cur.positive_buckets, &prev.positive_spans, &prev.positive_buckets),
+        (&cur.negative_spans, &cur.negative_buckets, &prev.negative_spans, &prev.negative_buckets),
+    ] {
+        let above = |i: i32| custom || bucket_bound(i, cur.schema) > cur.zero_threshold;
+        let now = merged(cs, cc, cur.schema, cur.schema);
+        for (i, c) in merged(ps, pc, prev.schema, cur.schema) {
+            if !above(i) {
+                continue;
+            }
+            match now.get(&i) {
+                Some(&n) if n < c => return true,
+                Some(_) => {}
+                None if c != 0.0 => return true,
+                None => {}
             }
         }
     }
     false
+}
+
+/// Buckets merged from schema `from` to the coarser (or equal) `to`, zero counts kept.
+fn merged(spans: &[Span], counts: &[f64], from: i32, to: i32) -> BTreeMap<i32, f64> {
+    let mut m = BTreeMap::new();
+    for (i, c) in expand(spans, counts) {
+        let j = if from == to || from == CUSTOM_BUCKETS_SCHEMA { i } else { reduce_index(i, from, to) };
+        *m.entry(j).or_insert(0.0) += c;
+    }
+    m
+}
+
+/// Prometheus `detectResetWithMismatchedCustomBounds`: at each bound both histograms have (and
+/// at +Inf), the counts of the buckets up to it that were not yet compared must not go down.
+fn custom_bounds_reset(cur: &FloatHistogram, prev: &FloatHistogram) -> bool {
+    let with_upper = |h: &FloatHistogram| -> Vec<(f64, f64)> {
+        expand(&h.positive_spans, &h.positive_buckets)
+            .into_iter()
+            .map(|(i, c)| (h.custom_values.get(i as usize).copied().unwrap_or(f64::INFINITY), c))
+            .collect()
+    };
+    let (cb, pb) = (with_upper(cur), with_upper(prev));
+    let (mut ci, mut pi) = (0, 0);
+    for bound in common_bounds(&cur.custom_values, &prev.custom_values).into_iter().chain(std::iter::once(f64::INFINITY)) {
+        let (mut cs, mut ps) = (0.0, 0.0);
+        while ci < cb.len() && cb[ci].0 <= bound {
+            cs += cb[ci].1;
+            ci += 1;
+        }
+        while pi < pb.len() && pb[pi].0 <= bound {
+            ps += pb[pi].1;
+            pi += 1;
+        }
+        if cs < ps {
+            return true;
+        }
+    }
+    false
+}
+
+/// Prometheus `zeroCountForLargerThreshold`: `h`'s zero count if its zero bucket were widened
+/// to `larger` (≥ `h.zero_threshold`), and the threshold actually reached: when `larger` falls
+/// inside a populated bucket, the threshold moves up to that bucket's bound.
+pub(crate) fn zero_count_for_larger_threshold(h: &FloatHistogram, larger: f64) -> (f64, f64) {
+    let mut larger = larger;
+    if larger == h.zero_threshold || h.uses_custom_buckets() {
+        return (h.zero_count, larger);
+    }
+    let pos = expand(&h.positive_spans, &h.positive_buckets);
+    let neg = expand(&h.negative_spans, &h.negative_buckets);
+    // Each round either finishes or raises `larger` to a higher bucket bound, so the number
+    // of rounds is bounded by the number of negative buckets.
+    'outer: for _ in 0..=neg.len() {
+        let mut zc = h.zero_count;
+        for side in [&pos, &neg] {
+            for &(i, c) in side.iter() {
+                if bucket_bound(i - 1, h.schema) >= larger {
+                    break;
+                }
+                zc += c;
+                let upper = bucket_bound(i, h.schema);
+                if upper > larger {
+                    if c != 0.0 {
+                        larger = upper;
+                        if std::ptr::eq(side, &neg) {
+                            continue 'outer;
+                        }
+                    }
+                    break;
+                }
+            }
+        }
+        return (zc, larger);
+    }
+    (h.zero_count, larger)
 }
 
 /// What [`quantile`] noticed about NaN observations.
@@ -435,59 +554,43 @@ pub(crate) fn quantile(q: f64, h: &FloatHistogram) -> (f64, NanNote) {
     (-((log_upper + (log_lower - log_upper) * (1.0 - fraction)).exp2()), note)
 }
 
-/// Prometheus `HistogramFraction`: the estimated share of observations in `[lower, upper]`.
-pub(crate) fn fraction(lower: f64, upper: f64, h: &FloatHistogram) -> f64 {
+/// Prometheus `HistogramFraction`: the estimated share of observations in `[lower, upper]`,
+/// and whether NaN observations (a NaN sum with fewer bucket observations than `count`) were
+/// left out of it, which Prometheus reports as an info.
+pub(crate) fn fraction(lower: f64, upper: f64, h: &FloatHistogram) -> (f64, bool) {
     if h.count == 0.0 || lower.is_nan() || upper.is_nan() {
-        return f64::NAN;
+        return (f64::NAN, false);
     }
     if lower >= upper {
-        return 0.0;
+        return (0.0, false);
     }
     let custom = h.uses_custom_buckets();
-    let mut rank = 0.0;
-    let mut lower_rank = 0.0;
-    let mut upper_rank = 0.0;
-    let mut lower_set = false;
-    let mut upper_set = false;
-    let interpolate = |b: &Bucket, v: f64| -> f64 {
-        let mut bl = b.lower;
-        let mut bu = b.upper;
-        if custom {
-            if bl == f64::NEG_INFINITY {
-                if bu <= 0.0 {
-                    return if v >= bu { 1.0 } else { 0.0 };
-                }
-                bl = 0.0;
-            }
-            if bu == f64::INFINITY {
-                // Nothing is known about the distribution inside the +Inf bucket.
-                return 0.0;
-            }
-        } else if bl < 0.0 && bu > 0.0 {
+    let (mut count, mut rank, mut lower_rank, mut upper_rank) = (0.0, 0.0, 0.0, 0.0);
+    let (mut lower_set, mut upper_set) = (false, false);
+    let buckets = all_buckets(h);
+    let mut pos = 0;
+    while pos < buckets.len() {
+        let mut b = buckets[pos];
+        pos += 1;
+        count += b.count;
+        let mut zero_bucket = false;
+        // Prometheus applies this to every bucket that spans 0, custom ones included.
+        if b.lower <= 0.0 && b.upper >= 0.0 {
+            zero_bucket = true;
             if h.negative_buckets.is_empty() && !h.positive_buckets.is_empty() {
-                bl = 0.0;
+                b.lower = 0.0;
             } else if h.positive_buckets.is_empty() && !h.negative_buckets.is_empty() {
-                bu = 0.0;
+                b.upper = 0.0;
             }
         }
-        if v <= bl {
-            return 0.0;
-        }
-        if v >= bu {
-            return 1.0;
-        }
-        if custom || (bl <= 0.0 && bu >= 0.0) {
-            return (v - bl) / (bu - bl);
-        }
-        if bl > 0.0 {
-            (v.log2() - bl.log2()) / (bu.log2() - bl.log2())
-        } else {
-            1.0 - ((-v).log2() - (-bu).log2()) / ((-bl).log2() - (-bu).log2())
-        }
-    };
-    for b in all_buckets(h) {
-        let zero_like = !custom && b.lower < 0.0 && b.upper > 0.0;
-        let _ = zero_like;
+        let linear = custom || zero_bucket;
+        let interpolate = |v: f64| -> f64 {
+            if linear && b.lower == f64::NEG_INFINITY {
+                // Nothing is known about the distribution inside a bucket of infinite width.
+                return b.count;
+            }
+            rank + b.count * fraction_below(&b, v, linear)
+        };
         if !lower_set && b.lower >= lower {
             lower_rank = rank;
             lower_set = true;
@@ -500,11 +603,11 @@ pub(crate) fn fraction(lower: f64, upper: f64, h: &FloatHistogram) -> f64 {
             break;
         }
         if !lower_set && b.lower < lower && b.upper > lower {
-            lower_rank = rank + b.count * interpolate(&b, lower);
+            lower_rank = interpolate(lower);
             lower_set = true;
         }
         if !upper_set && b.lower < upper && b.upper > upper {
-            upper_rank = rank + b.count * interpolate(&b, upper);
+            upper_rank = interpolate(upper);
             upper_set = true;
         }
         if lower_set && upper_set {
@@ -512,13 +615,20 @@ pub(crate) fn fraction(lower: f64, upper: f64, h: &FloatHistogram) -> f64 {
         }
         rank += b.count;
     }
-    if !lower_set || lower_rank > h.count {
-        lower_rank = h.count;
+    let mut nan_observations = false;
+    if h.sum.is_nan() {
+        count += buckets[pos..].iter().map(|b| b.count).sum::<f64>();
+        nan_observations = count < h.count;
+    } else {
+        count = h.count;
     }
-    if !upper_set || upper_rank > h.count {
-        upper_rank = h.count;
+    if !lower_set || lower_rank > count {
+        lower_rank = count;
     }
-    (upper_rank - lower_rank) / h.count
+    if !upper_set || upper_rank > count {
+        upper_rank = count;
+    }
+    ((upper_rank - lower_rank) / h.count, nan_observations)
 }
 
 /// Prometheus `FloatHistogram.String()`, used as a `count_values` label value.

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use promql_parser::parser::Expr;
-use storage::{FloatHistogram, Labels, METRIC_NAME};
+use storage::{FloatHistogram, Labels};
 
 use super::aggregate::{fmt_go, kahan_inc};
 use super::Evaluator;
@@ -142,11 +142,12 @@ impl Evaluator<'_> {
                     Ok(ev.histogram_quantiles(&qs, Some(&label), input, "histogram_quantiles"))
                 })
             }
-            "histogram_fraction" => self.range_eval(args, |_, vs, _| {
-                let lo = vs[0].first().map_or(f64::NAN, |s| s.f);
-                let hi = vs[1].first().map_or(f64::NAN, |s| s.f);
+            "histogram_fraction" => self.range_eval(args, |ev, vs, _| {
+                let (Some(lo), Some(hi)) = (vs[0].first().map(|s| s.f), vs[1].first().map(|s| s.f)) else {
+                    return Ok(Vec::new());
+                };
                 let input = std::mem::take(&mut vs[2]);
-                Ok(classic_fraction(lo, hi, &input).into_iter().chain(hist_only(input, |h| hist::fraction(lo, hi, h))).collect())
+                Ok(ev.histogram_fraction(lo, hi, input))
             }),
             "histogram_count" => self.range_eval(args, |_, vs, _| Ok(hist_only(std::mem::take(&mut vs[0]), |h| h.count))),
             "histogram_sum" => self.range_eval(args, |_, vs, _| Ok(hist_only(std::mem::take(&mut vs[0]), |h| h.sum))),
@@ -176,45 +177,8 @@ impl Evaluator<'_> {
                 self.warn_param(format!("quantile value should be between 0 and 1, got {}", fmt_go(q)), fname);
             }
         }
-        let vec_pos = if label.is_some() { fname.to_string() } else { String::new() };
-        let _ = vec_pos;
-        let mut natives: Vec<Sample> = Vec::new();
-        let mut order: Vec<Labels> = Vec::new();
-        let mut groups: HashMap<Labels, (Labels, Vec<CBucket>)> = HashMap::new();
-        for s in input {
-            if s.h.is_some() {
-                natives.push(s);
-                continue;
-            }
-            let name = s.metric.metric_name().unwrap_or("").to_string();
-            let Some(le) = s.metric.get("le").and_then(parse_le) else {
-                let raw = s.metric.get("le").unwrap_or("");
-                let text = if name.is_empty() {
-                    format!("bucket label \"le\" is missing or has a malformed value of {raw:?}")
-                } else {
-                    format!("bucket label \"le\" is missing or has a malformed value of {raw:?} for metric name {name:?}")
-                };
-                self.warn_arg(text, fname, if label.is_some() { 0 } else { 1 });
-                continue;
-            };
-            let key = s.metric.without("le");
-            let g = groups.entry(key.clone()).or_insert_with(|| {
-                order.push(key.clone());
-                (key.clone(), Vec::new())
-            });
-            g.1.push(CBucket { upper: le, count: s.f });
-        }
         let arg_idx = if label.is_some() { 0 } else { 1 };
-        natives.retain(|s| {
-            if groups.get(&s.metric).is_some_and(|g| !g.1.is_empty()) {
-                let name = s.metric.metric_name().unwrap_or("").to_string();
-                self.warn_arg(format!("vector contains a mix of classic and native histograms for metric name {name:?}"), fname, arg_idx);
-                groups.remove(&s.metric);
-                false
-            } else {
-                true
-            }
-        });
+        let Split { natives, order, groups } = self.split_histograms(input, fname, arg_idx);
         let mut out = Vec::new();
         for &q in qs {
             let with_q = |m: &Labels| match label {
@@ -257,6 +221,77 @@ impl Evaluator<'_> {
         }
         out
     }
+
+    /// Prometheus `resetHistograms`: splits the input of `histogram_quantile(s)` and
+    /// `histogram_fraction` (argument `arg_idx` of `fname`) into native histograms and classic
+    /// bucket groups (keyed by the labels without `le`). A float without a parsable `le` is
+    /// dropped with a warning; a native histogram and a classic group with the same labels are
+    /// both dropped with a warning.
+    fn split_histograms(&mut self, input: Vector, fname: &str, arg_idx: usize) -> Split {
+        let mut natives: Vec<Sample> = Vec::new();
+        let mut order: Vec<Labels> = Vec::new();
+        let mut groups: HashMap<Labels, (Labels, Vec<CBucket>)> = HashMap::new();
+        for s in input {
+            if s.h.is_some() {
+                natives.push(s);
+                continue;
+            }
+            let Some(le) = s.metric.get("le").and_then(parse_le) else {
+                let name = s.metric.metric_name().unwrap_or("").to_string();
+                let raw = s.metric.get("le").unwrap_or("");
+                let text = if name.is_empty() {
+                    format!("bucket label \"le\" is missing or has a malformed value of {raw:?}")
+                } else {
+                    format!("bucket label \"le\" is missing or has a malformed value of {raw:?} for metric name {name:?}")
+                };
+                self.warn_arg(text, fname, arg_idx);
+                continue;
+            };
+            let key = s.metric.without("le");
+            let g = groups.entry(key.clone()).or_insert_with(|| {
+                order.push(key.clone());
+                (key.clone(), Vec::new())
+            });
+            g.1.push(CBucket { upper: le, count: s.f });
+        }
+        natives.retain(|s| {
+            if groups.get(&s.metric).is_some_and(|g| !g.1.is_empty()) {
+                let name = s.metric.metric_name().unwrap_or("").to_string();
+                self.warn_arg(format!("vector contains a mix of classic and native histograms for metric name {name:?}"), fname, arg_idx);
+                groups.remove(&s.metric);
+                false
+            } else {
+                true
+            }
+        });
+        Split { natives, order, groups }
+    }
+
+    /// `histogram_fraction(lower, upper, v)` over native histograms (with the NaN-observation
+    /// info) and classic bucket groups (Prometheus `funcHistogramFraction`).
+    fn histogram_fraction(&mut self, lower: f64, upper: f64, input: Vector) -> Vector {
+        const FNAME: &str = "histogram_fraction";
+        let Split { natives, order, mut groups } = self.split_histograms(input, FNAME, 2);
+        let mut out = Vec::with_capacity(natives.len() + order.len());
+        for s in natives {
+            let Some(h) = s.h.as_ref() else { continue };
+            let (f, nan_observations) = hist::fraction(lower, upper, h);
+            if nan_observations {
+                let name = s.metric.metric_name().unwrap_or("").to_string();
+                self.info_arg(
+                    format!("input to histogram_fraction has NaN observations, which are excluded from all fractions for metric name {name:?}"),
+                    FNAME,
+                    2,
+                );
+            }
+            out.push(Sample { f, h: None, drop_name: true, ..s });
+        }
+        for key in order {
+            let Some((metric, mut b)) = groups.remove(&key) else { continue };
+            out.push(Sample { metric, t: 0, f: bucket_fraction(lower, upper, &mut b), h: None, drop_name: true });
+        }
+        out
+    }
 }
 
 /// Prometheus `labels.FormatOpenMetricsFloat`: Go's shortest `%g` form, with `.0` appended to
@@ -276,31 +311,15 @@ fn format_openmetrics_float(f: f64) -> String {
     }
 }
 
-/// `histogram_fraction` over classic `le` buckets (Prometheus `BucketFraction`).
-fn classic_fraction(lower: f64, upper: f64, input: &Vector) -> Vector {
-    let mut order: Vec<Labels> = Vec::new();
-    let mut groups: HashMap<Labels, (Labels, Vec<CBucket>)> = HashMap::new();
-    for s in input {
-        if s.h.is_some() {
-            continue;
-        }
-        let Some(le) = s.metric.get("le").and_then(parse_le) else { continue };
-        let metric = s.metric.without("le");
-        let key = metric.without(METRIC_NAME);
-        let g = groups.entry(key.clone()).or_insert_with(|| {
-            order.push(key.clone());
-            (metric.clone(), Vec::new())
-        });
-        g.1.push(CBucket { upper: le, count: s.f });
-    }
-    let mut out = Vec::new();
-    for key in order {
-        let (metric, mut b) = groups.remove(&key).expect("group exists");
-        out.push(Sample { metric, t: 0, f: bucket_fraction(lower, upper, &mut b), h: None, drop_name: true });
-    }
-    out
+/// The input of the histogram functions split by kind (see `split_histograms`).
+struct Split {
+    natives: Vec<Sample>,
+    /// Classic group keys in first-seen order.
+    order: Vec<Labels>,
+    groups: HashMap<Labels, (Labels, Vec<CBucket>)>,
 }
 
+/// Prometheus `BucketFraction` over one classic bucket group.
 fn bucket_fraction(lower: f64, upper: f64, b: &mut Vec<CBucket>) -> f64 {
     b.sort_by(|x, y| x.upper.total_cmp(&y.upper));
     if b.last().is_none_or(|x| x.upper != f64::INFINITY) {
@@ -316,14 +335,24 @@ fn bucket_fraction(lower: f64, upper: f64, b: &mut Vec<CBucket>) -> f64 {
     }
     let (mut rank, mut lr, mut ur) = (0.0, 0.0, 0.0);
     let (mut ls, mut us) = (false, false);
+    // The first bucket starts at 0 if its upper bound is positive (positive buckets only),
+    // otherwise at -Inf.
+    let first_lower = if b[0].upper <= 0.0 { f64::NEG_INFINITY } else { 0.0 };
     for i in 0..b.len() {
-        let mut lb = if i > 0 { b[i - 1].upper } else { f64::NEG_INFINITY };
+        let lb = if i > 0 { b[i - 1].upper } else { first_lower };
         let ub = b[i].upper;
-        if lb == f64::NEG_INFINITY && ub > 0.0 {
-            lb = 0.0;
-        }
         let bc = b[i].count;
-        let interp = |v: f64| if ub.is_infinite() { rank } else { rank + (bc - rank) * (v - lb) / (ub - lb) };
+        // No interpolation inside a bucket of infinite width: the -Inf bucket counts in full,
+        // the +Inf bucket not at all.
+        let interp = |v: f64| {
+            if lb == f64::NEG_INFINITY {
+                bc
+            } else if ub.is_infinite() {
+                rank
+            } else {
+                rank + (bc - rank) * (v - lb) / (ub - lb)
+            }
+        };
         if !ls && lb >= lower {
             lr = rank;
             ls = true;

@@ -157,50 +157,85 @@ pub(crate) fn extrapolated_rate(w: &Window<'_>, is_counter: bool, is_rate: bool,
 }
 
 /// Prometheus `histogramRate`: last minus first, adding back what was lost at each counter
-/// reset.
+/// reset. A reset between the first two samples replaces the first by an empty histogram of
+/// the second's layout, so that an incompatible first sample does not matter.
 fn histogram_rate(hs: &[crate::value::HPoint], is_counter: bool, name: &str, a: &mut AnnoSink<'_>, pos: &str) -> Option<FloatHistogram> {
     use storage::histogram::CounterResetHint::Gauge;
-    let prev0 = &hs[0].h;
     let last = &hs[hs.len() - 1].h;
-    if is_counter && hs.iter().any(|p| p.h.counter_reset_hint == Gauge) {
+    let mixed_schemas = |a: &mut AnnoSink<'_>| {
+        a.warn(format!("vector contains a mix of histograms with exponential and custom buckets schemas for metric name {name:?}"), pos);
+    };
+    if is_counter && (hs[0].h.counter_reset_hint == Gauge || last.counter_reset_hint == Gauge) {
         a.warn(format!("this native histogram metric is not a counter: {name:?}"), pos);
-    } else if !is_counter && hs.iter().any(|p| p.h.counter_reset_hint != Gauge) {
-        a.warn(format!("this native histogram metric is not a gauge: {name:?}"), pos);
+    }
+    let mut prev0: FloatHistogram = (*hs[0].h).clone();
+    if is_counter && hist::detect_reset(&hs[1].h, &hs[0].h) {
+        prev0 = FloatHistogram {
+            schema: hs[1].h.schema,
+            custom_values: hs[1].h.custom_values.clone(),
+            ..FloatHistogram::default()
+        };
+    }
+    let custom = prev0.uses_custom_buckets();
+    if last.uses_custom_buckets() != custom {
+        mixed_schemas(a);
+        return None;
+    }
+    if is_counter {
+        let mut gauge_seen = false;
+        for p in &hs[1..hs.len() - 1] {
+            if p.h.counter_reset_hint == Gauge && !gauge_seen {
+                a.warn(format!("this native histogram metric is not a counter: {name:?}"), pos);
+                gauge_seen = true;
+            }
+            if p.h.uses_custom_buckets() != custom {
+                mixed_schemas(a);
+                return None;
+            }
+        }
     }
     let mut annos = Vec::new();
-    let mut res = match hist::add_sub(last, prev0, true, &mut annos) {
+    let mut res = match hist::add_sub(last, &prev0, true, &mut annos) {
         Ok(h) => h,
-        Err(e) => {
-            a.warn(format!("{e} for metric name {name:?}"), pos);
+        Err(_) => {
+            mixed_schemas(a);
             return None;
         }
     };
+    report_reconciled(&annos, "subtraction", a, pos);
     if is_counter {
-        let mut prev = prev0.clone();
+        let mut annos = Vec::new();
+        let mut prev: &FloatHistogram = &prev0;
         for p in &hs[1..] {
-            if hist::detect_reset(&p.h, &prev) {
-                match hist::add_sub(&res, &prev, false, &mut annos) {
+            if hist::detect_reset(&p.h, prev) {
+                match hist::add_sub(&res, prev, false, &mut annos) {
                     Ok(h) => res = h,
-                    Err(e) => {
-                        a.warn(format!("{e} for metric name {name:?}"), pos);
+                    Err(_) => {
+                        mixed_schemas(a);
                         return None;
                     }
                 }
             }
-            prev = p.h.clone();
+            prev = &p.h;
         }
-    }
-    for (w, t) in annos {
-        let text = format!("{t} subtraction");
-        if w {
-            a.warn(text, pos);
-        } else {
-            a.info(text, pos);
-        }
+        report_reconciled(&annos, "addition", a, pos);
+    } else if hs[0].h.counter_reset_hint != Gauge || last.counter_reset_hint != Gauge {
+        a.warn(format!("this native histogram metric is not a gauge: {name:?}"), pos);
     }
     res.counter_reset_hint = Gauge;
     hist::compact(&mut res);
     Some(res)
+}
+
+/// Reports the infos of histogram arithmetic (mismatched custom buckets reconciled during
+/// `op`); conflicting counter-reset hints are dropped, as the rate functions handle counter
+/// resets themselves.
+fn report_reconciled(annos: &hist::HistAnnos, op: &str, a: &mut AnnoSink<'_>, pos: &str) {
+    for &(warn, t) in annos {
+        if !warn {
+            a.info(format!("{t} {op}"), pos);
+        }
+    }
 }
 
 /// Prometheus `instantValue` (irate, idelta).
@@ -239,28 +274,25 @@ pub(crate) fn instant_value(w: &Window<'_>, is_rate: bool, a: &mut AnnoSink<'_>,
             } else if !is_rate && (l.counter_reset_hint != Gauge || p.counter_reset_hint != Gauge) {
                 a.warn(format!("this native histogram metric is not a gauge: {name:?}"), pos);
             }
-            if l.uses_custom_buckets() != p.uses_custom_buckets() {
-                a.warn(
-                    format!("vector contains a mix of histograms with exponential and custom buckets schemas for metric name {name:?}"),
-                    pos,
-                );
-                return None;
-            }
-            let mut annos = Vec::new();
+            // A counter reset (for irate) leaves the last sample as it is, so a change of bucket
+            // layout across the reset is no incompatibility. Conflicting counter-reset hints
+            // are ignored here: resets are handled explicitly.
             let mut h = if is_rate && hist::detect_reset(l, p) {
                 (**l).clone()
             } else {
-                hist::add_sub(l, p, true, &mut annos).ok()?
+                let mut annos = Vec::new();
+                let h = match hist::add_sub(l, p, true, &mut annos) {
+                    Ok(h) => h,
+                    Err(e) => {
+                        a.warn(format!("{e} for metric name {name:?}"), pos);
+                        return None;
+                    }
+                };
+                report_reconciled(&annos, "subtraction", a, pos);
+                h
             };
-            for (warn, t) in annos {
-                if warn {
-                    a.warn(format!("{t} subtraction"), pos);
-                } else {
-                    a.info(format!("{t} subtraction"), pos);
-                }
-            }
             if is_rate {
-                h = hist::scale(&h, 1000.0 / dt as f64);
+                h = hist::div(&h, dt as f64 / 1000.0);
             }
             h.counter_reset_hint = storage::histogram::CounterResetHint::Gauge;
             hist::compact(&mut h);

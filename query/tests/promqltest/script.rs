@@ -377,13 +377,19 @@ fn parse_one(s: &str) -> Result<Item, String> {
 /// scripts use; different layouts are merged by index).
 fn hist_add(a: &FloatHistogram, b: &FloatHistogram, sub: bool) -> FloatHistogram {
     let sign = if sub { -1.0 } else { 1.0 };
+    // Exponential histograms of different schemas meet at the coarser one, as in
+    // Prometheus' `FloatHistogram.Add`: bucket i of schema s lies in bucket
+    // ((i - 1) >> (s - t)) + 1 of schema t.
+    let exponential = a.schema != storage::histogram::CUSTOM_BUCKETS_SCHEMA && b.schema != storage::histogram::CUSTOM_BUCKETS_SCHEMA;
+    let schema = if exponential { a.schema.min(b.schema) } else { a.schema };
+    let target = |i: i32, from: i32| if exponential && from > schema { ((i - 1) >> (from - schema)) + 1 } else { i };
     let merge = |sa: &[Span], ca: &[f64], sb: &[Span], cb: &[f64]| -> (Vec<Span>, Vec<f64>) {
         let mut m = std::collections::BTreeMap::new();
         for (i, c) in expand(sa, ca) {
-            *m.entry(i).or_insert(0.0) += c;
+            *m.entry(target(i, a.schema)).or_insert(0.0) += c;
         }
         for (i, c) in expand(sb, cb) {
-            *m.entry(i).or_insert(0.0) += sign * c;
+            *m.entry(target(i, b.schema)).or_insert(0.0) += sign * c;
         }
         collapse(m.into_iter().collect())
     };
@@ -391,7 +397,7 @@ fn hist_add(a: &FloatHistogram, b: &FloatHistogram, sub: bool) -> FloatHistogram
     let (ns, nc) = merge(&a.negative_spans, &a.negative_buckets, &b.negative_spans, &b.negative_buckets);
     FloatHistogram {
         counter_reset_hint: a.counter_reset_hint,
-        schema: a.schema,
+        schema,
         zero_threshold: a.zero_threshold,
         zero_count: a.zero_count + sign * b.zero_count,
         count: a.count + sign * b.count,

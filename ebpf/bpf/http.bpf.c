@@ -33,14 +33,15 @@
  *   server-side close (FIN_WAIT1, LAST_ACK) or reset (CLOSE) ── emit HTTP_END_CLOSE (RESPONSE)
  *               or HTTP_END_NO_RESPONSE with status 0 (REQUEST)
  *
- * Headers are scanned (bpf_loop, first 256 bytes of each read/write while the header is
- * incomplete; up to 8 bytes before a CR/LF inside a line skipped in one callback) for the end
- * of the header (CRLFCRLF) and Content-Length; a header line split
- * across two reads, or a chunk longer than 256 bytes before the header end, stops the scan
- * (fields then report "unseen"). Pipelined requests (two in one read) count as one.
+ * Headers are scanned (bpf_loop, four steps per callback, first 256 bytes of each read/write
+ * while the header is incomplete; a step takes up to 8 bytes before a CR/LF, a CRLF, or a
+ * whole "content-length:" at once) for the end of the header (CRLFCRLF) and Content-Length,
+ * from the one copy of the bytes that is also the request head or the status line; a header
+ * line split across two reads, or a chunk longer than 256 bytes before the header end, stops
+ * the scan (fields then report "unseen"). Pipelined requests (two in one read) count as one.
  *
- * Events go to a ring buffer without waking the reader, except when wakeup_bytes are queued;
- * userspace drains on a timer as well. Reserve failures are counted per CPU in `dropped`.
+ * Events go to a ring buffer without waking the reader, except once each time the queued data
+ * crosses a multiple of wakeup_bytes; userspace drains on a timer as well. Reserve failures are counted per CPU in `dropped`.
  */
 #include "hearth_bpf.h"
 #include "http_event.h"
@@ -102,13 +103,25 @@ struct conn {
 	__u16 head_len;
 	__u8 state;
 	__u8 no_body;
-	char head[CONN_HEAD_CAP];
+	char head[CONN_HEAD_CAP + 16]; /* + 16: scan_one's loads past the last byte */
+};
+
+/* The header scanner's state while it runs. It lives in the scratch map rather than on the
+ * stack: the verifier does not track values loaded from a map, so it checks the bpf_loop
+ * callback once for any state instead of once per combination of values. */
+struct scan_state {
+	__s64 content_length;
+	__u32 pos;      /* next index to scan */
+	__u32 found_at; /* index after the CRLFCRLF, 0 if not found */
+	__u8 match;
+	__u8 crlf;
+	__u8 digits;
+	__u8 _pad[5];
 };
 
 struct scratch {
-	__u32 pos; /* scan_ctx.pos */
-	__u32 _pad;
-	char buf[SCAN_CAP + 8]; /* scan_step loads 8 bytes at any index below SCAN_CAP */
+	struct scan_state st;
+	char buf[SCAN_CAP + 16]; /* scan_one loads 16 bytes at any index below SCAN_CAP */
 };
 
 struct {
@@ -169,48 +182,42 @@ const volatile char cl_pattern[16] = "\ncontent-length:";
 struct scan_ctx {
 	const char *buf;
 	__u32 len;
-	__u32 *pos;     /* next index to scan; in the scratch map, so that the verifier does not
-			 * track it and verifies scan_step once for every index */
-	__u32 found_at; /* index after the CRLFCRLF, 0 if not found */
-	__s64 content_length;
-	__u8 match;
-	__u8 crlf;
-	__u8 digits;
+	struct scan_state *st; /* in the scratch map */
 };
 
 /* One byte of header through the state machine; returns 1 at the end of the header. */
 static __always_inline int scan_byte(struct scan_ctx *s, char c, __u32 at)
 {
 	if (c == '\r')
-		s->crlf = (s->crlf == 0 || s->crlf == 2) ? s->crlf + 1 : 1;
+		s->st->crlf = (s->st->crlf == 0 || s->st->crlf == 2) ? s->st->crlf + 1 : 1;
 	else if (c == '\n')
-		s->crlf = (s->crlf == 1 || s->crlf == 3) ? s->crlf + 1 : 0;
+		s->st->crlf = (s->st->crlf == 1 || s->st->crlf == 3) ? s->st->crlf + 1 : 0;
 	else
-		s->crlf = 0;
-	if (s->crlf == 4) {
-		s->found_at = at + 1;
+		s->st->crlf = 0;
+	if (s->st->crlf == 4) {
+		s->st->found_at = at + 1;
 		return 1;
 	}
 
-	if (s->digits) {
+	if (s->st->digits) {
 		if (c >= '0' && c <= '9') {
-			if (s->content_length < 0)
-				s->content_length = 0;
-			if (s->content_length < (1LL << 50))
-				s->content_length = s->content_length * 10 + (c - '0');
-		} else if (!((c == ' ' || c == '\t') && s->content_length < 0)) {
-			s->digits = 0;
+			if (s->st->content_length < 0)
+				s->st->content_length = 0;
+			if (s->st->content_length < (1LL << 50))
+				s->st->content_length = s->st->content_length * 10 + (c - '0');
+		} else if (!((c == ' ' || c == '\t') && s->st->content_length < 0)) {
+			s->st->digits = 0;
 		}
 	}
 	char l = (c >= 'A' && c <= 'Z') ? c + ('a' - 'A') : c;
-	if (l == cl_pattern[s->match & 15]) {
-		s->match++;
-		if (s->match == 16) {
-			s->digits = 1;
-			s->match = 0;
+	if (l == cl_pattern[s->st->match & 15]) {
+		s->st->match++;
+		if (s->st->match == 16) {
+			s->st->digits = 1;
+			s->st->match = 0;
 		}
 	} else {
-		s->match = (c == '\n') ? 1 : 0;
+		s->st->match = (c == '\n') ? 1 : 0;
 	}
 	return 0;
 }
@@ -222,26 +229,60 @@ static __always_inline __u64 has_byte(__u64 w, __u64 pat)
 	return (x - 0x0101010101010101ULL) & ~x & 0x8080808080808080ULL;
 }
 
-/* bpf_loop callback: the header bytes at s->pos. Returns 1 to stop.
+/* "content-" and "length:" as little-endian words, and the mask of the 7 bytes of the latter. */
+#define CL_WORD0 0x2d746e65746e6f63ULL
+#define CL_WORD1 0x003a6874676e656cULL
+#define LOW7 0x00ffffffffffffffULL
+#define LOWER 0x2020202020202020ULL
+
+/* One step over the header bytes at s->pos; returns 1 to stop.
  *
  * Outside a Content-Length value and not continuing a match of "\ncontent-length:" (match 0,
- * or match 1 at a line start whose first byte is not 'c'/'C'), every byte before the next CR
- * or LF would leave crlf = 0 and match = 0: up to 8 of them are skipped at once (up to the
- * first CR/LF of the 8 bytes at s->pos). Otherwise one byte goes through scan_byte. A header
- * line of L bytes then costs about L/8 + 2 callbacks instead of L. */
-static long scan_step(__u32 i, void *data)
+ * or match 1 at a line start), whole runs are taken at once, each with the effect byte-by-byte
+ * scanning would have had:
+ * - at a line start, "content-length:" (any case, 15 bytes compared as two words): the value
+ *   follows (digits = 1);
+ * - "\r\n" (outside a value, or ending one): the line ends (crlf + 2, match 1), and the header
+ *   ends at a second one;
+ * - up to 8 bytes before the next CR/LF: skipped (crlf 0, match 0).
+ * Otherwise one byte goes through scan_byte. A header line of L bytes then costs about
+ * L/8 + 1 steps instead of L. */
+static __always_inline long scan_one(struct scan_ctx *s)
 {
-	struct scan_ctx *s = data;
-	__u64 idx = *s->pos;
+	__u64 idx = s->st->pos;
 	if (idx >= s->len)
 		return 1;
 	/* Bound the index in the register the loads use: clang would otherwise drop a C mask
 	 * after the comparison above, and the verifier would see an unbounded offset. The
-	 * buffers have SCAN_CAP + 8 bytes, so an 8-byte load at any such index stays inside. */
+	 * buffers have SCAN_CAP + 16 bytes, so a 16-byte load at any such index stays inside. */
 	asm volatile("%[idx] &= 0xff" : [idx] "+r"(idx));
-	if (s->len - (__u32)idx >= 8 && s->digits == 0 && s->match <= 1) {
+	__u32 left = s->len - (__u32)idx;
+	if (left >= 2 && (s->st->crlf == 0 || s->st->crlf == 2) && *(const __u16 *)(s->buf + idx) == 0x0a0d) {
+		s->st->digits = 0;
+		s->st->match = 1;
+		s->st->crlf += 2;
+		s->st->pos = (__u32)idx + 2;
+		if (s->st->crlf == 4) {
+			s->st->found_at = (__u32)idx + 2;
+			return 1;
+		}
+		return 0;
+	}
+	if (left >= 8 && s->st->digits == 0 && s->st->match <= 1) {
 		__u64 w = *(const __u64 *)(s->buf + idx);
-		if (s->match == 0 || ((w & 0xff) | 0x20) != 'c') {
+		if (s->st->match == 1 && ((w & 0xff) | 0x20) == 'c') {
+			__u64 w1 = *(const __u64 *)(s->buf + idx + 8);
+			if (left >= 15 && (w | LOWER) == CL_WORD0 && ((w1 | LOWER) & LOW7) == CL_WORD1) {
+				s->st->crlf = 0;
+				s->st->match = 0;
+				s->st->digits = 1;
+				s->st->pos = (__u32)idx + 15;
+				return 0;
+			}
+			/* A line start that is not "content-length:": no match can follow. */
+			s->st->match = 0;
+		}
+		if (s->st->match == 0) {
 			/* The lowest set bit of the SWAR test is exact (false positives only
 			 * above a true match): 0x80 << 8k for the first CR/LF at byte k. */
 			__u64 m = has_byte(w, 0x0a0a0a0a0a0a0a0aULL) | has_byte(w, 0x0d0d0d0d0d0d0d0dULL);
@@ -249,15 +290,28 @@ static long scan_step(__u32 i, void *data)
 			if (m)
 				skip = 7 - ((((m & -m) >> 7) * 0x0706050403020100ULL) >> 56);
 			if (skip) {
-				s->crlf = 0;
-				s->match = 0;
-				*s->pos = (__u32)idx + (__u32)skip;
+				s->st->crlf = 0;
+				s->st->pos = (__u32)idx + (__u32)skip;
 				return 0;
 			}
 		}
 	}
-	*s->pos = (__u32)idx + 1;
+	s->st->pos = (__u32)idx + 1;
 	return scan_byte(s, s->buf[idx], (__u32)idx);
+}
+
+#define STEPS_PER_CALL 4
+
+/* bpf_loop callback: up to STEPS_PER_CALL steps of scan_one (fewer callbacks). Returns 1 to
+ * stop. */
+static long scan_step(__u32 i, void *data)
+{
+	struct scan_ctx *s = data;
+#pragma unroll
+	for (int k = 0; k < STEPS_PER_CALL; k++)
+		if (scan_one(s))
+			return 1;
+	return 0;
 }
 
 /* Scans the first `n` (<= SCAN_CAP) bytes of `buf` (a map value of at least SCAN_CAP bytes,
@@ -265,24 +319,21 @@ static long scan_step(__u32 i, void *data)
  * Content-Length, continuing the state in `h`. */
 static __always_inline void scan_buf(struct hscan *h, struct scratch *sc, const char *buf, __u32 n, __u64 len)
 {
-	sc->pos = 0;
-	struct scan_ctx s = {
-		.buf = buf,
-		.len = n,
-		.pos = &sc->pos,
-		.found_at = 0,
-		.content_length = h->content_length,
-		.match = h->match,
-		.crlf = h->crlf,
-		.digits = h->digits,
-	};
+	struct scan_state *st = &sc->st;
+	st->pos = 0;
+	st->found_at = 0;
+	st->content_length = h->content_length;
+	st->match = h->match;
+	st->crlf = h->crlf;
+	st->digits = h->digits;
+	struct scan_ctx s = { .buf = buf, .len = n, .st = st };
 	bpf_loop(n, scan_step, &s, 0);
-	h->content_length = s.content_length;
-	h->match = s.match;
-	h->crlf = s.crlf;
-	h->digits = s.digits;
-	if (s.found_at) {
-		h->pos += s.found_at;
+	h->content_length = st->content_length;
+	h->match = st->match;
+	h->crlf = st->crlf;
+	h->digits = st->digits;
+	if (st->found_at) {
+		h->pos += st->found_at;
 		h->done = SCAN_FOUND;
 	} else if (len > n) {
 		h->done = SCAN_GAVE_UP;
@@ -311,6 +362,55 @@ __attribute__((noinline)) int scan_segment(struct hscan *h, __u64 ptr, __u64 len
 	return 0;
 }
 
+static __always_inline int is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/* The status code of the final response whose status line starts the user segment at `ptr`
+ * ("HTTP/1.x NNN"), with the segment's header scanned into `h` from the same copy; 0 when the
+ * segment starts no response, or starts an interim one (1xx other than 101: the final one
+ * follows), which is then not scanned. */
+__attribute__((noinline)) int scan_response(struct hscan *h, __u64 ptr, __u64 len)
+{
+	if (!h || len < 12)
+		return 0;
+	__u32 zero = 0;
+	struct scratch *sc = bpf_map_lookup_elem(&scratch, &zero);
+	if (!sc)
+		return 0;
+	__u32 n = len > SCAN_CAP ? SCAN_CAP : (__u32)len;
+	if (bpf_probe_read_user(sc->buf, n & (2 * SCAN_CAP - 1) & 0x1ff, (const void *)ptr) != 0)
+		return 0;
+	const char *b = sc->buf;
+	if (b[0] != 'H' || b[1] != 'T' || b[2] != 'T' || b[3] != 'P' || b[4] != '/' || b[5] != '1' ||
+	    b[6] != '.' || b[8] != ' ' || !is_digit(b[9]) || !is_digit(b[10]) || !is_digit(b[11]))
+		return 0;
+	int status = (b[9] - '0') * 100 + (b[10] - '0') * 10 + (b[11] - '0');
+	if (status >= 100 && status < 200 && status != 101)
+		return 0;
+	if (h->done == SCAN_RUNNING)
+		scan_buf(h, sc, sc->buf, n, len);
+	return status;
+}
+
+/* Scans the request head just copied into c->head (c->head_len bytes, the start of a user
+ * segment of `len` bytes) into c->req, without copying it again. */
+__attribute__((noinline)) int scan_request_head(struct conn *c, __u64 len)
+{
+	if (!c || c->req.done != SCAN_RUNNING)
+		return 0;
+	__u32 zero = 0;
+	struct scratch *sc = bpf_map_lookup_elem(&scratch, &zero);
+	if (!sc)
+		return 0;
+	__u32 n = c->head_len > CONN_HEAD_CAP ? CONN_HEAD_CAP : c->head_len;
+	if (n == 0)
+		return 0;
+	scan_buf(&c->req, sc, c->head, n, len);
+	return 0;
+}
+
 static __always_inline void hscan_init(struct hscan *h)
 {
 	h->content_length = -1;
@@ -321,11 +421,22 @@ static __always_inline void hscan_init(struct hscan *h)
 	h->digits = 0;
 }
 
+/* Bytes one event takes in the ring: the record and its 8-byte header, 8-byte aligned. */
+#define EVENT_RECORD_BYTES ((sizeof(struct http_event) + 8 + 7) & ~7ULL)
+
+/* Wakes the reader once each time the queued data crosses a multiple of wakeup_bytes (the
+ * reserved, not yet submitted event included), never otherwise: a forced wakeup is an irq_work
+ * (a self-IPI, a VM exit under virtualization), so waking on every submit while the reader has
+ * not yet drained costs microseconds per event. */
 static __always_inline __u64 wake_flags(void)
 {
-	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
-									       : BPF_RB_NO_WAKEUP;
+	__u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	if (wakeup_bytes == 0 || avail < EVENT_RECORD_BYTES)
+		return BPF_RB_NO_WAKEUP;
+	return avail / wakeup_bytes != (avail - EVENT_RECORD_BYTES) / wakeup_bytes ? BPF_RB_FORCE_WAKEUP
+											 : BPF_RB_NO_WAKEUP;
 }
+
 
 static __always_inline void emit(struct conn *c, __u8 reason)
 {
@@ -399,6 +510,11 @@ static __always_inline void on_read(struct conn *c, struct segs *s, __u64 total)
 		c->head_len = n;
 		hscan_init(&c->req);
 		hscan_init(&c->resp);
+		c->req_bytes += total;
+		scan_request_head(c, s->n0);
+		if (s->n0 <= SCAN_CAP)
+			scan_segment(&c->req, (__u64)s->p1, s->n1);
+		return;
 	} else if (c->head_len < STITCH_BELOW) {
 		__u32 off = c->head_len & (STITCH_BELOW - 1);
 		__u32 n = s->n0 > (CONN_HEAD_CAP - STITCH_BELOW) ? (CONN_HEAD_CAP - STITCH_BELOW) : (__u32)s->n0;
@@ -411,24 +527,14 @@ static __always_inline void on_read(struct conn *c, struct segs *s, __u64 total)
 		scan_segment(&c->req, (__u64)s->p1, s->n1);
 }
 
-static __always_inline int is_digit(char c)
-{
-	return c >= '0' && c <= '9';
-}
-
 static __always_inline void on_write(struct conn *c, struct segs *s, __u64 total)
 {
+	int scanned = 0;
 	if (c->state == ST_REQUEST) {
-		char b[12];
-		if (s->n0 < 12 || bpf_probe_read_user(b, sizeof(b), s->p0) != 0)
+		int status = scan_response(&c->resp, (__u64)s->p0, s->n0);
+		if (status <= 0)
 			return;
-		if (b[0] != 'H' || b[1] != 'T' || b[2] != 'T' || b[3] != 'P' || b[4] != '/' ||
-		    b[5] != '1' || b[6] != '.' || b[8] != ' ' || !is_digit(b[9]) ||
-		    !is_digit(b[10]) || !is_digit(b[11]))
-			return;
-		__u16 status = (b[9] - '0') * 100 + (b[10] - '0') * 10 + (b[11] - '0');
-		if (status >= 100 && status < 200 && status != 101)
-			return; /* interim response (100 Continue): the final one follows */
+		scanned = 1;
 		c->state = ST_RESPONSE;
 		c->status = status;
 		c->resp_bytes = 0;
@@ -446,7 +552,8 @@ static __always_inline void on_write(struct conn *c, struct segs *s, __u64 total
 		c->state = ST_IGNORE; /* protocol switched */
 		return;
 	}
-	scan_segment(&c->resp, (__u64)s->p0, s->n0);
+	if (!scanned)
+		scan_segment(&c->resp, (__u64)s->p0, s->n0);
 	if (s->n0 <= SCAN_CAP)
 		scan_segment(&c->resp, (__u64)s->p1, s->n1);
 	if (c->resp.done != SCAN_FOUND)
@@ -540,18 +647,21 @@ static __always_inline struct conn *observed(__u64 skey)
 /* Fills s->p0/n0 (and p1/n1) from an iovec array with `cnt` entries, `total` bytes moved. */
 static __always_inline void iov_segs(struct segs *s, const struct iovec *iov, __u64 cnt, __u64 total)
 {
-	struct iovec v;
-	if (cnt == 0 || bpf_probe_read_user(&v, sizeof(v), &iov[0]) != 0)
+	struct iovec v[2] = {};
+	if (cnt == 0 || bpf_probe_read_user(v, cnt >= 2 ? sizeof(v) : sizeof(v[0]), iov) != 0)
 		return;
-	s->p0 = v.iov_base;
-	s->n0 = v.iov_len < total ? v.iov_len : total;
-	if (cnt > 1 && s->n0 < total && bpf_probe_read_user(&v, sizeof(v), &iov[1]) == 0) {
-		s->p1 = v.iov_base;
-		s->n1 = v.iov_len < total - s->n0 ? v.iov_len : total - s->n0;
+	s->p0 = v[0].iov_base;
+	s->n0 = v[0].iov_len < total ? v[0].iov_len : total;
+	if (cnt > 1 && s->n0 < total) {
+		s->p1 = v[1].iov_base;
+		s->n1 = v[1].iov_len < total - s->n0 ? v[1].iov_len : total - s->n0;
 	}
-	/* The chunk-end check wants the last iovec's last bytes. */
-	if (cnt <= 1024 && bpf_probe_read_user(&v, sizeof(v), &iov[cnt - 1]) == 0 && v.iov_len >= 5)
-		s->tail = (const char *)v.iov_base + v.iov_len - 5;
+	/* The chunk-end check wants the last iovec's last bytes (one of these two, mostly). */
+	struct iovec last = cnt == 1 ? v[0] : v[1];
+	if (cnt > 2 && (cnt > 1024 || bpf_probe_read_user(&last, sizeof(last), &iov[cnt - 1]) != 0))
+		return;
+	if (last.iov_len >= 5)
+		s->tail = (const char *)last.iov_base + last.iov_len - 5;
 }
 
 /* sock:inet_sock_set_state (const struct sock *sk, int oldstate, int newstate): every TCP state

@@ -12,12 +12,14 @@
 //! A 2.0 request's response always carries the three `X-Prometheus-Remote-Write-*-Written`
 //! headers, failures included.
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use ingest::remote_write::decode::SeriesCache;
 use ingest::remote_write::{
     negotiate, Decoder, IngestReport, Limits, ProtoVersion, HEADER_EXEMPLARS_WRITTEN, HEADER_HISTOGRAMS_WRITTEN,
     HEADER_SAMPLES_WRITTEN,
@@ -46,6 +48,10 @@ pub struct Receiver {
     /// or pop.
     pool: Mutex<Vec<Decoder>>,
     pool_max: usize,
+    /// Known series by label bytes, shared by every decoder: a known series skips label
+    /// validation and the head's lookup by labels. The storage is published once per process
+    /// (`StorageSlot`), so the refs it holds always belong to it.
+    series_cache: Arc<SeriesCache>,
 }
 
 /// 0 in the configuration disables a limit; ingest takes a number, so 0 becomes "no limit".
@@ -69,11 +75,11 @@ impl Receiver {
             ..Limits::default()
         };
         let pool_max = std::thread::available_parallelism().map_or(4, |n| n.get() * 2);
-        Receiver { limits, pool: Mutex::new(Vec::new()), pool_max }
+        Receiver { limits, pool: Mutex::new(Vec::new()), pool_max, series_cache: Arc::new(SeriesCache::default()) }
     }
 
     fn take(&self) -> Decoder {
-        self.pool.lock().pop().unwrap_or_default()
+        self.pool.lock().pop().unwrap_or_else(|| Decoder::with_series_cache(Arc::clone(&self.series_cache)))
     }
 
     fn give_back(&self, d: Decoder) {

@@ -35,6 +35,8 @@
 //! Unknown fields are skipped; repeated scalars are accepted packed or unpacked; for a
 //! singular field repeated on the wire the last value wins (protobuf merge rules).
 
+use std::sync::Arc;
+
 use snap::raw::{decompress_len, Decoder as SnappyDecoder};
 use storage::FloatHistogram;
 
@@ -43,6 +45,12 @@ use super::error::IngestError;
 use super::histogram::HistScratch;
 use super::limits::Limits;
 use super::wire::{err, Reader, FIXED64, LEN, VARINT};
+
+// Declared here rather than in `remote_write.rs` (outside this module's files); reachable as
+// `remote_write::decode::series_cache` and re-exported below.
+#[path = "series_cache.rs"]
+pub mod series_cache;
+pub use series_cache::SeriesCache;
 
 /// A string field: a byte range of the decompressed body, not yet checked for UTF-8.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -95,8 +103,12 @@ pub(crate) struct MetaV1 {
 /// One series as parsed from the wire; cleared and refilled for every series.
 #[derive(Debug, Default)]
 pub(crate) struct SeriesScratch {
-    /// 1.0 label pairs.
-    pub labels: Vec<(Str, Str)>,
+    /// 1.0 `Label` messages, not yet parsed (the validation pass checked them; ingestion
+    /// parses them with [`parse_label`] only for a series it does not know).
+    pub label_msgs: Vec<Str>,
+    /// 1.0: the body range from the first `Label` field's tag to the end of the last one (the
+    /// series' key in a [`SeriesCache`]); `None` without labels.
+    pub label_bytes: Option<Str>,
     /// 2.0 label refs, pairs flattened.
     pub label_refs: Vec<u32>,
     /// Float samples `(t_ms, v)` in wire order.
@@ -114,7 +126,8 @@ pub(crate) struct SeriesScratch {
 
 impl SeriesScratch {
     fn clear(&mut self) {
-        self.labels.clear();
+        self.label_msgs.clear();
+        self.label_bytes = None;
         self.label_refs.clear();
         self.samples.clear();
         self.histograms.clear();
@@ -125,17 +138,25 @@ impl SeriesScratch {
         self.created_t_ms = 0;
     }
 
-    /// Parses a 1.0 `TimeSeries` message.
-    pub(crate) fn parse_v1(&mut self, b: &[u8], at: usize) -> Result<(), IngestError> {
+    /// Parses a 1.0 `TimeSeries` message; `check_labels`: also walk each `Label` message
+    /// (the validation pass), else only note where they are.
+    pub(crate) fn parse_v1(&mut self, b: &[u8], at: usize, check_labels: bool) -> Result<(), IngestError> {
         self.clear();
         let mut r = Reader::new(b, at);
         while !r.is_empty() {
+            let tag_at = r.offset();
             let (field, wt) = r.tag()?;
             match field {
                 1 => {
                     r.expect(wt, LEN)?;
                     let (lb, lat) = r.bytes()?;
-                    self.labels.push(parse_label(lb, lat)?);
+                    if check_labels {
+                        parse_label(lb, lat)?;
+                    }
+                    self.label_msgs.push(Str::of(lat, lb));
+                    let start = self.label_bytes.map_or(tag_at as u32, |s| s.off);
+                    // Offsets are bounded by the decompressed size limit (u32).
+                    self.label_bytes = Some(Str { off: start, len: (r.offset() as u32).saturating_sub(start) });
                 }
                 2 => {
                     r.expect(wt, LEN)?;
@@ -235,7 +256,8 @@ impl SeriesScratch {
     }
 }
 
-fn parse_label(b: &[u8], at: usize) -> Result<(Str, Str), IngestError> {
+/// Parses a 1.0 `Label` message into `(name, value)`.
+pub(crate) fn parse_label(b: &[u8], at: usize) -> Result<(Str, Str), IngestError> {
     let mut name = Str { off: at as u32, len: 0 };
     let mut value = name;
     let mut r = Reader::new(b, at);
@@ -328,8 +350,10 @@ pub(crate) fn parse_metadata_v1(b: &[u8], at: usize) -> Result<MetaV1, IngestErr
 #[derive(Default)]
 pub struct Decoder {
     snappy: SnappyDecoder,
-    /// The decompressed body of the current request.
+    /// The decompressed body of the current request is `body[..body_len]`; the vector's
+    /// length is the largest body seen (bytes past `body_len` are stale).
     pub(crate) body: Vec<u8>,
+    pub(crate) body_len: usize,
     /// 2.0 symbols table of the current request.
     pub(crate) symbols: Vec<Str>,
     pub(crate) series: SeriesScratch,
@@ -337,6 +361,15 @@ pub struct Decoder {
     pub(crate) float_hist: FloatHistogram,
     /// Label pairs of the series being validated (sorted in place).
     pub(crate) pairs: Vec<(Str, Str)>,
+    /// Label pairs of the exemplar being validated.
+    pub(crate) ex_pairs: Vec<(Str, Str)>,
+    /// Known series by label bytes, shared with the other decoders of the same receiver;
+    /// `None`: every series is validated and looked up by labels.
+    pub(crate) cache: Option<Arc<SeriesCache>>,
+    /// A 2.0 series' resolved label bytes, the cache key's input.
+    pub(crate) key_buf: Vec<u8>,
+    /// 2.0 metadata recorded in the current request, by metric-name symbol ref.
+    pub(crate) meta_seen: std::collections::HashMap<u32, MetaRefs>,
 }
 
 impl std::fmt::Debug for Decoder {
@@ -344,6 +377,7 @@ impl std::fmt::Debug for Decoder {
         f.debug_struct("Decoder")
             .field("body_capacity_bytes", &self.body.capacity())
             .field("symbols_capacity", &self.symbols.capacity())
+            .field("series_cache", &self.cache.is_some())
             .finish()
     }
 }
@@ -352,6 +386,14 @@ impl Decoder {
     /// A decoder with empty buffers; they grow to the largest request seen.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A decoder that resolves known series through `cache` (see
+    /// [`series_cache`]): label validation and the storage lookup by labels are skipped
+    /// for label bytes seen before. Every decoder sharing a cache must ingest into the same
+    /// storage with the same [`Limits`].
+    pub fn with_series_cache(cache: Arc<SeriesCache>) -> Self {
+        Decoder { cache: Some(cache), ..Self::default() }
     }
 
     /// Decompresses `body` (snappy block format) and validates it as a `version` message.
@@ -368,13 +410,17 @@ impl Decoder {
         if len > limit {
             return Err(IngestError::BodyTooLarge { decompressed_bytes: len as u64, limit_bytes: limit as u64 });
         }
-        self.body.clear();
-        self.body.resize(len, 0);
+        // Grow (zeroing only the new part) but never shrink-then-regrow: zeroing the whole
+        // buffer for every request showed up in the profile.
+        self.body_len = 0;
+        if self.body.len() < len {
+            self.body.resize(len, 0);
+        }
         let n = self
             .snappy
-            .decompress(body, &mut self.body)
+            .decompress(body, &mut self.body[..len])
             .map_err(|e| IngestError::Snappy { reason: e.to_string() })?;
-        self.body.truncate(n);
+        self.body_len = n;
         self.validate(version)?;
         Ok(Request { dec: self, version })
     }
@@ -399,7 +445,8 @@ impl Decoder {
 
     /// The first pass: checks the wire format of the whole body, collects the symbols table.
     fn validate(&mut self, version: ProtoVersion) -> Result<(), IngestError> {
-        let Decoder { body, symbols, series, hist, .. } = self;
+        let Decoder { body, body_len, symbols, series, hist, .. } = self;
+        let body: &[u8] = body.get(..*body_len).unwrap_or_default();
         symbols.clear();
         let mut r = Reader::new(body, 0);
         while !r.is_empty() {
@@ -408,7 +455,7 @@ impl Decoder {
                 (ProtoVersion::V1, 1) => {
                     r.expect(wt, LEN)?;
                     let (b, at) = r.bytes()?;
-                    series.parse_v1(b, at)?;
+                    series.parse_v1(b, at, true)?;
                     check_histograms(body, series, hist)?;
                 }
                 (ProtoVersion::V1, 3) => {
@@ -459,7 +506,7 @@ impl Request<'_> {
 
     /// Size of the decompressed body, bytes.
     pub fn decompressed_bytes(&self) -> usize {
-        self.dec.body.len()
+        self.dec.body_len
     }
 
     /// Entries of the 2.0 symbols table (0 for 1.0).

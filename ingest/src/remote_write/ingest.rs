@@ -15,11 +15,14 @@
 //! and 2.0 metadata through [`Appender::update_metadata`]. 1.0 `MetricMetadata` entries are
 //! recorded likewise, keyed by `metric_family_name`.
 
+use std::collections::HashMap;
+
 use storage::labels::{is_valid_label_name, is_valid_metric_name};
 use storage::{Appender, Exemplar, Label, Labels, Metadata, MetricType, SeriesRef, METRIC_NAME};
 
 use super::content::{ProtoVersion, HEADER_EXEMPLARS_WRITTEN, HEADER_HISTOGRAMS_WRITTEN, HEADER_SAMPLES_WRITTEN};
-use super::decode::{parse_metadata_v1, Decoder, Request, SeriesScratch, Str};
+use super::decode::series_cache::{SeriesCache, SeriesKey};
+use super::decode::{parse_label, parse_metadata_v1, Decoder, Request, SeriesScratch, Str};
 use super::error::{cut, IngestError, Rejection};
 use super::limits::{Limits, NameValidation};
 use super::wire::{Reader, LEN};
@@ -65,7 +68,8 @@ pub struct IngestReport {
     pub histograms_written: u64,
     /// Exemplars appended (`X-Prometheus-Remote-Write-Exemplars-Written`).
     pub exemplars_written: u64,
-    /// `update_metadata` calls made (consecutive identical 2.0 metadata is recorded once).
+    /// `update_metadata` calls made (2.0 metadata identical to what the request already
+    /// recorded for the same metric is recorded once).
     pub metadata_written: u64,
     /// Created-timestamp zero samples and histograms appended (2.0, when enabled).
     pub created_timestamp_zeros_written: u64,
@@ -173,15 +177,19 @@ impl Request<'_> {
     /// report.
     pub fn ingest<A: Appender + ?Sized>(self, appender: &mut A, limits: &Limits, now_ms: i64) -> Result<IngestReport, IngestError> {
         let version = self.version;
-        let Decoder { body, symbols, series, hist, float_hist, pairs, .. } = &mut *self.dec;
-        let body: &[u8] = body;
+        let Decoder { body, body_len, symbols, series, hist, float_hist, pairs, ex_pairs, cache, key_buf, meta_seen, .. } =
+            &mut *self.dec;
+        meta_seen.clear();
+        let body: &[u8] = body.get(..*body_len).unwrap_or_default();
         let mut ctx = Ctx {
             body,
             symbols,
             limits,
             max_t_ms: now_ms.saturating_add(limits.max_future_ms),
             report: IngestReport::new(version),
-            last_meta: None,
+            meta_seen,
+            cache: cache.as_deref(),
+            key_buf,
         };
         let mut r = Reader::new(body, 0);
         while !r.is_empty() {
@@ -190,8 +198,8 @@ impl Request<'_> {
                 (ProtoVersion::V1, 1) => {
                     r.expect(wt, LEN)?;
                     let (b, at) = r.bytes()?;
-                    series.parse_v1(b, at)?;
-                    ctx.series(appender, series, pairs, hist, float_hist)?;
+                    series.parse_v1(b, at, false)?;
+                    ctx.series(appender, series, pairs, ex_pairs, hist, float_hist)?;
                 }
                 (ProtoVersion::V1, 3) => {
                     r.expect(wt, LEN)?;
@@ -203,7 +211,7 @@ impl Request<'_> {
                     r.expect(wt, LEN)?;
                     let (b, at) = r.bytes()?;
                     series.parse_v2(b, at)?;
-                    ctx.series(appender, series, pairs, hist, float_hist)?;
+                    ctx.series(appender, series, pairs, ex_pairs, hist, float_hist)?;
                 }
                 _ => r.skip(wt)?,
             }
@@ -220,8 +228,100 @@ struct Ctx<'a> {
     /// Newest accepted timestamp, ms.
     max_t_ms: i64,
     report: IngestReport,
-    /// The last 2.0 metadata recorded: (metric name, refs), to skip repeats.
-    last_meta: Option<(String, super::decode::MetaRefs)>,
+    /// 2.0: the metadata last recorded per metric in this request, by the symbol ref of the
+    /// metric name (2.0 senders attach metadata to every series of a metric: recording it
+    /// once per metric and request avoids a head lookup and two strings per series).
+    meta_seen: &'a mut HashMap<u32, super::decode::MetaRefs>,
+    /// Known series by label bytes (see [`super::decode::series_cache`]).
+    cache: Option<&'a SeriesCache>,
+    /// Reused buffer for a 2.0 series' cache key input.
+    key_buf: &'a mut Vec<u8>,
+}
+
+/// How a series was resolved to a ref.
+enum Resolved {
+    /// From the cache under this key: its labels were not validated again, and the ref may be
+    /// stale (the head dropped the series since).
+    Cached(SeriesKey),
+    /// Validated and looked up by labels.
+    Looked(Labels),
+}
+
+/// A series' labels as [`Ctx::series_data`] needs them: as text for a refusal (rare), and the
+/// metric name for 2.0 metadata.
+trait SeriesLabels {
+    /// Whether the series' ref came from the cache (and may be stale).
+    const FROM_CACHE: bool;
+    /// Prometheus' text form, as [`Labels`]' `Display`.
+    fn text(&self, ctx: &Ctx<'_>) -> String;
+    /// The `__name__` value ("" if none).
+    fn metric_name<'s>(&'s self, body: &'s [u8]) -> &'s str;
+}
+
+impl SeriesLabels for &Labels {
+    const FROM_CACHE: bool = false;
+    fn text(&self, _: &Ctx<'_>) -> String {
+        self.to_string()
+    }
+    fn metric_name<'s>(&'s self, _: &'s [u8]) -> &'s str {
+        Labels::metric_name(self).unwrap_or_default()
+    }
+}
+
+/// A series resolved through the cache: its labels passed validation when the entry was made,
+/// so a [`Labels`] is built from them only when a refusal must name them.
+struct LazyLabels<'p> {
+    s: &'p SeriesScratch,
+    /// 2.0: the resolved label pairs (1.0 parses `s.label_msgs` on demand).
+    pairs: &'p [(Str, Str)],
+    v2: bool,
+}
+
+impl LazyLabels<'_> {
+    fn pairs(&self, body: &[u8]) -> Vec<(Str, Str)> {
+        let mut v = Vec::new();
+        if self.v2 {
+            v.extend_from_slice(self.pairs);
+        } else if label_pairs(body, self.s, &mut v).is_err() {
+            v.clear();
+        }
+        v
+    }
+}
+
+impl SeriesLabels for LazyLabels<'_> {
+    const FROM_CACHE: bool = true;
+    fn text(&self, ctx: &Ctx<'_>) -> String {
+        let mut v = self.pairs(ctx.body);
+        match ctx.labels(&mut v) {
+            Ok(l) => l.to_string(),
+            Err(_) => ctx.describe(&v),
+        }
+    }
+    fn metric_name<'s>(&'s self, body: &'s [u8]) -> &'s str {
+        let is_name = |n: &Str| n.get(body) == METRIC_NAME.as_bytes();
+        let value = if self.v2 {
+            // Allocation-free: 2.0 sends metadata with every series.
+            self.pairs.iter().find(|(n, _)| is_name(n)).map(|&(_, v)| v)
+        } else {
+            self.pairs(body).into_iter().find(|(n, _)| is_name(n)).map(|(_, v)| v)
+        };
+        value.and_then(|v| std::str::from_utf8(v.get(body)).ok()).unwrap_or_default()
+    }
+}
+
+/// Parses the 1.0 `Label` messages of `s` into `pairs`.
+fn label_pairs(body: &[u8], s: &SeriesScratch, pairs: &mut Vec<(Str, Str)>) -> Result<(), IngestError> {
+    pairs.clear();
+    for m in &s.label_msgs {
+        pairs.push(parse_label(m.get(body), m.off as usize)?);
+    }
+    Ok(())
+}
+
+/// True for the answer a stale cached ref gets.
+fn is_unknown_ref(e: &Rejection) -> bool {
+    matches!(e, Rejection::Append(storage::AppendError::UnknownSeriesRef(_)))
 }
 
 fn metric_type(t: i32) -> MetricType {
@@ -342,47 +442,145 @@ impl Ctx<'_> {
         r.reject(self.limits, ItemKind::Series, true, None, rejection, || series);
     }
 
-    fn series<A: Appender + ?Sized>(
+    /// The cache key of series `s` (whose 2.0 labels are resolved into `pairs`), if there is
+    /// a cache.
+    fn cache_key(&mut self, s: &SeriesScratch, pairs: &[(Str, Str)]) -> Option<SeriesKey> {
+        let cache = self.cache?;
+        match self.report.version {
+            ProtoVersion::V1 => Some(cache.key(ProtoVersion::V1, s.label_bytes?.get(self.body))),
+            ProtoVersion::V2 => {
+                let (body, buf) = (self.body, &mut *self.key_buf);
+                buf.clear();
+                for (n, v) in pairs {
+                    for x in [n, v] {
+                        let b = x.get(body);
+                        buf.extend_from_slice(&(b.len() as u32).to_le_bytes());
+                        buf.extend_from_slice(b);
+                    }
+                }
+                Some(cache.key(ProtoVersion::V2, buf))
+            }
+        }
+    }
+
+    /// Resolves series `s` to a ref: from the cache if `use_cache` and it is known, else by
+    /// validating its labels (parsed into `pairs`) and asking the appender (and then
+    /// remembering it). `None` when the series was refused (already reported).
+    ///
+    /// # Errors
+    /// [`IngestError::Protobuf`] only if a `Label` message the validation pass accepted fails
+    /// to parse (it cannot).
+    fn resolve_series<A: Appender + ?Sized>(
         &mut self,
         app: &mut A,
         s: &SeriesScratch,
         pairs: &mut Vec<(Str, Str)>,
-        hist: &mut super::histogram::HistScratch,
-        fh: &mut storage::FloatHistogram,
-    ) -> Result<(), IngestError> {
+        use_cache: bool,
+    ) -> Result<Option<(SeriesRef, Resolved)>, IngestError> {
         let v2 = self.report.version == ProtoVersion::V2;
         if v2 {
             if let Err(e) = self.resolve(&s.label_refs, pairs) {
                 let desc = format!("with labels_refs {:?}", &s.label_refs[..s.label_refs.len().min(32)]);
                 self.reject_series(s, e, desc);
-                return Ok(());
+                return Ok(None);
             }
-        } else {
-            pairs.clear();
-            pairs.extend_from_slice(&s.labels);
+        }
+        let key = self.cache_key(s, pairs);
+        if let (Some(k), Some(cache), true) = (key, self.cache, use_cache) {
+            if let Some(r) = cache.get(k) {
+                return Ok(Some((r, Resolved::Cached(k))));
+            }
+        }
+        if !v2 {
+            label_pairs(self.body, s, pairs)?;
         }
         let labels = match self.labels(pairs) {
             Ok(l) => l,
             Err(e) => {
                 let desc = self.describe(pairs);
                 self.reject_series(s, e, desc);
-                return Ok(());
+                return Ok(None);
             }
         };
-        let sref = match app.series_ref(&labels) {
-            Ok(r) => r,
+        match app.series_ref(&labels) {
+            Ok(r) => {
+                if let (Some(k), Some(cache)) = (key, self.cache) {
+                    cache.insert(k, r);
+                }
+                Ok(Some((r, Resolved::Looked(labels))))
+            }
             Err(e) => {
                 self.reject_series(s, Rejection::Append(e), labels.to_string());
-                return Ok(());
+                Ok(None)
             }
+        }
+    }
+
+    fn series<A: Appender + ?Sized>(
+        &mut self,
+        app: &mut A,
+        s: &SeriesScratch,
+        pairs: &mut Vec<(Str, Str)>,
+        ex_pairs: &mut Vec<(Str, Str)>,
+        hist: &mut super::histogram::HistScratch,
+        fh: &mut storage::FloatHistogram,
+    ) -> Result<(), IngestError> {
+        let Some((sref, how)) = self.resolve_series(app, s, pairs, true)? else {
+            return Ok(());
         };
+        match how {
+            Resolved::Looked(labels) => self.series_data(app, sref, &labels, s, ex_pairs, hist, fh).map(drop),
+            Resolved::Cached(key) => {
+                let lazy = LazyLabels { s, pairs, v2: self.report.version == ProtoVersion::V2 };
+                let stale = self.series_data(app, sref, lazy, s, ex_pairs, hist, fh)?;
+                if stale {
+                    // The head dropped the series: forget the ref and resolve it again. The
+                    // stale attempt appended nothing (its first append was refused).
+                    if let Some(c) = self.cache {
+                        c.remove(key);
+                    }
+                    if let Some((sref, Resolved::Looked(labels))) = self.resolve_series(app, s, pairs, false)? {
+                        self.series_data(app, sref, &labels, s, ex_pairs, hist, fh)?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Appends the samples, histograms, exemplars and metadata of series `s` (ref `sref`).
+    /// Returns `true`, having appended and reported nothing, when the very first append
+    /// answered `UnknownSeriesRef` and `labels` came from the cache: the ref is stale.
+    #[allow(clippy::too_many_arguments)]
+    fn series_data<A: Appender + ?Sized, L: SeriesLabels>(
+        &mut self,
+        app: &mut A,
+        sref: SeriesRef,
+        labels: L,
+        s: &SeriesScratch,
+        pairs: &mut Vec<(Str, Str)>,
+        hist: &mut super::histogram::HistScratch,
+        fh: &mut storage::FloatHistogram,
+    ) -> Result<bool, IngestError> {
+        let v2 = self.report.version == ProtoVersion::V2;
+        let may_be_stale = L::FROM_CACHE;
+        // Until something was appended or refused for another reason, an unknown-ref answer
+        // means a stale cache entry.
+        let mut first = true;
         let ct_on = v2 && self.limits.created_timestamp_zero_ingestion && s.created_t_ms != 0;
         if ct_on {
             if let Some(&(t0, _)) = s.samples.first() {
                 // Prometheus `AppendCTZeroSample`: only before the first sample; an order error
                 // (the zero sample was ingested with an earlier request) is expected and ignored.
-                if s.created_t_ms < t0 && app.append(sref, s.created_t_ms, 0.0).is_ok() {
-                    self.report.created_timestamp_zeros_written += 1;
+                if s.created_t_ms < t0 {
+                    match app.append(sref, s.created_t_ms, 0.0) {
+                        Ok(()) => {
+                            self.report.created_timestamp_zeros_written += 1;
+                            first = false;
+                        }
+                        Err(storage::AppendError::UnknownSeriesRef(_)) if may_be_stale => return Ok(true),
+                        Err(_) => first = false,
+                    }
                 }
             }
         }
@@ -394,11 +592,14 @@ impl Ctx<'_> {
             };
             match res {
                 Ok(()) => self.report.samples_written += 1,
+                Err(e) if first && may_be_stale && is_unknown_ref(&e) => return Ok(true),
                 Err(e) => {
                     self.report.samples_rejected += 1;
-                    self.report.reject(self.limits, ItemKind::Sample, true, Some(t_ms), e, || labels.to_string());
+                    let desc = labels.text(self);
+                    self.report.reject(self.limits, ItemKind::Sample, true, Some(t_ms), e, || desc);
                 }
             }
+            first = false;
         }
         for (i, h) in s.histograms.iter().enumerate() {
             hist.parse(h.get(self.body), h.off as usize)?;
@@ -416,29 +617,45 @@ impl Ctx<'_> {
             }
             match res {
                 Ok(()) => self.report.histograms_written += 1,
+                Err(e) if first && may_be_stale && is_unknown_ref(&e) => return Ok(true),
                 Err(e) => {
                     self.report.histograms_rejected += 1;
-                    self.report.reject(self.limits, ItemKind::Histogram, true, Some(t_ms), e, || labels.to_string());
+                    let desc = labels.text(self);
+                    self.report.reject(self.limits, ItemKind::Histogram, true, Some(t_ms), e, || desc);
                 }
             }
+            first = false;
         }
         for ex in &s.exemplars {
             let res = self.exemplar(app, sref, s, ex, v2, pairs);
             match res {
                 Ok(()) => self.report.exemplars_written += 1,
+                Err(e) if first && may_be_stale && is_unknown_ref(&e) => return Ok(true),
                 Err(e) => {
                     self.report.exemplars_rejected += 1;
                     // A malformed reference is a bad request; storage refusals and the length
                     // limit are not (Prometheus only counts them).
                     let fails = matches!(e, Rejection::BadSymbolRef { .. } | Rejection::OddLabelRefs { .. } | Rejection::InvalidUtf8);
-                    self.report.reject(self.limits, ItemKind::Exemplar, fails, Some(ex.t_ms), e, || labels.to_string());
+                    let desc = labels.text(self);
+                    self.report.reject(self.limits, ItemKind::Exemplar, fails, Some(ex.t_ms), e, || desc);
                 }
             }
+            first = false;
         }
         if let Some(m) = s.meta {
-            self.metadata_v2(app, &labels, m);
+            if let Some(name_ref) = self.name_ref(&s.label_refs) {
+                if self.meta_seen.get(&name_ref) == Some(&m) {
+                    return Ok(false);
+                }
+                self.meta_seen.insert(name_ref, m);
+            }
+            let body = self.body;
+            if let Err(e) = self.metadata_v2(app, labels.metric_name(body), m) {
+                let desc = labels.text(self);
+                self.report.reject(self.limits, ItemKind::Metadata, true, None, e, || desc);
+            }
         }
-        Ok(())
+        Ok(false)
     }
 
     /// Prometheus `AppendHistogramCTZeroSample`: an empty histogram with the counter-reset
@@ -487,13 +704,17 @@ impl Ctx<'_> {
         app.append_exemplar(sref, &e).map_err(Rejection::Append)
     }
 
-    fn metadata_v2<A: Appender + ?Sized>(&mut self, app: &mut A, labels: &Labels, m: super::decode::MetaRefs) {
-        let name = labels.metric_name().unwrap_or_default();
-        if let Some((n, prev)) = &self.last_meta {
-            if *prev == m && n == name {
-                return;
-            }
-        }
+    /// Records 2.0 metadata for metric `name`; a bad help or unit ref is returned for the
+    /// caller to report with the series' labels.
+    /// The symbol ref of a 2.0 series' `__name__` value.
+    fn name_ref(&self, refs: &[u32]) -> Option<u32> {
+        let body = self.body;
+        refs.chunks_exact(2)
+            .find(|p| self.symbols.get(p[0] as usize).is_some_and(|s| s.get(body) == METRIC_NAME.as_bytes()))
+            .map(|p| p[1])
+    }
+
+    fn metadata_v2<A: Appender + ?Sized>(&mut self, app: &mut A, name: &str, m: super::decode::MetaRefs) -> Result<(), Rejection> {
         // Ref 0 is the spec's mandatory empty first symbol; tolerate a table without it.
         let text = |r: u32| -> Result<String, Rejection> {
             if r == 0 && self.symbols.is_empty() {
@@ -502,20 +723,14 @@ impl Ctx<'_> {
             let s = self.symbol(r)?;
             Ok(String::from_utf8_lossy(self.bytes(s)).into_owned())
         };
-        let md = match (text(m.help_ref), text(m.unit_ref)) {
-            (Ok(help), Ok(unit)) => Metadata { metric_type: metric_type(m.metric_type), help, unit },
-            (Err(e), _) | (_, Err(e)) => {
-                self.report.reject(self.limits, ItemKind::Metadata, true, None, e, || labels.to_string());
-                return;
-            }
-        };
+        let md = Metadata { metric_type: metric_type(m.metric_type), help: text(m.help_ref)?, unit: text(m.unit_ref)? };
         if md == Metadata::default() {
             // Nothing known: do not overwrite what an earlier request said.
-            return;
+            return Ok(());
         }
         app.update_metadata(name, &md);
         self.report.metadata_written += 1;
-        self.last_meta = Some((name.to_string(), m));
+        Ok(())
     }
 
     fn metadata_v1<A: Appender + ?Sized>(&mut self, app: &mut A, t: i32, family: Str, help: Str, unit: Str) {

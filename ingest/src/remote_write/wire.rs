@@ -51,6 +51,18 @@ impl<'a> Reader<'a> {
     /// Reads a base-128 varint (at most 10 bytes).
     #[inline]
     pub(crate) fn varint(&mut self) -> Result<u64, IngestError> {
+        // Fast path: tags and most lengths of remote-write messages fit in one byte.
+        if let Some(&b) = self.buf.get(self.pos) {
+            if b < 0x80 {
+                self.pos += 1;
+                return Ok(u64::from(b));
+            }
+        }
+        self.varint_slow()
+    }
+
+    #[inline(never)]
+    fn varint_slow(&mut self) -> Result<u64, IngestError> {
         let mut v: u64 = 0;
         for i in 0..10 {
             let Some(&b) = self.buf.get(self.pos) else {

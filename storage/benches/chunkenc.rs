@@ -5,6 +5,10 @@
 //!   per-sample cost, including the end-of-chunk encoding choice), per sample.
 //! - `chunk_iterate`: decodes every sample of finished chunks, per sample.
 //! - `chunk_seek`: seeks to the middle of each chunk from a fresh iterator, per seek.
+//! - `float_iter_seek/last`: a fresh iterator seeks to each chunk's last sample (an instant
+//!   query's lookback window at the end of the newest chunk), per seek.
+//! - `float_iter_seek/steps`: one iterator per chunk seeks forward to every 4th sample (a range
+//!   query stepping through a chunk), per seek.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::hint::black_box;
@@ -102,6 +106,44 @@ fn bench_seek(c: &mut Criterion) {
     g.finish();
 }
 
+fn bench_float_iter_seek(c: &mut Criterion) {
+    let mut g = c.benchmark_group("float_iter_seek");
+    let series = workload::node_exporter(200, SAMPLES_PER_CHUNK, 1).into_iter().map(|(_, s)| s).collect::<Vec<_>>();
+    let chunks = encoded(&series);
+    let last: Vec<i64> = series.iter().map(|s| s[s.len() - 1].0).collect();
+    g.throughput(Throughput::Elements(chunks.len() as u64));
+    g.bench_function("last", |b| {
+        b.iter(|| {
+            let mut acc = 0.0;
+            for ((enc, bytes), &t) in chunks.iter().zip(&last) {
+                let mut it = ChunkIter::new(*enc, bytes);
+                if it.seek(t) == ValueType::Float {
+                    acc += it.at().1;
+                }
+            }
+            black_box(acc)
+        })
+    });
+    let steps: Vec<Vec<i64>> = series.iter().map(|s| s.iter().step_by(4).map(|x| x.0).collect()).collect();
+    let n: usize = steps.iter().map(Vec::len).sum();
+    g.throughput(Throughput::Elements(n as u64));
+    g.bench_function("steps", |b| {
+        b.iter(|| {
+            let mut acc = 0.0;
+            for ((enc, bytes), ts) in chunks.iter().zip(&steps) {
+                let mut it = ChunkIter::new(*enc, bytes);
+                for &t in ts {
+                    if it.seek(t) == ValueType::Float {
+                        acc += it.at().1;
+                    }
+                }
+            }
+            black_box(acc)
+        })
+    });
+    g.finish();
+}
+
 /// Histogram append + decode of a 20-bucket histogram whose counts grow each scrape.
 fn bench_histogram(c: &mut Criterion) {
     let mut h = FloatHistogram {
@@ -147,5 +189,5 @@ fn bench_histogram(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_append, bench_iterate, bench_seek, bench_histogram);
+criterion_group!(benches, bench_append, bench_iterate, bench_seek, bench_float_iter_seek, bench_histogram);
 criterion_main!(benches);

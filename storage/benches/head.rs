@@ -11,6 +11,13 @@
 //! Before the benches the binary prints the heap bytes per active series (counting global
 //! allocator: series, maps, postings, symbols, open chunks) for 1M series with 30 samples each.
 //!
+//! `head_select_iterate/{instant,range_1h}`: 10,000 series × 200 samples (one mmap'd chunk and
+//! an open chunk of 80 samples each), all selected; each series is sought to the range start
+//! and iterated: an instant query's 5-minute lookback, and a 1-hour range, per series.
+//!
+//! Setup of a bench whose name no command-line filter matches is skipped (the 1M-series
+//! heads take a while to build).
+//!
 //! Run: `cargo bench -p storage --bench head -- --warm-up-time 1 --measurement-time 5`
 //! (`HEARTH_BENCH_RESIDENT=0` skips the resident-size measurement).
 
@@ -167,7 +174,33 @@ fn resident_bytes_per_series() {
     );
 }
 
+/// True if no command-line filter is given or one is a substring of `name` (criterion's own
+/// filter still decides what runs; this only skips expensive setup).
+fn wanted(name: &str) -> bool {
+    // Criterion options that take a value: their values are not filters.
+    const WITH_VALUE: [&str; 12] = [
+        "--measurement-time", "--warm-up-time", "--sample-size", "--save-baseline", "--baseline",
+        "--load-baseline", "--noise-threshold", "--output-format", "--profile-time",
+        "--significance-level", "--confidence-level", "--nresamples",
+    ];
+    let mut filters = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        if WITH_VALUE.contains(&a.as_str()) {
+            args.next();
+        } else if !a.starts_with('-') {
+            filters.push(a);
+        }
+    }
+    // A filter names a bench id (`head/head_select_iterate/instant`), a prefix of one, or
+    // alternatives separated by `|`.
+    filters.is_empty() || filters.iter().flat_map(|f| f.split('|')).any(|f| name.contains(f) || f.contains(name))
+}
+
 fn bench_append(c: &mut Criterion) {
+    if !wanted("head_append") {
+        return;
+    }
     if std::env::var("HEARTH_BENCH_RESIDENT").as_deref() != Ok("0") {
         resident_bytes_per_series();
     }
@@ -236,6 +269,9 @@ fn bench_append(c: &mut Criterion) {
 }
 
 fn bench_select(c: &mut Criterion) {
+    if !wanted("head_select") {
+        return;
+    }
     // 10,000 series × 240 samples (1 h at 15 s): mmap'd chunks plus open chunks.
     let dir = tempfile::tempdir().unwrap();
     let (head, refs) = populated(dir.path(), 10_000, FsyncPolicy::Never);
@@ -265,7 +301,49 @@ fn bench_select(c: &mut Criterion) {
     g.finish();
 }
 
+fn bench_select_iterate(c: &mut Criterion) {
+    if !wanted("head_select_iterate") {
+        return;
+    }
+    const SERIES: usize = 10_000;
+    const SAMPLES: i64 = 200;
+    let dir = tempfile::tempdir().unwrap();
+    let (head, refs) = populated(dir.path(), SERIES, FsyncPolicy::Never);
+    for k in 1..SAMPLES {
+        append_round(&head, &refs, k * SCRAPE_MS);
+    }
+    let now = (SAMPLES - 1) * SCRAPE_MS;
+    let m = [Matcher::equal("job", "node")];
+    let mut g = c.benchmark_group("head");
+    g.sample_size(20);
+    g.throughput(Throughput::Elements(SERIES as u64));
+    for (name, range_ms) in [("head_select_iterate/instant", 300_000), ("head_select_iterate/range_1h", 3_600_000)] {
+        let expect = (SERIES as i64 * (range_ms / SCRAPE_MS + 1).min(SAMPLES)) as u64;
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let q = head.querier();
+                let (mut n, mut sum) = (0u64, 0.0);
+                for s in q.select(&m, now - range_ms, now).unwrap() {
+                    let mut it = s.iter();
+                    let mut vt = it.seek(now - range_ms);
+                    while vt == ValueType::Float {
+                        n += 1;
+                        sum += it.at().1;
+                        vt = it.next();
+                    }
+                }
+                assert_eq!(n, expect);
+                black_box(sum)
+            })
+        });
+    }
+    g.finish();
+}
+
 fn bench_replay(c: &mut Criterion) {
+    if !wanted("head_replay") {
+        return;
+    }
     // 100,000 series × 240 samples, then open the head again from disk.
     let dir = tempfile::tempdir().unwrap();
     {
@@ -288,5 +366,5 @@ fn bench_replay(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_append, bench_select, bench_replay);
+criterion_group!(benches, bench_append, bench_select, bench_select_iterate, bench_replay);
 criterion_main!(benches);

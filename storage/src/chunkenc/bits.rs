@@ -337,6 +337,22 @@ impl<'a> BitReader<'a> {
         Some((q << k) | low)
     }
 
+    /// Number of consecutive zero bits at the reader's position, at most 57 and at most the
+    /// bits left (a run of zeros is a run of zero varbits, unchanged XOR values or zero Rice
+    /// codes with `k = 0`: seeks skip such runs in one step).
+    #[inline(always)]
+    pub fn zero_run(&self) -> u32 {
+        let w = self.window() | (1u64 << 6); // the window holds at least 57 valid bits (63..=7)
+        (w.leading_zeros() as usize).min(self.remaining_bits()) as u32
+    }
+
+    /// Skips `n` bits (the caller has checked they exist, e.g. with [`Self::zero_run`]);
+    /// past the end the reader stays exhausted.
+    #[inline(always)]
+    pub fn skip_bits(&mut self, n: u32) {
+        self.pos = (self.pos + n as usize).min(self.b.len() * 8);
+    }
+
     /// Skips a varbit-coded integer without materialising it.
     #[inline]
     pub fn skip_varbit(&mut self) -> Option<()> {
@@ -375,6 +391,29 @@ mod tests {
             assert_eq!(r.read_varbit(), Some(v));
             assert_eq!(r.read_bit(), Some(true));
         }
+    }
+
+    #[test]
+    fn zero_run_counts_zero_bits_within_the_stream() {
+        let mut w = BitWriter::default();
+        w.write_bits(0, 5);
+        w.write_bit(true);
+        w.write_bits(0, 63);
+        w.write_bit(true);
+        w.write_bits(0, 3);
+        let b = w.to_padded_vec();
+        let mut r = BitReader::new(&b);
+        assert_eq!(r.zero_run(), 5);
+        r.skip_bits(6);
+        assert_eq!(r.zero_run(), 57, "capped at the window");
+        r.skip_bits(57);
+        assert_eq!(r.zero_run(), 6);
+        r.skip_bits(7);
+        // 3 written zero bits plus 7 padding bits remain (73 bits in 10 bytes).
+        assert_eq!(r.zero_run(), 10);
+        r.skip_bits(100);
+        assert_eq!(r.zero_run(), 0);
+        assert_eq!(r.read_bit(), None);
     }
 
     #[test]

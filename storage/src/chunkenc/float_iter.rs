@@ -86,43 +86,54 @@ impl<'a> FloatIter<'a> {
         true
     }
 
-    /// Reads values until `read_v == read_t`; false on corruption.
+    /// Reads values until `read_v == read_t`; false on corruption. Runs of zero codes
+    /// (unchanged XOR values, zero mantissa deltas or delta-of-deltas in varbit or Rice `k = 0`)
+    /// are skipped in one step each, and a constant chunk costs nothing, so a seek that skipped
+    /// many timestamps does not pay per sample for repetitive values.
     #[inline]
     fn catch_up_values(&mut self) -> bool {
-        while self.read_v < self.read_t {
-            let first = self.read_v == 0;
-            let ok = match &mut self.state {
-                ValState::Decimal { code, m, d, .. } => {
-                    if first || code.constant {
-                        true
-                    } else {
-                        let x = match code.rice {
-                            None => self.vals.read_varbit(),
-                            Some(k) => self.vals.read_rice(u32::from(k)).map(unzigzag),
-                        };
-                        match x {
-                            Some(x) => {
-                                *d = if code.dod { d.wrapping_add(x) } else { x };
-                                *m = m.wrapping_add(d.wrapping_mul(code.factor));
-                                true
-                            }
-                            None => false,
-                        }
+        if self.read_v == 0 && self.read_t > 0 {
+            if let ValState::Xor { bits, .. } = &mut self.state {
+                match self.vals.read_bits(64) {
+                    Some(b) => *bits = b,
+                    None => {
+                        self.fail("float chunk: truncated or corrupt value stream");
+                        return false;
                     }
                 }
-                ValState::Xor { bits, leading, trailing } => {
-                    if first {
-                        self.vals.read_bits(64).map(|b| *bits = b).is_some()
-                    } else {
-                        read_xor(&mut self.vals, bits, leading, trailing)
-                    }
-                }
-            };
-            if !ok {
-                self.fail("float chunk: truncated or corrupt value stream");
-                return false;
             }
-            self.read_v += 1;
+            self.read_v = 1;
+        }
+        let ok = match &mut self.state {
+            ValState::Decimal { code, m, d, .. } => {
+                if code.constant {
+                    self.read_v = self.read_t;
+                    true
+                } else {
+                    catch_up_decimal(&mut self.vals, code, m, d, &mut self.read_v, self.read_t)
+                }
+            }
+            ValState::Xor { bits, leading, trailing } => {
+                let mut ok = true;
+                while self.read_v < self.read_t {
+                    // Runs only matter for seeks; `next` reads one value the plain way.
+                    let z = if self.read_t - self.read_v >= 2 { self.vals.zero_run().min(self.read_t - self.read_v) } else { 0 };
+                    if z > 0 {
+                        self.vals.skip_bits(z);
+                        self.read_v += z;
+                    } else if read_xor(&mut self.vals, bits, leading, trailing) {
+                        self.read_v += 1;
+                    } else {
+                        ok = false;
+                        break;
+                    }
+                }
+                ok
+            }
+        };
+        if !ok {
+            self.fail("float chunk: truncated or corrupt value stream");
+            return false;
         }
         self.v = match self.state {
             ValState::Decimal { scale, m, .. } => decimal_value(m, scale),
@@ -140,7 +151,10 @@ impl<'a> FloatIter<'a> {
         ValueType::Float
     }
 
-    /// Advances to the first sample with `t >= t_ms`; stays put if already there.
+    /// Advances to the first sample with `t >= t_ms`; stays put if already there. Decodes
+    /// forward from the current position only: the timestamp column first (runs of regular
+    /// timestamps in one step, [`TsReader::advance_until`]), then the value column catches up
+    /// by the count skipped.
     pub fn seek(&mut self, t_ms: i64) -> ValueType {
         if self.done {
             return ValueType::None;
@@ -148,12 +162,22 @@ impl<'a> FloatIter<'a> {
         if self.read_t > 0 && self.read_v == self.read_t && self.ts.t() >= t_ms {
             return ValueType::Float;
         }
-        loop {
+        if self.read_t == 0 || self.ts.t() < t_ms {
+            // Onto the first sample (t0), then through the stream.
             if !self.next_t() {
                 return ValueType::None;
             }
-            if self.ts.t() >= t_ms {
-                break;
+            let left = self.n - self.read_t;
+            match self.ts.advance_until(t_ms, left) {
+                Some(k) => self.read_t += k,
+                None => {
+                    self.fail("float chunk: truncated timestamp stream");
+                    return ValueType::None;
+                }
+            }
+            if self.ts.t() < t_ms {
+                self.done = true;
+                return ValueType::None;
             }
         }
         if !self.catch_up_values() {
@@ -172,6 +196,39 @@ impl<'a> FloatIter<'a> {
     pub fn err(&self) -> Option<&'static str> {
         self.err
     }
+}
+
+/// Catches the decimal value state up to sample `to` (`read_v` samples read so far, at least
+/// the first). False on truncation.
+#[inline]
+fn catch_up_decimal(r: &mut BitReader<'_>, code: &ValueCode, m: &mut i64, d: &mut i64, read_v: &mut u32, to: u32) -> bool {
+    // Zero codes are single zero bits in varbit and in Rice with k = 0.
+    let zero_bits = matches!(code.rice, None | Some(0));
+    while *read_v < to {
+        if zero_bits && to - *read_v >= 2 {
+            let z = r.zero_run().min(to - *read_v);
+            if z > 0 {
+                r.skip_bits(z);
+                *read_v += z;
+                if code.dod {
+                    // Each zero delta-of-delta repeats the delta.
+                    *m = m.wrapping_add(d.wrapping_mul(code.factor).wrapping_mul(i64::from(z)));
+                } else {
+                    *d = 0;
+                }
+                continue;
+            }
+        }
+        let x = match code.rice {
+            None => r.read_varbit(),
+            Some(k) => r.read_rice(u32::from(k)).map(unzigzag),
+        };
+        let Some(x) = x else { return false };
+        *d = if code.dod { d.wrapping_add(x) } else { x };
+        *m = m.wrapping_add(d.wrapping_mul(code.factor));
+        *read_v += 1;
+    }
+    true
 }
 
 /// One Gorilla XOR step (Prometheus `xorRead`). False on truncation or an impossible window.

@@ -405,12 +405,17 @@ impl<'a> HistogramIter<'a> {
         if self.read_t > 0 && self.read_h == self.read_t && self.ts.t() >= t_ms {
             return ValueType::Histogram;
         }
-        loop {
+        if self.read_t == 0 || self.ts.t() < t_ms {
             if !self.next_t() {
                 return ValueType::None;
             }
-            if self.ts.t() >= t_ms {
-                break;
+            match self.ts.advance_until(t_ms, self.n - self.read_t) {
+                Some(k) => self.read_t += k,
+                None => return self.fail("histogram chunk: truncated timestamp stream"),
+            }
+            if self.ts.t() < t_ms {
+                self.done = true;
+                return ValueType::None;
             }
         }
         if !self.catch_up() {

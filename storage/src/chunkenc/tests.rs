@@ -372,6 +372,40 @@ fn scale_rises_mid_chunk() {
     check_float_round_trip(&samples);
 }
 
+/// Seeks over scrape-shaped chunks (regular and jittered timestamps, constant, idle and busy
+/// values: the runs a seek jumps in one step) land where a linear model does, from fresh
+/// iterators and forward from earlier positions, with `next` continuing correctly after.
+#[test]
+fn seek_on_workload_matches_model() {
+    let mut regular = workload::node_exporter(70, SAMPLES_PER_CHUNK, 3);
+    for (_, s) in regular.iter_mut().take(35) {
+        for (i, x) in s.iter_mut().enumerate() {
+            x.0 = 1_000 + i as i64 * 15_000;
+        }
+    }
+    for (kind, samples) in &regular {
+        let mut b = FloatChunkBuilder::new();
+        samples.iter().for_each(|&(t, v)| b.append(t, v));
+        for (enc, bytes) in [b.snapshot_bytes(), b.finished_bytes()] {
+            let ts: Vec<i64> = samples.iter().map(|s| s.0).collect();
+            for stride in [1usize, 3, 17, 60, 119] {
+                let targets: Vec<i64> = ts.iter().step_by(stride).flat_map(|&t| [t - 1, t, t + 1]).collect();
+                check_seek(enc, &bytes, samples, &targets);
+            }
+            for &from in &[0usize, 1, 59, 118, 119] {
+                let mut it = ChunkIter::new(enc, &bytes);
+                assert_eq!(it.seek(ts[from]), ValueType::Float, "{kind:?}");
+                let mut got = vec![(it.at().0, it.at().1.to_bits())];
+                while it.next() == ValueType::Float {
+                    got.push((it.at().0, it.at().1.to_bits()));
+                }
+                assert_eq!(got, bits_of(&samples[from..]), "{kind:?} {enc:?} from {from}");
+                assert_eq!(it.seek(ts[119] + 1), ValueType::None);
+            }
+        }
+    }
+}
+
 #[test]
 fn iterator_misuse_does_not_panic() {
     let (enc, bytes) = encode_floats(&[10, 20], &[1.0, 2.0]);

@@ -9,6 +9,7 @@ use storage::{FloatHistogram, Labels, Matcher};
 
 use crate::error::Result;
 use crate::source::{RawSeries, SampleSource};
+use crate::value::{FPoint, HPoint};
 
 /// Series keyed by labels (so iteration is in label order), samples kept sorted by time.
 #[derive(Default, Clone)]
@@ -25,24 +26,18 @@ impl MemStorage {
     /// Adds a float sample (a stale marker too). A sample at an existing timestamp replaces it.
     pub fn add_float(&mut self, labels: &Labels, t_ms: i64, v: f64) {
         let s = self.entry(labels);
-        match s.ft.binary_search(&t_ms) {
-            Ok(i) => s.fv[i] = v,
-            Err(i) => {
-                s.ft.insert(i, t_ms);
-                s.fv.insert(i, v);
-            }
+        match s.floats.binary_search_by_key(&t_ms, |p| p.t) {
+            Ok(i) => s.floats[i].f = v,
+            Err(i) => s.floats.insert(i, FPoint { t: t_ms, f: v }),
         }
     }
 
     /// Adds a histogram sample. A sample at an existing timestamp replaces it.
     pub fn add_histogram(&mut self, labels: &Labels, t_ms: i64, h: FloatHistogram) {
         let s = self.entry(labels);
-        match s.ht.binary_search(&t_ms) {
-            Ok(i) => s.hv[i] = Arc::new(h),
-            Err(i) => {
-                s.ht.insert(i, t_ms);
-                s.hv.insert(i, Arc::new(h));
-            }
+        match s.hists.binary_search_by_key(&t_ms, |p| p.t) {
+            Ok(i) => s.hists[i].h = Arc::new(h),
+            Err(i) => s.hists.insert(i, HPoint { t: t_ms, h: Arc::new(h) }),
         }
     }
 
@@ -63,13 +58,14 @@ impl MemStorage {
     }
 }
 
-fn window<T: Clone>(ts: &[i64], vs: &[T], mint: i64, maxt: i64) -> (Vec<i64>, Vec<T>) {
-    let lo = ts.partition_point(|&t| t < mint);
-    let hi = ts.partition_point(|&t| t <= maxt);
+/// The points of `ps` (sorted by time) in `[mint, maxt]`.
+fn window<T: Clone>(ps: &[T], t: impl Fn(&T) -> i64, mint: i64, maxt: i64) -> Vec<T> {
+    let lo = ps.partition_point(|p| t(p) < mint);
+    let hi = ps.partition_point(|p| t(p) <= maxt);
     if lo >= hi {
-        return (Vec::new(), Vec::new());
+        return Vec::new();
     }
-    (ts[lo..hi].to_vec(), vs[lo..hi].to_vec())
+    ps[lo..hi].to_vec()
 }
 
 impl SampleSource for MemStorage {
@@ -79,12 +75,12 @@ impl SampleSource for MemStorage {
             if !matchers.iter().all(|m| m.matches(labels.get(&m.name).unwrap_or(""))) {
                 continue;
             }
-            let (ft, fv) = window(&s.ft, &s.fv, mint_ms, maxt_ms);
-            let (ht, hv) = window(&s.ht, &s.hv, mint_ms, maxt_ms);
-            if ft.is_empty() && ht.is_empty() {
+            let floats = window(&s.floats, |p| p.t, mint_ms, maxt_ms);
+            let hists = window(&s.hists, |p| p.t, mint_ms, maxt_ms);
+            if floats.is_empty() && hists.is_empty() {
                 continue;
             }
-            out.push(RawSeries { labels: labels.clone(), ft, fv, ht, hv });
+            out.push(RawSeries { labels: labels.clone(), floats, hists });
         }
         Ok(out)
     }

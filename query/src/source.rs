@@ -1,31 +1,32 @@
 //! Where the engine reads samples: [`SampleSource`], implemented for every
 //! [`storage::Querier`] through [`QuerierSource`], and by [`crate::mem::MemStorage`].
 //!
-//! A selector reads each matching series once per evaluation into column buffers
-//! ([`RawSeries`]); every step then binary-searches those columns, so the per-step work of a
+//! A selector reads each matching series once per evaluation into point buffers
+//! ([`RawSeries`]); every step then searches those buffers, so the per-step work of a
 //! selector or range function allocates nothing.
 
 use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use storage::{FloatHistogram, Labels, Matcher, Querier, ValueType};
+use storage::chunkenc::{self, ChunkHandle, ChunkIter, Encoding};
+use storage::{Labels, Matcher, Querier, ValueType};
 
 use crate::error::Result;
+use crate::value::{FPoint, HPoint};
 
-/// One selected series, its samples in `[mint_ms, maxt_ms]` as columns sorted by time.
+/// One selected series, its samples in `[mint_ms, maxt_ms]` sorted by time.
+///
+/// Points are stored as `(t, value)` pairs, the shape every consumer reads them in (range
+/// windows are slices of `floats`), so a selection is decoded once into its final layout.
 #[derive(Clone, Debug, Default)]
 pub struct RawSeries {
     /// The series' labels.
     pub labels: Labels,
-    /// Timestamps of the float samples, ms (stale markers included).
-    pub ft: Vec<i64>,
-    /// Values of the float samples.
-    pub fv: Vec<f64>,
-    /// Timestamps of the histogram samples, ms.
-    pub ht: Vec<i64>,
-    /// The histogram samples.
-    pub hv: Vec<Arc<FloatHistogram>>,
+    /// The float samples (stale markers included), by time.
+    pub floats: Vec<FPoint>,
+    /// The histogram samples, by time.
+    pub hists: Vec<HPoint>,
 }
 
 /// A read view the engine can select series from.
@@ -45,37 +46,98 @@ pub struct QuerierSource<'a>(pub &'a dyn Querier);
 /// pool (each series' chunks decode independently).
 const PARALLEL_DECODE_MIN_SERIES: usize = 256;
 
-/// Decodes one series' samples in `[mint_ms, maxt_ms]` into columns; `None` if it has none.
-fn decode(s: &storage::Series, mint_ms: i64, maxt_ms: i64) -> Option<RawSeries> {
-    let mut raw = RawSeries::default();
-    let mut it = s.iter();
-    let mut vt = it.seek(mint_ms);
-    while vt != ValueType::None && it.t() <= maxt_ms {
-        if vt == ValueType::Float {
-            let (t, v) = it.at();
-            raw.ft.push(t);
-            raw.fv.push(v);
-        } else {
-            let (t, h) = it.at_histogram();
-            raw.ht.push(t);
-            raw.hv.push(Arc::new(h.clone()));
-        }
-        vt = it.next();
+/// Samples of `c` expected in `[mint_ms, maxt_ms]`: its count scaled by the overlap of the
+/// chunk's time span with the range (an estimate for reserving, never a bound).
+fn expected_samples(c: &ChunkHandle, mint_ms: i64, maxt_ms: i64) -> usize {
+    let n = chunkenc::num_samples(c.encoding, c.bytes.as_slice()).unwrap_or(0) as usize;
+    if c.min_t_ms >= mint_ms && c.max_t_ms <= maxt_ms {
+        return n;
     }
-    if raw.ft.is_empty() && raw.ht.is_empty() {
+    let span = (c.max_t_ms - c.min_t_ms).max(1) as f64;
+    let overlap = (c.max_t_ms.min(maxt_ms) - c.min_t_ms.max(mint_ms)).max(0) as f64;
+    (n as f64 * overlap / span) as usize + 2
+}
+
+/// Decodes one series' samples in `[mint_ms, maxt_ms]` into points; `None` if it has none.
+///
+/// Walks the chunks with one reused [`ChunkIter`] (as [`storage::SeriesIterator`] does, with
+/// the same overlap rule: a sample at or before the last one taken is skipped), but checks
+/// the range bounds once per chunk rather than once per sample for chunks that lie inside
+/// it, and reserves the output from the chunks' sample counts. The labels are moved, not
+/// copied.
+fn decode(s: storage::Series, mint_ms: i64, maxt_ms: i64) -> Option<RawSeries> {
+    let mint_ms = mint_ms.max(s.mint_ms);
+    let maxt_ms = maxt_ms.min(s.maxt_ms);
+    let mut floats: Vec<FPoint> = Vec::new();
+    let mut hists: Vec<HPoint> = Vec::new();
+    let expected: usize = s
+        .chunks
+        .iter()
+        .filter(|c| c.encoding != Encoding::Histogram && c.max_t_ms >= mint_ms && c.min_t_ms <= maxt_ms)
+        .map(|c| expected_samples(c, mint_ms, maxt_ms))
+        .sum();
+    floats.reserve_exact(expected);
+    let mut last_t = i64::MIN;
+    let mut it: Option<ChunkIter<'_>> = None;
+    for c in &s.chunks {
+        if c.min_t_ms > maxt_ms {
+            break; // chunks are sorted by min_t
+        }
+        let lo = mint_ms.max(last_t.saturating_add(1));
+        if c.max_t_ms < lo {
+            continue;
+        }
+        let it = match it.as_mut() {
+            Some(i) => {
+                i.reset(c.encoding, c.bytes.as_slice());
+                i
+            }
+            None => it.insert(ChunkIter::new(c.encoding, c.bytes.as_slice())),
+        };
+        let mut vt = if c.min_t_ms >= lo { it.next() } else { it.seek(lo) };
+        if c.encoding == Encoding::Histogram {
+            while vt == ValueType::Histogram {
+                let (t, h) = it.at_histogram();
+                if t > maxt_ms {
+                    break;
+                }
+                hists.push(HPoint { t, h: Arc::new(h.clone()) });
+                last_t = t;
+                vt = it.next();
+            }
+        } else if c.max_t_ms <= maxt_ms {
+            // The rest of the chunk lies inside the range.
+            while vt == ValueType::Float {
+                let (t, f) = it.at();
+                floats.push(FPoint { t, f });
+                vt = it.next();
+            }
+            last_t = floats.last().map_or(last_t, |p| p.t.max(last_t));
+        } else {
+            while vt == ValueType::Float {
+                let (t, f) = it.at();
+                if t > maxt_ms {
+                    break;
+                }
+                floats.push(FPoint { t, f });
+                last_t = t;
+                vt = it.next();
+            }
+        }
+    }
+    if floats.is_empty() && hists.is_empty() {
         return None;
     }
-    raw.labels = s.labels.clone();
-    Some(raw)
+    Some(RawSeries { labels: s.labels, floats, hists })
 }
 
 impl SampleSource for QuerierSource<'_> {
     fn select(&self, matchers: &[Matcher], mint_ms: i64, maxt_ms: i64) -> Result<Vec<RawSeries>> {
         let series = self.0.select(matchers, mint_ms, maxt_ms)?;
         if series.len() >= PARALLEL_DECODE_MIN_SERIES {
-            let decoded: Vec<Option<RawSeries>> = series.par_iter().map(|s| decode(s, mint_ms, maxt_ms)).collect();
+            let decoded: Vec<Option<RawSeries>> = series.into_par_iter().map(|s| decode(s, mint_ms, maxt_ms)).collect();
             return Ok(decoded.into_iter().flatten().collect());
         }
-        Ok(series.iter().filter_map(|s| decode(s, mint_ms, maxt_ms)).collect())
+        Ok(series.into_iter().filter_map(|s| decode(s, mint_ms, maxt_ms)).collect())
     }
 }

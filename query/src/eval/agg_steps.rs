@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use promql_parser::parser::LabelModifier;
 use storage::Labels;
 
-use super::aggregate::{cmp_asc_nan_last, cmp_desc_nan_last, fmt_go, group_labels, labels_key, Group};
+use super::aggregate::{cmp_asc_nan_last, cmp_desc_nan_last, fmt_go, group_key, group_labels, Group};
 use super::Evaluator;
 use crate::error::{QueryError, Result};
 use crate::value::{FPoint, HPoint, Matrix, Sample, Series};
@@ -124,11 +124,11 @@ impl Evaluator<'_> {
         let mut group_of: Vec<usize> = Vec::with_capacity(input.len());
         let mut group_labels_list: Vec<Labels> = Vec::new();
         let mut by_key: HashMap<u64, usize> = HashMap::new();
+        let mut key_buf: Vec<u8> = Vec::with_capacity(128);
         for s in &input {
-            let gl = group_labels(&s.metric, modifier);
-            let key = labels_key(&gl);
+            let key = group_key(&s.metric, modifier, &mut key_buf);
             let g = *by_key.entry(key).or_insert_with(|| {
-                group_labels_list.push(gl);
+                group_labels_list.push(group_labels(&s.metric, modifier));
                 group_labels_list.len() - 1
             });
             group_of.push(g);

@@ -106,6 +106,26 @@ pub(super) fn group_labels(m: &Labels, modifier: &Option<LabelModifier>) -> Labe
     }
 }
 
+/// `labels_key(&group_labels(m, modifier))` without building the group's label set; `buf`
+/// is scratch space reused across calls.
+pub(super) fn group_key(m: &Labels, modifier: &Option<LabelModifier>, buf: &mut Vec<u8>) -> u64 {
+    buf.clear();
+    for lab in m.iter() {
+        let keep = match modifier {
+            None => false,
+            Some(LabelModifier::Include(by)) => by.labels.iter().any(|x| *x == lab.name),
+            Some(LabelModifier::Exclude(w)) => lab.name != METRIC_NAME && !w.labels.iter().any(|x| *x == lab.name),
+        };
+        if keep {
+            buf.extend_from_slice(lab.name.as_bytes());
+            buf.push(0xff);
+            buf.extend_from_slice(lab.value.as_bytes());
+            buf.push(0xff);
+        }
+    }
+    xxh3_64(buf)
+}
+
 pub(super) fn labels_key(l: &Labels) -> u64 {
     let mut buf = Vec::with_capacity(64);
     for lab in l.iter() {

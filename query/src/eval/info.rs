@@ -225,18 +225,18 @@ impl Evaluator<'_> {
         let raw = self.ctx.src.select(ms, a.min(b) - lookback + 1, a.max(b))?;
         self.total_series += raw.len() as u64;
         let mut out = Vec::with_capacity(raw.len());
-        for r in raw {
-            let mut s = Series { metric: r.labels.clone(), ..Default::default() };
+        for mut r in raw {
+            let mut s = Series { metric: std::mem::take(&mut r.labels), ..Default::default() };
             for si in 0..self.steps() {
                 let ts = self.ts(si);
                 let rt = self.ref_time(ts, at, offset);
-                let hi = r.ht.partition_point(|&t| t <= rt);
-                if hi > 0 && r.ht[hi - 1] > rt - lookback {
+                let hi = r.hists.partition_point(|p| p.t <= rt);
+                if hi > 0 && r.hists[hi - 1].t > rt - lookback {
                     return Err(QueryError::Execution("info sample should be float".into()));
                 }
-                let i = r.ft.partition_point(|&t| t <= rt);
-                if i > 0 && r.ft[i - 1] > rt - lookback && !storage::is_stale_nan(r.fv[i - 1]) {
-                    s.floats.push(FPoint { t: ts, f: r.ft[i - 1] as f64 });
+                let i = r.floats.partition_point(|p| p.t <= rt);
+                if i > 0 && r.floats[i - 1].t > rt - lookback && !storage::is_stale_nan(r.floats[i - 1].f) {
+                    s.floats.push(FPoint { t: ts, f: r.floats[i - 1].t as f64 });
                 }
             }
             if !s.is_empty() {

@@ -64,20 +64,20 @@ impl Evaluator<'_> {
             "rate" | "increase" | "delta" => {
                 let is_counter = name != "delta";
                 let is_rate = name == "rate";
-                self.apply_range_fn(&input, false, |w, a| extrapolated_rate(w, is_counter, is_rate, a, &pos))
+                self.apply_range_fn(input, false, |w, a| extrapolated_rate(w, is_counter, is_rate, a, &pos))
             }
             "irate" | "idelta" => {
                 let is_rate = name == "irate";
-                self.apply_range_fn(&input, false, |w, a| instant_value(w, is_rate, a, &pos))
+                self.apply_range_fn(input, false, |w, a| instant_value(w, is_rate, a, &pos))
             }
-            "deriv" => self.apply_range_fn(&input, false, |w, a| {
+            "deriv" => self.apply_range_fn(input, false, |w, a| {
                 if !floats_only_window(w, a, "deriv") || w.floats.len() < 2 {
                     return None;
                 }
                 let (slope, _) = linear_regression(w.floats, w.floats[0].t);
                 Some(Out::F(slope))
             }),
-            "predict_linear" => self.apply_range_fn(&input, false, |w, a| {
+            "predict_linear" => self.apply_range_fn(input, false, |w, a| {
                 if !floats_only_window(w, a, "predict_linear") || w.floats.len() < 2 {
                     return None;
                 }
@@ -87,7 +87,7 @@ impl Evaluator<'_> {
             }),
             "changes" | "resets" => {
                 let resets = name == "resets";
-                self.apply_range_fn(&input, false, |w, _| {
+                self.apply_range_fn(input, false, |w, _| {
                     if w.floats.is_empty() && w.hists.is_empty() {
                         return None;
                     }
@@ -123,7 +123,7 @@ impl Evaluator<'_> {
                         return Err(QueryError::Execution(format!("invalid trend factor. Expected: 0 < tf < 1, got: {tf:.6}")));
                     }
                 }
-                self.apply_range_fn(&input, false, |w, a| {
+                self.apply_range_fn(input, false, |w, a| {
                     if !floats_only_window(w, a, "double_exponential_smoothing") {
                         return None;
                     }
@@ -138,7 +138,7 @@ impl Evaluator<'_> {
                         self.warn_param(format!("quantile value should be between 0 and 1, got {}", fmt_go(q)), "quantile_over_time");
                     }
                 }
-                self.apply_range_fn(&input, false, |w, a| {
+                self.apply_range_fn(input, false, |w, a| {
                     if !floats_only_window(w, a, "quantile_over_time") {
                         return None;
                     }
@@ -150,7 +150,7 @@ impl Evaluator<'_> {
                 let f = over_time_fn(other).ok_or_else(|| QueryError::BadData(format!("function {other:?} is not supported")))?;
                 let keep_name = matches!(other, "last_over_time" | "first_over_time");
                 let fname = other.to_string();
-                self.apply_range_fn(&input, keep_name, |w, a| f(w, a, &fname))
+                self.apply_range_fn(input, keep_name, |w, a| f(w, a, &fname))
             }
         }
     }

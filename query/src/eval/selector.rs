@@ -12,7 +12,7 @@
 use promql_parser::label::{MatchOp as PMatchOp, Matchers};
 use promql_parser::parser::{AtModifier, MatrixSelector, Offset, VectorSelector};
 use rayon::prelude::*;
-use storage::{is_stale_nan, MatchOp, Matcher, METRIC_NAME};
+use storage::{is_stale_nan, Labels, MatchOp, Matcher, METRIC_NAME};
 
 use super::{EvalCtx, Evaluator};
 use crate::error::{QueryError, Result};
@@ -81,15 +81,13 @@ pub(crate) struct RangeSeries {
 }
 
 impl RangeSeries {
+    /// Takes over a selected series' buffers, dropping staleness markers in place.
     fn from_raw(r: RawSeries) -> RangeSeries {
-        let mut floats = Vec::with_capacity(r.ft.len());
-        for (t, v) in r.ft.iter().zip(r.fv.iter()) {
-            if !is_stale_nan(*v) {
-                floats.push(FPoint { t: *t, f: *v });
-            }
+        let mut floats = r.floats;
+        if floats.iter().any(|p| is_stale_nan(p.f)) {
+            floats.retain(|p| !is_stale_nan(p.f));
         }
-        let hists = r.ht.into_iter().zip(r.hv).map(|(t, h)| HPoint { t, h }).collect();
-        RangeSeries { metric: r.labels, drop_name: false, floats, hists }
+        RangeSeries { metric: r.labels, drop_name: false, floats, hists: r.hists }
     }
 
     /// The window `(lo, hi]` as slices.
@@ -177,11 +175,11 @@ impl Evaluator<'_> {
         let raw = self.select_raw(vs, rmin - lookback + 1, rmax)?;
         let steps = self.steps();
         let mut out = Vec::with_capacity(raw.len());
-        for (i, r) in raw.into_iter().enumerate() {
+        for (i, mut r) in raw.into_iter().enumerate() {
             if i % 64 == 0 {
                 self.check("vector selector")?;
             }
-            let mut s = Series { metric: r.labels.clone(), ..Default::default() };
+            let mut s = Series { metric: std::mem::take(&mut r.labels), ..Default::default() };
             for si in 0..steps {
                 let ts = self.ts(si);
                 let rt = self.ref_time(ts, &vs.at, &vs.offset);
@@ -206,8 +204,8 @@ impl Evaluator<'_> {
         let raw = self.select_raw(vs, rmin - lookback + 1, rmax)?;
         let steps = self.steps();
         let mut out = Vec::with_capacity(raw.len());
-        for r in raw {
-            let mut s = Series { metric: r.labels.clone(), drop_name: true, ..Default::default() };
+        for mut r in raw {
+            let mut s = Series { metric: std::mem::take(&mut r.labels), drop_name: true, ..Default::default() };
             for si in 0..steps {
                 let ts = self.ts(si);
                 let rt = self.ref_time(ts, &vs.at, &vs.offset);
@@ -286,8 +284,9 @@ impl Evaluator<'_> {
     }
 
     /// Applies `f` to every window of every series of `input` (in parallel across series).
-    /// `keep_name` keeps `__name__` on the output (last_over_time, first_over_time).
-    pub fn apply_range_fn<F>(&mut self, input: &RangeInput, keep_name: bool, f: F) -> Result<Matrix>
+    /// `keep_name` keeps `__name__` on the output (last_over_time, first_over_time). The
+    /// input's label sets move to the output series (no copy).
+    pub fn apply_range_fn<F>(&mut self, input: RangeInput, keep_name: bool, f: F) -> Result<Matrix>
     where
         F: Fn(&Window<'_>, &mut AnnoSink<'_>) -> Option<Out> + Sync,
     {
@@ -300,14 +299,15 @@ impl Evaluator<'_> {
         let modifier = input.modifier;
         let work = |s: &RangeSeries| -> Result<(Series, Annotations, usize)> {
             let mut annos = Annotations::default();
-            let mut out = Series { metric: s.metric.clone(), drop_name: !keep_name || s.drop_name, ..Default::default() };
+            let mut out = Series { metric: Labels::empty(), drop_name: !keep_name || s.drop_name, ..Default::default() };
             let mut peak = 0usize;
             let name = s.metric.metric_name().unwrap_or("");
+            let mut cur = WindowCursor::default();
             for (i, &(ts, rt)) in refs.iter().enumerate() {
                 if i % 1024 == 1023 {
                     check_ctx(ctx, "range function")?;
                 }
-                let (fl, hs) = s.window(rt - range_ms - before, rt + after);
+                let (fl, hs) = cur.window(s, rt - range_ms - before, rt + after);
                 peak = peak.max(fl.len() + hs.len());
                 let w =
                     Window { floats: fl, hists: hs, ts, range_start: rt - range_ms, range_end: rt, range_ms, metric: &s.metric, name, modifier };
@@ -327,12 +327,13 @@ impl Evaluator<'_> {
         };
         let mut out = Vec::with_capacity(results.len());
         let mut peak = 0;
-        for r in results {
-            let (s, a, p) = r?;
+        for (r, src) in results.into_iter().zip(input.series) {
+            let (mut s, a, p) = r?;
             self.annos.merge(a);
             peak = peak.max(p);
             if !s.is_empty() {
                 self.add_samples(s.len())?;
+                s.metric = src.metric;
                 out.push(s);
             }
         }
@@ -340,6 +341,42 @@ impl Evaluator<'_> {
         self.add_samples(peak)?;
         self.sub_samples(peak);
         Ok(out)
+    }
+}
+
+/// Window bounds of one series carried from step to step: steps move forward in time, so
+/// each bound advances by a short linear scan instead of a binary search over the series.
+#[derive(Default)]
+struct WindowCursor {
+    fa: usize,
+    fb: usize,
+    ha: usize,
+    hb: usize,
+}
+
+/// Moves `i` to the first point of `ps` after `bound` (`ps` sorted by time), forward from
+/// `i`, or by binary search when `bound` moved backwards.
+#[inline]
+fn advance<T>(ps: &[T], t: impl Fn(&T) -> i64, i: usize, bound: i64) -> usize {
+    if i > 0 && t(&ps[i - 1]) > bound {
+        return ps.partition_point(|p| t(p) <= bound);
+    }
+    let mut i = i;
+    while i < ps.len() && t(&ps[i]) <= bound {
+        i += 1;
+    }
+    i
+}
+
+impl WindowCursor {
+    /// The window `(lo, hi]` of `s`, as [`RangeSeries::window`] returns it.
+    #[inline]
+    fn window<'s>(&mut self, s: &'s RangeSeries, lo: i64, hi: i64) -> (&'s [FPoint], &'s [HPoint]) {
+        self.fa = advance(&s.floats, |p| p.t, self.fa, lo);
+        self.fb = advance(&s.floats, |p| p.t, self.fb.max(self.fa), hi);
+        self.ha = advance(&s.hists, |p| p.t, self.ha, lo);
+        self.hb = advance(&s.hists, |p| p.t, self.hb.max(self.ha), hi);
+        (&s.floats[self.fa..self.fb.max(self.fa)], &s.hists[self.ha..self.hb.max(self.ha)])
     }
 }
 
@@ -512,28 +549,29 @@ enum Lookup<'a> {
 
 /// The newest sample in `(rt - lookback, rt]`, unless it is a staleness marker.
 fn lookup(r: &RawSeries, rt: i64, lookback: i64) -> Lookup<'_> {
-    let fi = r.ft.partition_point(|&t| t <= rt);
-    let hi = r.ht.partition_point(|&t| t <= rt);
-    let f = if fi > 0 && r.ft[fi - 1] > rt - lookback { Some(fi - 1) } else { None };
-    let h = if hi > 0 && r.ht[hi - 1] > rt - lookback { Some(hi - 1) } else { None };
+    let fi = r.floats.partition_point(|p| p.t <= rt);
+    let hi = r.hists.partition_point(|p| p.t <= rt);
+    let f = if fi > 0 && r.floats[fi - 1].t > rt - lookback { Some(fi - 1) } else { None };
+    let h = if hi > 0 && r.hists[hi - 1].t > rt - lookback { Some(hi - 1) } else { None };
     match (f, h) {
         (None, None) => Lookup::None,
         (Some(i), None) => float_or_stale(r, i),
-        (None, Some(j)) => Lookup::H(r.ht[j], &r.hv[j]),
+        (None, Some(j)) => Lookup::H(r.hists[j].t, &r.hists[j].h),
         (Some(i), Some(j)) => {
-            if r.ft[i] > r.ht[j] {
+            if r.floats[i].t > r.hists[j].t {
                 float_or_stale(r, i)
             } else {
-                Lookup::H(r.ht[j], &r.hv[j])
+                Lookup::H(r.hists[j].t, &r.hists[j].h)
             }
         }
     }
 }
 
 fn float_or_stale(r: &RawSeries, i: usize) -> Lookup<'_> {
-    if is_stale_nan(r.fv[i]) {
+    let p = r.floats[i];
+    if is_stale_nan(p.f) {
         Lookup::None
     } else {
-        Lookup::F(r.ft[i], r.fv[i])
+        Lookup::F(p.t, p.f)
     }
 }

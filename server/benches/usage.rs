@@ -3,11 +3,13 @@
 //!
 //! Two measurements:
 //! - `http_instant_query_usage_recording` (runs first, when `USAGE_HTTP_AB_ROUNDS` is set to
-//!   a number of rounds, e.g. 40): the real `hearth` binary, twice, on copies of the same data, one with
-//!   `usage.enabled: false`, one with usage on. Each query is sent over HTTP (keep-alive) in
-//!   blocks of [`BLOCK`] requests alternating between the two servers (the order flipped every
-//!   round). It prints per query the median and p90 latency of each and the median over
-//!   rounds of the paired on/off ratio of block medians, plus the usage queue's counters.
+//!   a number of rounds, e.g. 40): the real `hearth` binary, twice, on copies of the same
+//!   data, one with `usage.enabled: false`, one with usage on. Each query is sent over HTTP
+//!   (keep-alive, Grafana's headers) in blocks of [`BLOCK`] requests alternating between the
+//!   two servers (the order flipped every round). It prints per query the median and p90
+//!   latency of each and the median over rounds of the paired on/off ratio of block medians,
+//!   plus the usage queue's counters. `USAGE_HTTP_AB_AA=1` runs both servers with usage off:
+//!   the noise floor of the comparison.
 //! - criterion `instant_query_usage_recording`: in process. `off` evaluates; `on` evaluates and
 //!   hands the call to a running [`UsageService`] exactly as the handler does (O(1) push; the
 //!   service's worker thread records concurrently, as in the server); `record_sync` evaluates
@@ -190,7 +192,10 @@ fn http_instant_query_usage_recording(rounds: usize) {
     db.close().unwrap();
     drop(db);
     let mut servers = Vec::new();
-    for (name, yaml) in [("off", "usage:\n  enabled: false\n"), ("on", "usage:\n  export_interval_seconds: 15\n")] {
+    // USAGE_HTTP_AB_AA=1 runs "on" with usage off too: the noise floor of the comparison.
+    let aa = std::env::var("USAGE_HTTP_AB_AA").is_ok_and(|v| v == "1");
+    let on_yaml = if aa { "usage:\n  enabled: false\n" } else { "usage:\n  export_interval_seconds: 15\n" };
+    for (name, yaml) in [("off", "usage:\n  enabled: false\n"), ("on", on_yaml)] {
         let data = tmp.path().join(name);
         copy_dir(&base, &data);
         let cfg = tmp.path().join(format!("{name}.yml"));
@@ -204,7 +209,10 @@ fn http_instant_query_usage_recording(rounds: usize) {
     }
     let headers = grafana_headers();
     let t_s = format!("{}.{:03}", t_end / 1000, t_end % 1000);
-    println!("http_instant_query_usage_recording: {rounds} rounds x {BLOCK} requests per server and query, alternating");
+    println!(
+        "http_instant_query_usage_recording{}: {rounds} rounds x {BLOCK} requests per server and query, alternating",
+        if aa { " (A/A: both servers with usage off)" } else { "" }
+    );
     println!("{:<12} {:>10} {:>10} {:>10} {:>10} {:>9} {:>11}", "query", "off_med_us", "on_med_us", "off_p90_us", "on_p90_us", "diff_med", "paired_med");
     for (qname, q) in QUERIES {
         // Warm-up: caches, the resolver's first index lookup, connection set-up.

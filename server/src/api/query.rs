@@ -96,7 +96,7 @@ async fn evaluate(
     crate::usage::http::record_query(
         &s.usage,
         read_kind,
-        &query_text,
+        query_text,
         start_ms,
         end_ms,
         lookback_delta_ms,

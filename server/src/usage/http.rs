@@ -62,13 +62,13 @@ pub fn record_in_background(slot: &UsageSlot, call: PendingCall) {
 
 /// The query handlers' hook: records an instant (`start_ms == end_ms`) or range query over
 /// `[start_ms - lookback_ms, end_ms]` that selected `series` series and loaded `samples`
-/// samples in `elapsed`. O(1) work here (a copy of the query text and seven header values);
+/// samples in `elapsed`. O(1) work here (the query text moved in, seven header values cloned);
 /// a no-op until the service runs or when it is disabled.
 #[allow(clippy::too_many_arguments)]
 pub fn record_query(
     slot: &UsageSlot,
     kind: ReadKind,
-    query: &str,
+    query: String,
     start_ms: i64,
     end_ms: i64,
     lookback_ms: i64,
@@ -84,7 +84,7 @@ pub fn record_query(
         slot,
         PendingCall {
             kind,
-            input: OwnedInput::Query(query.to_string()),
+            input: OwnedInput::Query(query),
             mint_ms: start_ms.saturating_sub(lookback_ms),
             maxt_ms: end_ms,
             t_ms: now_ms(),

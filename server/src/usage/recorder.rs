@@ -72,7 +72,7 @@ impl Caller {
 
 /// The request headers recording needs, kept raw: the handler clones 7 header values
 /// (reference-counted bytes, no parsing) and the worker turns them into a [`Caller`].
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RawCaller {
     values: [Option<HeaderValue>; 7],
 }
@@ -251,14 +251,7 @@ impl UsageRecorder {
         caller: &Caller,
         stats: CallStats,
     ) -> UsageEvent {
-        let reads = match input {
-            CallInput::Text(q) => match query::parse(q) {
-                Ok(e) => self.reads_cached(querier, &e, mint_ms, maxt_ms, t_ms),
-                Err(_) => Vec::new(),
-            },
-            CallInput::Expr(e) => self.reads_cached(querier, e, mint_ms, maxt_ms, t_ms),
-            CallInput::Matchers(sets) => reads_of_matchers(querier, sets, mint_ms, maxt_ms),
-        };
+        let reads = self.reads(querier, input, mint_ms, maxt_ms, t_ms);
         let ev = UsageEvent {
             t_ms,
             kind,
@@ -268,23 +261,43 @@ impl UsageRecorder {
             samples: stats.samples,
             duration_us: stats.duration_us,
         };
-        self.store.record(&ev);
-        if !ev.reads.is_empty() {
-            let mut c = self.counters.lock();
-            for r in &ev.reads {
-                match c.get_mut(&r.metric) {
-                    Some(n) => *n += 1,
-                    None => {
-                        c.insert(r.metric.clone(), 1);
-                    }
-                }
-            }
-        }
+        self.commit(&ev, 1);
         ev
     }
 }
 
 impl UsageRecorder {
+    /// The metrics a call reads, with the labels it uses on each (the resolution step of
+    /// [`UsageRecorder::record`]); `now_ms` dates the resolution cache.
+    pub fn reads(&self, querier: &dyn Querier, input: CallInput<'_>, mint_ms: i64, maxt_ms: i64, now_ms: i64) -> Vec<MetricRead> {
+        match input {
+            CallInput::Text(q) => match query::parse(q) {
+                Ok(e) => self.reads_cached(querier, &e, mint_ms, maxt_ms, now_ms),
+                Err(_) => Vec::new(),
+            },
+            CallInput::Expr(e) => self.reads_cached(querier, e, mint_ms, maxt_ms, now_ms),
+            CallInput::Matchers(sets) => reads_of_matchers(querier, sets, mint_ms, maxt_ms),
+        }
+    }
+
+    /// Records `calls` identical calls summarised by `ev` (its series, samples and duration
+    /// are the sums over them) into the store and the per-metric counters.
+    pub fn commit(&self, ev: &UsageEvent, calls: u64) {
+        if ev.reads.is_empty() || calls == 0 {
+            return;
+        }
+        self.store.record_calls(ev, calls);
+        let mut c = self.counters.lock();
+        for r in &ev.reads {
+            match c.get_mut(&r.metric) {
+                Some(n) => *n += calls,
+                None => {
+                    c.insert(r.metric.clone(), calls);
+                }
+            }
+        }
+    }
+
     /// [`reads_of_expr`] with resolved selectors reused for [`RESOLVE_TTL_MS`] after `now_ms`.
     fn reads_cached(&self, querier: &dyn Querier, e: &Expr, mint_ms: i64, maxt_ms: i64, now_ms: i64) -> Vec<MetricRead> {
         reads_with(e, &mut |s| {

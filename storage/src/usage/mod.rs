@@ -299,18 +299,26 @@ impl UsageStore {
 
     /// Records one call. In memory only; durable at the next [`UsageStore::flush`].
     pub fn record(&self, ev: &UsageEvent) {
-        if ev.reads.is_empty() {
+        self.record_calls(ev, 1);
+    }
+
+    /// Records `calls` calls that read the same metrics with the same labels, from the same
+    /// client, on the day of `ev.t_ms` (the newest of them): `ev.series`, `ev.samples` and
+    /// `ev.duration_us` are their sums. The server's recording worker coalesces a dashboard's
+    /// repeated queries this way. In memory only; durable at the next [`UsageStore::flush`].
+    pub fn record_calls(&self, ev: &UsageEvent, calls: u64) {
+        if ev.reads.is_empty() || calls == 0 {
             return;
         }
         let day = day_of(ev.t_ms);
         let client = ev.client.key();
         let mut delta = MetricDayUsage::empty();
-        delta.queries = 1;
+        delta.queries = calls;
         delta.series = ev.series;
         delta.samples = ev.samples;
         delta.duration_us = ev.duration_us;
         delta.last_t_ms = ev.t_ms;
-        delta.clients.insert(client, 1);
+        delta.clients.insert(client, calls);
         let mut guard = self.state.lock();
         let st = &mut *guard;
         for r in &ev.reads {

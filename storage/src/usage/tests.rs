@@ -42,6 +42,23 @@ fn aggregates_per_metric_and_day() {
 }
 
 #[test]
+fn coalesced_calls_count_as_that_many_calls() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = UsageStore::open(dir.path(), UsageOptions::default(), T0).unwrap();
+    let mut e = ev(T0 + 5, &["up", "node_load1"], "abc");
+    e.series = 30;
+    e.samples = 3000;
+    s.record_calls(&e, 3);
+    s.record(&ev(T0, &["up"], "abc"));
+    s.record_calls(&e, 0); // no calls: nothing
+    let d = day_of(T0);
+    let u = s.usage(d, d);
+    assert_eq!((u["up"].queries, u["up"].series, u["up"].samples, u["up"].last_t_ms), (4, 30 + 10, 3000 + 1000, T0 + 5));
+    assert_eq!(u["up"].clients.values().copied().collect::<Vec<_>>(), [4]);
+    assert_eq!(u["node_load1"].queries, 3);
+}
+
+#[test]
 fn client_keys_pick_the_most_specific_identity() {
     assert_eq!(Client { rule_uid: "r1".into(), org_id: "1".into(), ..Client::default() }.key(), "rule=r1 org=1");
     assert_eq!(Client { auth_user: "alice".into(), user_agent: "curl/8".into(), ..Client::default() }.key(), "user=alice");

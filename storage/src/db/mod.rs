@@ -26,8 +26,11 @@
 //! <dir>/chunks_head/  head chunk files (crate::chunks)
 //! <dir>/<ULID>/       blocks (crate::block)
 //! ```
+//! [`Db::snapshot`] ([`snapshot`]) writes a copy as plain blocks into any directory (the
+//! server uses `<dir>/snapshots/<name>/`, which the block listing ignores).
 
 pub mod merge;
+pub mod snapshot;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -48,6 +51,7 @@ use crate::metrics::StorageMetrics;
 use crate::series::Series;
 
 pub use merge::{merge_series, MergeQuerier};
+pub use snapshot::SnapshotStats;
 
 /// Default time retention: 15 days in ms (Prometheus' default).
 pub const DEFAULT_RETENTION_MS: i64 = 15 * 24 * 3_600_000;

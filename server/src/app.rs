@@ -39,6 +39,8 @@ pub struct AppState {
     pub ebpf: parking_lot::Mutex<EbpfState>,
     /// The usage analytics service once storage is open.
     pub usage: crate::usage::http::UsageSlot,
+    /// What writes `/api/v1/admin/tsdb/snapshot` snapshots, once storage is open.
+    pub snapshots: crate::api::admin::SnapshotSlot,
 }
 
 /// Where the eBPF source stands, for `/api/v1/status/runtimeinfo`.
@@ -69,6 +71,7 @@ impl AppState {
             tls,
             ebpf: parking_lot::Mutex::new(ebpf),
             usage: Arc::new(std::sync::OnceLock::new()),
+            snapshots: crate::api::admin::SnapshotSlot::default(),
         }
     }
 
@@ -90,6 +93,7 @@ pub fn router(state: Shared) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), require_read));
     let write = Router::new()
         .route("/api/v1/write", post(crate::write::handler))
+        .merge(crate::api::admin_routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_write));
     Router::new()
         .route("/-/healthy", get(healthy).head(healthy))

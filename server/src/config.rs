@@ -8,7 +8,7 @@
 //! The YAML file mirrors the flags, grouped by prefix:
 //!
 //! ```yaml
-//! web: { listen_address: "127.0.0.1:9201" }
+//! web: { listen_address: "127.0.0.1:9201", enable_admin_api: false }
 //! storage: { path: ./data, retention_time: 15d, retention_size: 10GiB, wal_fsync: always }
 //! limits: { max_decompressed_body_size: 32MiB, max_labels_per_series: 30,
 //!           max_label_name_length: 1024, max_label_value_length: 2048,
@@ -40,6 +40,10 @@ pub struct Flags {
     /// Prometheus web configuration file (TLS and basic auth; see the docs of web_config).
     #[arg(long = "web.config.file", value_name = "FILE")]
     pub web_config_file: Option<PathBuf>,
+    /// Enable the admin API endpoints (`/api/v1/admin/tsdb/snapshot`), as Prometheus'
+    /// flag of the same name. [default: false]
+    #[arg(long = "web.enable-admin-api")]
+    pub web_enable_admin_api: bool,
     /// Hearth configuration file (YAML). Flags given on the command line override it.
     #[arg(long = "config.file", value_name = "FILE")]
     pub config_file: Option<PathBuf>,
@@ -183,6 +187,8 @@ pub struct FileWeb {
     pub listen_address: Option<SocketAddr>,
     /// As `--web.config.file`.
     pub config_file: Option<PathBuf>,
+    /// As `--web.enable-admin-api`.
+    pub enable_admin_api: Option<bool>,
 }
 
 /// `storage:` section of [`FileConfig`].
@@ -352,6 +358,8 @@ pub struct Config {
     pub listen_address: SocketAddr,
     /// `--web.config.file`, if any.
     pub web_config_file: Option<PathBuf>,
+    /// `--web.enable-admin-api`: whether the admin endpoints answer.
+    pub web_enable_admin_api: bool,
     /// Storage.
     pub storage: StorageConfig,
     /// Ingest limits.
@@ -443,6 +451,7 @@ impl Config {
                 .or(file.web.listen_address)
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9201))),
             web_config_file: f.web_config_file.or(file.web.config_file),
+            web_enable_admin_api: f.web_enable_admin_api || file.web.enable_admin_api.unwrap_or(false),
             storage: StorageConfig {
                 path: f.storage_path.or(file.storage.path).unwrap_or_else(|| PathBuf::from("./data")),
                 retention_time: dur(

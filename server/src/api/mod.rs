@@ -6,8 +6,10 @@
 //!
 //! - [`query`]: `query`, `query_range`, `query_exemplars`, `format_query`;
 //! - [`series`]: `series`, `labels`, `label/{name}/values`, `metadata`;
-//! - [`status`]: `status/buildinfo`, `status/tsdb`, `status/runtimeinfo`, `status/flags`.
+//! - [`status`]: `status/buildinfo`, `status/tsdb`, `status/runtimeinfo`, `status/flags`;
+//! - [`admin`]: `admin/tsdb/snapshot` (write scope, [`admin_routes`]).
 
+pub mod admin;
 pub mod json;
 pub mod params;
 pub mod query;
@@ -16,7 +18,7 @@ pub mod status;
 
 use axum::extract::Request;
 use axum::http::{header, Method};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 
 use crate::app::Shared;
@@ -42,6 +44,12 @@ pub fn routes() -> Router<Shared> {
         .route("/api/v1/status/tsdb", get(status::tsdb))
         .route("/api/v1/status/runtimeinfo", get(status::runtimeinfo))
         .route("/api/v1/status/flags", get(status::flags))
+}
+
+/// The admin API's routes (they change what is on disk: the router puts them behind the write
+/// scope).
+pub fn admin_routes() -> Router<Shared> {
+    Router::new().route("/api/v1/admin/tsdb/snapshot", post(admin::snapshot).put(admin::snapshot))
 }
 
 /// Reads the parameters of a request: the query string, plus the body of a form-encoded POST.

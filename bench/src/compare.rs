@@ -280,7 +280,7 @@ pub fn run(config: CompareConfig) -> Result<CompareReport> {
             }
         }
     }
-    // Hearth last: without a snapshot API its measurement stops it.
+    // Hearth last: an older build without the snapshot API is measured by stopping it.
     let mut order: Vec<usize> = (0..results.len()).collect();
     order.sort_by_key(|&i| results[i].kind == SystemKind::Hearth);
     for i in order {

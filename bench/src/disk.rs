@@ -9,9 +9,11 @@
 //!   VictoriaMetrics has no WAL; the `cache` it writes at shutdown and `snapshots` excluded).
 //!   `force_flush` alone returns before the rows reach disk, and for seconds after it neither
 //!   `vm_rows` nor a stable directory size tells when they have. Call it after the queries.
-//! - **Hearth**: a Prometheus-compatible snapshot endpoint is tried first and measured like
-//!   Prometheus'; without one, Hearth is stopped with SIGTERM (a graceful shutdown) and its data
-//!   directory is measured without its `wal` directory. The method used is reported.
+//! - **Hearth**: the same snapshot endpoint as Prometheus' (`--web.enable-admin-api`): blocks
+//!   hard-linked and the head written as a block with its index, measured the same way. A
+//!   build without the endpoint (before 2026-11-21) is instead stopped with SIGTERM (a graceful
+//!   shutdown) and its data directory measured without `wal/`, which leaves out the series index
+//!   of data still in the head; the method used is reported.
 //!
 //! Sizes are apparent sizes (sum of file lengths), hard links counted once.
 
@@ -137,7 +139,7 @@ pub async fn measure(client: &reqwest::Client, sys: &mut RunningSystem, expected
                     bytes,
                     total_bytes: total_before,
                     index_included: true,
-                    method: "TSDB snapshot API (WAL excluded)".into(),
+                    method: "TSDB snapshot (head persisted as a block with its index; WAL excluded)".into(),
                 });
             }
             let clean = sys.child.terminate(Duration::from_secs(120));

@@ -240,6 +240,8 @@ impl RunningSystem {
                     // Prometheus' WAL is not fsynced per write either (only when a segment is
                     // cut); the interval policy is the closest equal footing.
                     .arg("--storage.tsdb.wal-fsync=interval")
+                    // For the snapshot the disk figure is measured from, as Prometheus'.
+                    .arg("--web.enable-admin-api")
                     .arg("--log.level=warn");
                 c
             }

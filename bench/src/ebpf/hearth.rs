@@ -59,15 +59,17 @@ pub fn program_stats() -> Option<(u64, u64)> {
     let progs: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
     let mut total = None;
     for p in progs.as_array()?.iter().filter(|p| p.get("name").and_then(|n| n.as_str()).is_some_and(|n| PROGRAM_NAMES.contains(&n))) {
-        let ns = p.get("run_time_ns").and_then(|v| v.as_u64())?;
-        let cnt = p.get("run_cnt").and_then(|v| v.as_u64())?;
+        // bpftool leaves both out for a program that has not run yet.
+        let ns = p.get("run_time_ns").and_then(|v| v.as_u64()).unwrap_or(0);
+        let cnt = p.get("run_cnt").and_then(|v| v.as_u64()).unwrap_or(0);
         let (a, b) = total.unwrap_or((0, 0));
         total = Some((a + ns, b + cnt));
     }
-    total
+    // No runs counted at all: the statistics are off.
+    total.filter(|&(_, runs)| runs > 0)
 }
 
-/// Turns `kernel.bpf_stats_enabled` on (so [`program_stats`] has figures) and restores the
+/// Sets `kernel.bpf_stats_enabled` (on: [`program_stats`] has figures) and restores the
 /// previous value on drop. The statistics cost two clock reads per program run.
 pub struct BpfStats {
     previous: Option<String>,
@@ -76,10 +78,11 @@ pub struct BpfStats {
 const BPF_STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
 
 impl BpfStats {
-    /// Enables the statistics; a no-op guard when the sysctl cannot be written.
-    pub fn enable() -> BpfStats {
+    /// Sets the statistics on or off for the guard's life; a no-op guard when the sysctl cannot
+    /// be written.
+    pub fn set(on: bool) -> BpfStats {
         let previous = std::fs::read_to_string(BPF_STATS).ok();
-        if std::fs::write(BPF_STATS, "1").is_err() {
+        if std::fs::write(BPF_STATS, if on { "1" } else { "0" }).is_err() {
             return BpfStats { previous: None };
         }
         BpfStats { previous }

@@ -368,8 +368,8 @@ pub struct Decoder {
     pub(crate) cache: Option<Arc<SeriesCache>>,
     /// A 2.0 series' resolved label bytes, the cache key's input.
     pub(crate) key_buf: Vec<u8>,
-    /// 2.0 metadata recorded in the current request, by metric-name symbol ref.
-    pub(crate) meta_seen: std::collections::HashMap<u32, MetaRefs>,
+    /// 2.0 metadata recorded in the current request, indexed by metric-name symbol ref.
+    pub(crate) meta_seen: Vec<Option<MetaRefs>>,
 }
 
 impl std::fmt::Debug for Decoder {

@@ -15,8 +15,6 @@
 //! and 2.0 metadata through [`Appender::update_metadata`]. 1.0 `MetricMetadata` entries are
 //! recorded likewise, keyed by `metric_family_name`.
 
-use std::collections::HashMap;
-
 use storage::labels::{is_valid_label_name, is_valid_metric_name};
 use storage::{Appender, Exemplar, Label, Labels, Metadata, MetricType, SeriesRef, METRIC_NAME};
 
@@ -180,6 +178,9 @@ impl Request<'_> {
         let Decoder { body, body_len, symbols, series, hist, float_hist, pairs, ex_pairs, cache, key_buf, meta_seen, .. } =
             &mut *self.dec;
         meta_seen.clear();
+        if version == ProtoVersion::V2 {
+            meta_seen.resize(symbols.len(), None);
+        }
         let body: &[u8] = body.get(..*body_len).unwrap_or_default();
         let mut ctx = Ctx {
             body,
@@ -228,10 +229,10 @@ struct Ctx<'a> {
     /// Newest accepted timestamp, ms.
     max_t_ms: i64,
     report: IngestReport,
-    /// 2.0: the metadata last recorded per metric in this request, by the symbol ref of the
-    /// metric name (2.0 senders attach metadata to every series of a metric: recording it
+    /// 2.0: the metadata last recorded per metric in this request, indexed by the symbol ref
+    /// of the metric name (2.0 senders attach metadata to every series of a metric: recording it
     /// once per metric and request avoids a head lookup and two strings per series).
-    meta_seen: &'a mut HashMap<u32, super::decode::MetaRefs>,
+    meta_seen: &'a mut Vec<Option<super::decode::MetaRefs>>,
     /// Known series by label bytes (see [`super::decode::series_cache`]).
     cache: Option<&'a SeriesCache>,
     /// Reused buffer for a 2.0 series' cache key input.
@@ -347,7 +348,8 @@ impl Ctx<'_> {
         self.symbols
             .get(r as usize)
             .copied()
-            .ok_or(Rejection::BadSymbolRef { symbol_ref: r, symbols: self.symbols.len() })
+            // Lazily: an eagerly built (and dropped) Rejection showed up in the 2.0 profile.
+            .ok_or_else(|| Rejection::BadSymbolRef { symbol_ref: r, symbols: self.symbols.len() })
     }
 
     /// Resolves 2.0 refs into `(name, value)` pairs.
@@ -643,11 +645,11 @@ impl Ctx<'_> {
             first = false;
         }
         if let Some(m) = s.meta {
-            if let Some(name_ref) = self.name_ref(&s.label_refs) {
-                if self.meta_seen.get(&name_ref) == Some(&m) {
+            if let Some(slot) = self.name_ref(&s.label_refs).and_then(|r| self.meta_seen.get_mut(r as usize)) {
+                if *slot == Some(m) {
                     return Ok(false);
                 }
-                self.meta_seen.insert(name_ref, m);
+                *slot = Some(m);
             }
             let body = self.body;
             if let Err(e) = self.metadata_v2(app, labels.metric_name(body), m) {

@@ -4,12 +4,24 @@
 //!
 //! Work is done on a sparse map `bucket index → count` per sign, which makes schema reduction
 //! (merging `2^(a-b)` neighbouring buckets) and zero-bucket widening simple; the result is
-//! turned back into spans.
+//! turned back into spans. Compensated sums and means live in `kahan`, the trim operators
+//! in `trim`.
+
+// Until the aggregations use it (see the note at the re-export below) only tests reach it.
+#[allow(dead_code)]
+mod kahan;
+mod trim;
 
 use std::collections::BTreeMap;
 
 use storage::histogram::{CounterResetHint, Span, CUSTOM_BUCKETS_SCHEMA};
 use storage::{FloatHistogram, Labels};
+
+// Used by the `sum`/`avg` aggregations and `sum_over_time`/`avg_over_time` once they are
+// switched over from pairwise `add_sub` (the change is in /work/shared/g_histacc_wiring.diff).
+#[allow(unused_imports)]
+pub(crate) use kahan::HistAcc;
+pub(crate) use trim::trim;
 
 /// One bucket with its bounds. `lower`/`upper` are inclusive/exclusive per sign as in
 /// Prometheus; for iteration only the values matter.
@@ -425,30 +437,39 @@ fn custom_bounds_reset(cur: &FloatHistogram, prev: &FloatHistogram) -> bool {
 }
 
 /// Prometheus `zeroCountForLargerThreshold`: `h`'s zero count if its zero bucket were widened
-/// to `larger` (≥ `h.zero_threshold`), and the threshold actually reached: when `larger` falls
-/// inside a populated bucket, the threshold moves up to that bucket's bound.
+/// to `larger` (≥ `h.zero_threshold`), and the threshold actually reached (see
+/// [`larger_threshold`]).
 pub(crate) fn zero_count_for_larger_threshold(h: &FloatHistogram, larger: f64) -> (f64, f64) {
-    let mut larger = larger;
     if larger == h.zero_threshold || h.uses_custom_buckets() {
         return (h.zero_count, larger);
     }
     let pos = expand(&h.positive_spans, &h.positive_buckets);
     let neg = expand(&h.negative_spans, &h.negative_buckets);
-    // Each round either finishes or raises `larger` to a higher bucket bound, so the number
-    // of rounds is bounded by the number of negative buckets.
+    let threshold = larger_threshold(h.schema, &pos, &neg, larger);
+    let inside = |&&(i, _): &&(i32, f64)| bucket_bound(i - 1, h.schema) < threshold;
+    let zero = h.zero_count + pos.iter().filter(inside).map(|p| p.1).sum::<f64>() + neg.iter().filter(inside).map(|p| p.1).sum::<f64>();
+    (zero, threshold)
+}
+
+/// The zero threshold reached when widening a zero bucket to `larger`: if `larger` falls
+/// inside a populated bucket (of either sign), it moves up to that bucket's upper bound, and
+/// the buckets to merge into the zero bucket are then exactly those whose lower bound (in
+/// absolute value) is below the result. `pos`/`neg` are `(index, count)` in index order.
+pub(crate) fn larger_threshold(schema: i32, pos: &[(i32, f64)], neg: &[(i32, f64)], larger: f64) -> f64 {
+    let mut larger = larger;
+    // Each round either finishes or raises `larger` past a populated negative bucket, so the
+    // number of rounds is bounded by the number of negative buckets.
     'outer: for _ in 0..=neg.len() {
-        let mut zc = h.zero_count;
-        for side in [&pos, &neg] {
-            for &(i, c) in side.iter() {
-                if bucket_bound(i - 1, h.schema) >= larger {
+        for (negative, side) in [(false, pos), (true, neg)] {
+            for &(i, c) in side {
+                if bucket_bound(i - 1, schema) >= larger {
                     break;
                 }
-                zc += c;
-                let upper = bucket_bound(i, h.schema);
+                let upper = bucket_bound(i, schema);
                 if upper > larger {
                     if c != 0.0 {
                         larger = upper;
-                        if std::ptr::eq(side, &neg) {
+                        if negative {
                             continue 'outer;
                         }
                     }
@@ -456,9 +477,9 @@ pub(crate) fn zero_count_for_larger_threshold(h: &FloatHistogram, larger: f64) -
                 }
             }
         }
-        return (zc, larger);
+        return larger;
     }
-    (h.zero_count, larger)
+    larger
 }
 
 /// What [`quantile`] noticed about NaN observations.
@@ -659,7 +680,7 @@ pub(crate) fn prom_labels_hash(l: &Labels) -> u64 {
 
 /// The share of bucket `b` at or below `v` (strictly inside the finite bounds): linear for
 /// custom and zero buckets, on a log2 scale for exponential buckets (mirrored for negative).
-fn fraction_below(b: &Bucket, v: f64, linear: bool) -> f64 {
+pub(crate) fn fraction_below(b: &Bucket, v: f64, linear: bool) -> f64 {
     if linear {
         return (v - b.lower) / (b.upper - b.lower);
     }
@@ -669,173 +690,4 @@ fn fraction_below(b: &Bucket, v: f64, linear: bool) -> f64 {
     } else {
         1.0 - (lv - lu) / (ll - lu)
     }
-}
-
-fn midpoint(lo: f64, hi: f64, positive: bool, linear: bool) -> f64 {
-    if lo.is_infinite() {
-        if hi.is_infinite() {
-            return 0.0;
-        }
-        return if hi > 0.0 { hi / 2.0 } else { hi };
-    }
-    if hi.is_infinite() {
-        return lo;
-    }
-    if linear {
-        return (lo + hi) / 2.0;
-    }
-    let g = (lo * hi).abs().sqrt();
-    if positive {
-        g
-    } else {
-        -g
-    }
-}
-
-fn zero_if_inf(x: f64) -> f64 {
-    if x.is_infinite() {
-        0.0
-    } else {
-        x
-    }
-}
-
-/// `(kept count, midpoint of the kept part)` for a bucket with an infinite bound.
-fn trim_infinite(upper_trim: bool, b: &Bucket, rhs: f64) -> (f64, f64) {
-    if b.lower == f64::NEG_INFINITY {
-        if upper_trim {
-            if rhs >= b.upper {
-                return (b.count, 0.0);
-            }
-            if rhs > 0.0 && b.upper > 0.0 && b.upper.is_finite() {
-                return (b.count * rhs / b.upper, rhs / 2.0);
-            }
-            if b.upper <= 0.0 {
-                return (b.count, rhs);
-            }
-            return (0.0, zero_if_inf(b.upper));
-        }
-        if rhs >= 0.0 && b.upper > rhs && b.upper.is_finite() {
-            return (b.count * (1.0 - rhs / b.upper), (rhs + b.upper) / 2.0);
-        }
-        return (0.0, zero_if_inf(b.upper));
-    }
-    // Upper bound +Inf.
-    if upper_trim {
-        return (0.0, zero_if_inf(b.lower));
-    }
-    if rhs >= b.lower {
-        return (b.count, rhs);
-    }
-    (0.0, zero_if_inf(b.lower))
-}
-
-fn trim_bucket(b: &Bucket, rhs: f64, upper_trim: bool, positive: bool, custom: bool) -> (f64, f64) {
-    if b.lower == f64::NEG_INFINITY || b.upper == f64::INFINITY {
-        return trim_infinite(upper_trim, b, rhs);
-    }
-    let under = if rhs <= b.lower {
-        0.0
-    } else if rhs >= b.upper {
-        b.count
-    } else {
-        b.count * fraction_below(b, rhs, custom)
-    };
-    if upper_trim {
-        (under, midpoint(b.lower, rhs, positive, custom))
-    } else {
-        (b.count - under, midpoint(rhs, b.upper, positive, custom))
-    }
-}
-
-/// The histogram trim operators (Prometheus `FloatHistogram.TrimBuckets`): `h </ v` keeps the
-/// observations below `v`, `h >/ v` those above, interpolating inside the bucket that
-/// contains `v`. Count and sum are re-estimated from bucket midpoints when anything was cut.
-pub(crate) fn trim(h: &FloatHistogram, rhs: f64, upper_trim: bool) -> FloatHistogram {
-    let mut o = h.clone();
-    let custom = h.uses_custom_buckets();
-    let (mut count, mut sum) = (0.0, 0.0);
-    let mut trimmed = false;
-    let (mut has_pos, mut has_neg) = (false, false);
-    for positive in [true, false] {
-        let (spans, counts) = if positive { (&h.positive_spans, &h.positive_buckets) } else { (&h.negative_spans, &h.negative_buckets) };
-        let mut new_counts = counts.clone();
-        for (k, (i, c)) in expand(spans, counts).into_iter().enumerate() {
-            if c == 0.0 {
-                continue;
-            }
-            let b = if custom {
-                let iu = i as usize;
-                let lower = if iu == 0 { f64::NEG_INFINITY } else { h.custom_values.get(iu - 1).copied().unwrap_or(f64::INFINITY) };
-                Bucket { lower, upper: h.custom_values.get(iu).copied().unwrap_or(f64::INFINITY), count: c }
-            } else if positive {
-                Bucket { lower: bucket_bound(i - 1, h.schema), upper: bucket_bound(i, h.schema), count: c }
-            } else {
-                Bucket { lower: -bucket_bound(i, h.schema), upper: -bucket_bound(i - 1, h.schema), count: c }
-            };
-            if positive {
-                has_pos = true;
-            } else {
-                has_neg = true;
-            }
-            let keep_all = if upper_trim { b.upper <= rhs } else { b.lower >= rhs };
-            let partial = if upper_trim { b.lower < rhs } else { b.upper > rhs };
-            if keep_all {
-                count += c;
-                sum += midpoint(b.lower, b.upper, positive, custom) * c;
-            } else if partial {
-                let (keep, mid) = trim_bucket(&b, rhs, upper_trim, positive, custom);
-                count += keep;
-                sum += mid * keep;
-                if new_counts[k] != keep {
-                    new_counts[k] = keep;
-                    trimmed = true;
-                }
-            } else {
-                new_counts[k] = 0.0;
-                trimmed = true;
-            }
-        }
-        if positive {
-            o.positive_buckets = new_counts;
-        } else {
-            o.negative_buckets = new_counts;
-        }
-    }
-    if h.zero_count > 0.0 {
-        let (mut lo, mut hi) = (-h.zero_threshold, h.zero_threshold);
-        if has_neg && !has_pos {
-            hi = 0.0;
-        }
-        if has_pos && !has_neg {
-            lo = 0.0;
-        }
-        let (keep, mid) = if upper_trim {
-            if rhs <= lo {
-                (0.0, 0.0)
-            } else if rhs >= hi {
-                (h.zero_count, (lo + hi) / 2.0)
-            } else {
-                (h.zero_count * (rhs - lo) / (hi - lo), (lo + rhs) / 2.0)
-            }
-        } else if rhs <= lo {
-            (h.zero_count, (lo + hi) / 2.0)
-        } else if rhs >= hi {
-            (0.0, 0.0)
-        } else {
-            (h.zero_count * (hi - rhs) / (hi - lo), (rhs + hi) / 2.0)
-        };
-        if o.zero_count != keep {
-            o.zero_count = keep;
-            trimmed = true;
-        }
-        sum += mid * keep;
-        count += keep;
-    }
-    if trimmed {
-        o.count = count;
-        o.sum = sum;
-        compact(&mut o);
-    }
-    o
 }

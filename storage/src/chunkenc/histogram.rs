@@ -146,6 +146,15 @@ impl HistogramChunkBuilder {
     /// # Panics
     /// After `u32::MAX` samples (the head cuts chunks long before).
     pub fn append(&mut self, t_ms: i64, h: &FloatHistogram) {
+        self.append_with_hint(t_ms, h, h.counter_reset_hint);
+    }
+
+    /// As [`Self::append`], storing `hint` as the sample's counter-reset hint instead of the
+    /// one `h` carries (the head assigns hints on append, see `head::hints`).
+    ///
+    /// # Panics
+    /// After `u32::MAX` samples (the head cuts chunks long before).
+    pub fn append_with_hint(&mut self, t_ms: i64, h: &FloatHistogram, hint: CounterResetHint) {
         assert!(self.ts.n < u32::MAX, "chunk sample count overflow");
         let first = self.ts.n == 0;
         if first {
@@ -154,7 +163,7 @@ impl HistogramChunkBuilder {
         self.ts.append(t_ms);
         let layout = first || !same_layout(&self.prev, h);
         let out = &mut self.recs;
-        out.push((h.counter_reset_hint as u8 & FLAG_HINT_MASK) | if layout { FLAG_LAYOUT } else { 0 });
+        out.push((hint as u8 & FLAG_HINT_MASK) | if layout { FLAG_LAYOUT } else { 0 });
         let zero = FloatHistogram::default();
         let prev = if first { &zero } else { &self.prev };
         if layout {

@@ -18,6 +18,9 @@
 //!   sample type, and at every multiple of the block range (`chunk_range_ms`, default 2 h), so no
 //!   chunk spans two block ranges. Full chunks go to the mmap'd `chunks_head/` files; the
 //!   series keeps only a reference and the time bounds.
+//! - **Counter-reset hints** (`hints.rs`): each native-histogram sample is stored with the
+//!   hint a Prometheus head would report for it (reset detected against the previous sample,
+//!   not-reset inside a chunk, unknown at a chunk start or layout change, gauge).
 //! - **Read path** ([`read`]): postings for matchers, series sorted by labels, handles to the
 //!   mmap'd chunks plus a snapshot of the open chunk, clipped by [`crate::SeriesIterator`].
 //! - **Replay** ([`replay`]): on open, the chunk files are scanned for each series' full
@@ -45,6 +48,7 @@ pub mod gc;
 pub mod read;
 pub mod replay;
 pub(crate) mod series;
+mod hints;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};

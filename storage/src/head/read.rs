@@ -117,7 +117,7 @@ impl Querier for HeadQuerier {
                 maxt_ms,
             });
         }
-        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        out.sort_unstable_by(|a, b| a.labels.cmp(&b.labels)); // label sets are unique per series
         Ok(out)
     }
 
@@ -162,7 +162,7 @@ impl Head {
                 chunks: std::mem::take(&mut chunks),
             });
         }
-        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        out.sort_unstable_by(|a, b| a.labels.cmp(&b.labels)); // label sets are unique per series
         Ok(out)
     }
 

@@ -175,7 +175,14 @@ pub(crate) fn open(dir: PathBuf, opts: HeadOptions) -> Result<HeadInner> {
                         continue;
                     }
                     let mut st = s.state.lock();
-                    if st.closed.last().is_some_and(|c| x.t_ms <= c.max_t) {
+                    let closed_max_t = st.closed.last().map(|c| c.max_t);
+                    if closed_max_t.is_some_and(|m| x.t_ms <= m) {
+                        if closed_max_t == Some(x.t_ms) {
+                            // The newest sample in the chunk files: the previous sample the
+                            // next one's counter-reset hint is computed against.
+                            st.last_kind = Kind::Histogram;
+                            st.last_h = Some(Box::new(x.h.clone()));
+                        }
                         info.samples_in_chunks += 1;
                         continue;
                     }

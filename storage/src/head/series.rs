@@ -254,14 +254,18 @@ impl SeriesState {
         store: &ChunkStore,
     ) -> u64 {
         let mut cut = 0;
-        if self.must_cut(Kind::Histogram, t_ms, p) {
+        let must_cut = self.must_cut(Kind::Histogram, t_ms, p);
+        let continues = !must_cut && matches!(&self.open, OpenChunk::Histogram(b) if !b.is_empty());
+        let prev = if self.last_kind == Kind::Histogram { self.last_h.as_deref() } else { None };
+        let hint = super::hints::hint_for(prev, h, continues);
+        if must_cut {
             cut = self.cut(id, store);
         }
         if !matches!(self.open, OpenChunk::Histogram(_)) {
             self.open = OpenChunk::Histogram(Box::default());
         }
         if let OpenChunk::Histogram(b) = &mut self.open {
-            b.append(t_ms, h);
+            b.append_with_hint(t_ms, h, hint);
         }
         self.last_t = t_ms;
         self.last_kind = Kind::Histogram;
@@ -368,11 +372,12 @@ pub(crate) fn check_pending(st: &SeriesState, t_ms: i64, kind: Kind, v_bits: u64
     Err(OrderViolation::Duplicate)
 }
 
-/// Bit-exact equality of two histograms (NaN-safe), for the exact-duplicate rule.
+/// Bit-exact equality of two histograms (NaN-safe), for the exact-duplicate rule. The
+/// counter-reset hint is not compared (Prometheus' `FloatHistogram.Equals` ignores it too): the
+/// head assigns hints itself, so a stored sample's hint may differ from the re-sent one's.
 pub(crate) fn histograms_identical(a: &FloatHistogram, b: &FloatHistogram) -> bool {
     let f = |x: &[f64], y: &[f64]| x.len() == y.len() && x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits());
-    a.counter_reset_hint == b.counter_reset_hint
-        && a.schema == b.schema
+    a.schema == b.schema
         && a.zero_threshold.to_bits() == b.zero_threshold.to_bits()
         && a.zero_count.to_bits() == b.zero_count.to_bits()
         && a.count.to_bits() == b.count.to_bits()

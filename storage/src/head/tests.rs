@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::*;
 use crate::api::{Appender, Exemplar, Metadata, MetricType, Querier};
 use crate::chunkenc::ValueType;
-use crate::histogram::{FloatHistogram, Span};
+use crate::histogram::{CounterResetHint, FloatHistogram, Span};
 use crate::labels::Labels;
 use crate::matcher::Matcher;
 use crate::wal::FsyncPolicy;
@@ -175,6 +175,75 @@ fn hist(v: f64) -> FloatHistogram {
     }
 }
 
+fn hints(head: &Head, name: &str) -> Vec<(i64, CounterResetHint)> {
+    let s = head.querier().select(&name_eq(name), i64::MIN, i64::MAX).unwrap();
+    let mut it = s[0].iter();
+    let mut got = Vec::new();
+    while it.next() == ValueType::Histogram {
+        let (t, h) = it.at_histogram();
+        got.push((t, h.counter_reset_hint));
+    }
+    got
+}
+
+/// Hints read back as Prometheus' head reports them: unknown on a chunk's first sample,
+/// not-reset after it, reset where a count or bucket fell, gauge for gauge histograms, and
+/// unknown where the layout changed or a new chunk was cut without a reset. They survive a
+/// restart (replay assigns the same hints).
+#[test]
+fn histogram_counter_reset_hints_assigned_on_append() {
+    use CounterResetHint::*;
+    let dir = tempfile::tempdir().unwrap();
+    let gauge = FloatHistogram { counter_reset_hint: Gauge, ..hist(1.0) };
+    let finer = FloatHistogram { schema: 1, ..hist(9.0) };
+    let explicit = FloatHistogram { counter_reset_hint: CounterReset, ..hist(9.0) };
+    let mut want = vec![
+        (10, Unknown),
+        (20, NotCounterReset),
+        (30, CounterReset),
+        (40, NotCounterReset),
+        (50, Gauge),
+        (60, Unknown),
+        (70, Unknown),
+        (80, NotCounterReset),
+        (90, CounterReset),
+    ];
+    {
+        let head = Head::open(dir.path(), opts()).unwrap();
+        let mut app = head.appender();
+        let r = app.series_ref(&lbls("h", "a")).unwrap();
+        for (t, h) in [
+            (10, hist(4.0)),
+            (20, hist(6.0)),
+            (30, hist(2.0)),
+            (40, hist(3.0)),
+            (50, gauge),
+            (60, hist(5.0)),
+            (70, finer.clone()),
+            (80, FloatHistogram { count: 10.0, ..finer }),
+            (90, explicit),
+        ] {
+            app.append_histogram(r, t, &h).unwrap();
+        }
+        // A long run: chunks are cut by size, and the first sample of each later chunk reads
+        // as unknown, exactly as after a cut in Prometheus.
+        for i in 0..300 {
+            app.append_histogram(r, 100 + i, &hist(100.0 + i as f64)).unwrap();
+        }
+        app.commit().unwrap();
+        let got = hints(&head, "h");
+        assert_eq!(&got[..want.len()], &want[..]);
+        let long = &got[want.len()..];
+        assert_eq!(long[0], (100, NotCounterReset), "after an explicit reset the chunk continues");
+        let unknown = long.iter().filter(|x| x.1 == Unknown).count();
+        assert!(unknown >= 2, "chunks were cut in the run: {unknown}");
+        assert!(long[1..].iter().all(|x| x.1 == Unknown || x.1 == NotCounterReset));
+        want = got;
+    }
+    let head = Head::open(dir.path(), opts()).unwrap();
+    assert_eq!(hints(&head, "h"), want, "after replay");
+}
+
 #[test]
 fn histograms_exemplars_metadata_survive_restart() {
     let dir = tempfile::tempdir().unwrap();
@@ -206,7 +275,9 @@ fn histograms_exemplars_metadata_survive_restart() {
         let (t, h) = it.at_histogram();
         got.push((t, h.clone()));
     }
-    assert_eq!(got, vec![(10, hist(4.0)), (20, hist(6.0))]);
+    // The head assigns counter-reset hints on append (and again on replay).
+    let not_reset = FloatHistogram { counter_reset_hint: CounterResetHint::NotCounterReset, ..hist(6.0) };
+    assert_eq!(got, vec![(10, hist(4.0)), (20, not_reset)]);
     let exs = head.exemplars(&name_eq("h"), 0, 100).unwrap();
     assert_eq!(exs, vec![SeriesExemplars { labels: lbls("h", "a"), exemplars: vec![ex] }]);
     assert_eq!(head.metadata().get("h"), Some(&md));

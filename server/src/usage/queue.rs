@@ -394,6 +394,25 @@ mod tests {
     }
 
     #[test]
+    fn raw_callers_name_the_same_client_as_the_headers() {
+        use axum::http::{HeaderMap, HeaderValue};
+        use base64::Engine as _;
+        use crate::usage::recorder::Caller;
+        let mut h = HeaderMap::new();
+        assert_eq!(RawCaller::from_headers(&h), RawCaller::default());
+        h.insert("x-dashboard-uid", HeaderValue::from_static("d1"));
+        h.insert("x-panel-id", HeaderValue::from_static("7"));
+        h.insert("x-rule-uid", HeaderValue::from_static(""));
+        h.insert("user-agent", HeaderValue::from_str(&"G".repeat(2000)).unwrap());
+        let auth = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("alice:secret"));
+        h.insert("authorization", HeaderValue::from_str(&auth).unwrap());
+        let raw = RawCaller::from_headers(&h);
+        assert_eq!(raw.caller().client, Caller::from_request_headers(&h).client);
+        assert_eq!(raw.caller().client.auth_user, "alice");
+        assert_eq!(raw.caller().client.panel_id, "7");
+    }
+
+    #[test]
     fn a_full_queue_drops_and_counts_instead_of_blocking() {
         let (_d, rec, q) = setup(2);
         // Hold the worker: it blocks acknowledging a barrier on a rendezvous channel until the

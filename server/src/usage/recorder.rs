@@ -70,11 +70,25 @@ impl Caller {
     }
 }
 
-/// The request headers recording needs, kept raw: the handler clones 7 header values
-/// (reference-counted bytes, no parsing) and the worker turns them into a [`Caller`].
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// The request headers recording needs, copied raw into one buffer: the handler does seven
+/// lookups and at most one allocation, and the worker turns them into a [`Caller`].
+///
+/// The bytes are copied, not reference-counted: a `HeaderValue` shares the connection's read
+/// buffer, and holding it until the worker drains would keep hyper from reusing that buffer
+/// for the next request on the connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RawCaller {
-    values: [Option<HeaderValue>; 7],
+    /// The values, one after the other.
+    buf: Vec<u8>,
+    /// End of each value in `buf`; `u16::MAX` for an absent header.
+    ends: [u16; 7],
+}
+
+impl Default for RawCaller {
+    /// No header.
+    fn default() -> Self {
+        RawCaller { buf: Vec::new(), ends: [u16::MAX; 7] }
+    }
 }
 
 /// The headers [`RawCaller`] keeps, in [`Client`] field order, then `Authorization`.
@@ -88,20 +102,42 @@ const RAW_HEADERS: [HeaderName; 7] = [
     axum::http::header::AUTHORIZATION,
 ];
 
+/// Bytes kept of each header value (the [`Caller`] keeps 128 of each but the `Authorization`
+/// value, which it decodes).
+const RAW_VALUE_MAX: usize = 1024;
+
 impl RawCaller {
-    /// Takes the header values recording needs from `h`: seven lookups, no allocation beyond
-    /// reference counts.
+    /// Copies the header values recording needs from `h`: seven lookups, one allocation when
+    /// any is present.
     pub fn from_headers(h: &HeaderMap) -> RawCaller {
-        RawCaller { values: std::array::from_fn(|i| h.get(&RAW_HEADERS[i]).cloned()) }
+        let values: [Option<&HeaderValue>; 7] = std::array::from_fn(|i| h.get(&RAW_HEADERS[i]));
+        let total: usize = values.iter().flatten().map(|v| v.len().min(RAW_VALUE_MAX)).sum();
+        let mut buf = Vec::with_capacity(total);
+        let mut ends = [u16::MAX; 7];
+        for (end, v) in ends.iter_mut().zip(values) {
+            if let Some(v) = v {
+                let b = v.as_bytes();
+                buf.extend_from_slice(&b[..b.len().min(RAW_VALUE_MAX)]);
+                // At most 7 × 1024 bytes: fits.
+                *end = buf.len() as u16;
+            }
+        }
+        RawCaller { buf, ends }
     }
 
     /// The caller these headers name (as [`Caller::from_request_headers`]).
     pub fn caller(&self) -> Caller {
         let mut h = HeaderMap::with_capacity(RAW_HEADERS.len());
-        for (name, v) in RAW_HEADERS.iter().zip(&self.values) {
-            if let Some(v) = v {
-                h.insert(name.clone(), v.clone());
+        let mut start = 0usize;
+        for (name, &end) in RAW_HEADERS.iter().zip(&self.ends) {
+            if end == u16::MAX {
+                continue;
             }
+            let end = end as usize;
+            if let Ok(v) = HeaderValue::from_bytes(&self.buf[start..end]) {
+                h.insert(name.clone(), v);
+            }
+            start = end;
         }
         Caller::from_request_headers(&h)
     }

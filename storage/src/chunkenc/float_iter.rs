@@ -145,10 +145,52 @@ impl<'a> FloatIter<'a> {
     /// Advances to the next sample.
     #[inline]
     pub fn next(&mut self) -> ValueType {
-        if !self.next_t() || !self.catch_up_values() {
+        if !self.next_t() {
+            return ValueType::None;
+        }
+        // The common case, one value behind: the plain single-value step, without the run
+        // detection seeks use.
+        let ok = if self.read_v + 1 == self.read_t && self.read_v > 0 { self.step_value() } else { self.catch_up_values() };
+        if !ok {
             return ValueType::None;
         }
         ValueType::Float
+    }
+
+    /// Reads exactly one value (`read_v >= 1`, `read_v + 1 == read_t`); false on corruption.
+    #[inline(always)]
+    fn step_value(&mut self) -> bool {
+        let ok = match &mut self.state {
+            ValState::Decimal { code, m, d, .. } => {
+                if code.constant {
+                    true
+                } else {
+                    let x = match code.rice {
+                        None => self.vals.read_varbit(),
+                        Some(k) => self.vals.read_rice(u32::from(k)).map(unzigzag),
+                    };
+                    match x {
+                        Some(x) => {
+                            *d = if code.dod { d.wrapping_add(x) } else { x };
+                            *m = m.wrapping_add(d.wrapping_mul(code.factor));
+                            true
+                        }
+                        None => false,
+                    }
+                }
+            }
+            ValState::Xor { bits, leading, trailing } => read_xor(&mut self.vals, bits, leading, trailing),
+        };
+        if !ok {
+            self.fail("float chunk: truncated or corrupt value stream");
+            return false;
+        }
+        self.read_v += 1;
+        self.v = match self.state {
+            ValState::Decimal { scale, m, .. } => decimal_value(m, scale),
+            ValState::Xor { bits, .. } => f64::from_bits(bits),
+        };
+        true
     }
 
     /// Advances to the first sample with `t >= t_ms`; stays put if already there. Decodes

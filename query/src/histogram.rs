@@ -166,7 +166,9 @@ fn to_map(spans: &[Span], counts: &[f64], from: i32, to: i32, zt: f64, zero: &mu
     let mut m = BTreeMap::new();
     for (i, c) in expand(spans, counts) {
         let j = if from == to || from == CUSTOM_BUCKETS_SCHEMA { i } else { reduce_index(i, from, to) };
-        if from != CUSTOM_BUCKETS_SCHEMA && zt > 0.0 && bucket_bound(j, to) <= zt {
+        // Prometheus `zeroCountForLargerThreshold`: a bucket whose lower bound (in absolute
+        // value, at its own schema) is below the widened threshold joins the zero bucket.
+        if from != CUSTOM_BUCKETS_SCHEMA && zt > 0.0 && bucket_bound(i - 1, from) < zt {
             *zero += c;
             continue;
         }
@@ -243,7 +245,7 @@ pub(crate) fn add_sub(a: &FloatHistogram, b: &FloatHistogram, sub: bool, annos: 
         });
     }
     let schema = a.schema.min(b.schema);
-    let zt = a.zero_threshold.max(b.zero_threshold);
+    let zt = reconciled_zero_threshold(a, b);
     let mut zero = a.zero_count + sign * b.zero_count;
     let mut za = 0.0;
     let mut zb = 0.0;
@@ -273,6 +275,29 @@ pub(crate) fn add_sub(a: &FloatHistogram, b: &FloatHistogram, sub: bool, annos: 
         negative_buckets: nc,
         custom_values: Vec::new(),
     })
+}
+
+/// Prometheus `reconcileZeroBuckets`: the smallest zero threshold at least as wide as both
+/// that lies inside no populated bucket of either histogram.
+fn reconciled_zero_threshold(a: &FloatHistogram, b: &FloatHistogram) -> f64 {
+    let mut zt = a.zero_threshold.max(b.zero_threshold);
+    if a.zero_threshold == b.zero_threshold {
+        return zt;
+    }
+    let sides = |h: &FloatHistogram| (expand(&h.positive_spans, &h.positive_buckets), expand(&h.negative_spans, &h.negative_buckets));
+    let ((pa, na), (pb, nb)) = (sides(a), sides(b));
+    // Each round moves the threshold up to a bucket bound of one of them, so it ends within
+    // the number of buckets of both.
+    for _ in 0..=(pa.len() + na.len() + pb.len() + nb.len()) {
+        let ta = if zt > a.zero_threshold { larger_threshold(a.schema, &pa, &na, zt) } else { zt };
+        let tb = if zt > b.zero_threshold { larger_threshold(b.schema, &pb, &nb, zt) } else { zt };
+        let next = ta.max(tb);
+        if next == zt {
+            break;
+        }
+        zt = next;
+    }
+    zt
 }
 
 fn combine_hints(a: CounterResetHint, b: CounterResetHint, annos: &mut HistAnnos) -> CounterResetHint {

@@ -14,9 +14,10 @@
  * The socket tracepoints give the struct sock and the byte count; the user buffer comes from
  * the syscall's arguments in the task's saved user registers (bpf_task_pt_regs: orig_ax is the
  * syscall number, di/si/dx its first arguments). A socket that is not a tracked connection
- * costs one hash lookup (a client's socket, Hearth's own...).
+ * costs one socket-local-storage lookup (a client's socket, Hearth's own...): a load of
+ * sk->sk_bpf_storage, NULL for a socket never tracked.
  *
- * Per connection (LRU hash keyed by the struct sock address, so that every descriptor of the
+ * Per connection (socket local storage, BPF_MAP_TYPE_SK_STORAGE, so that every descriptor of the
  * socket, dup'ed or inherited, shares it), a small state machine:
  *
  *   SYN_RECV → ESTABLISHED ── local port filtered by port_filter ──► IDLE (owner unknown)
@@ -150,12 +151,13 @@ struct {
 	__type(value, __u8);
 } target_pids SEC(".maps");
 
-/* Connection state, keyed by the kernel's struct sock address: created when a passive open
- * reaches ESTABLISHED, deleted when the server side closes or the connection resets. */
+/* Connection state, in the socket's own local storage (bpf_sk_storage_get: a pointer chase from
+ * the struct sock, no hash): created when a passive open reaches ESTABLISHED, deleted when the
+ * server side closes or the connection resets, freed with the socket in any case. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct conn);
 } conns SEC(".maps");
 
@@ -165,14 +167,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct scratch);
 } scratch SEC(".maps");
-
-/* All zero; the initial value of a new connection (too large for the stack). */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct conn);
-} conn_zero SEC(".maps");
 
 static long (*bpf_loop)(__u32 nr_loops, void *callback_fn, void *callback_ctx, __u64 flags) = (void *)181;
 
@@ -584,7 +578,7 @@ static __always_inline void on_write(struct conn *c, struct segs *s, __u64 total
 
 /* A passively opened connection (SYN_RECV → ESTABLISHED: a server's side, before accept; softirq
  * context, so no owner yet) on a port that passes the port filter: a new IDLE connection. */
-static __always_inline void on_established(struct sock *sk, __u64 skey)
+static __always_inline void on_established(struct sock *sk)
 {
 	unsigned short family = READ_KERNEL(sk, __sk_common.skc_family);
 	if (family != 2 /* AF_INET */ && family != 10 /* AF_INET6 */)
@@ -594,13 +588,8 @@ static __always_inline void on_established(struct sock *sk, __u64 skey)
 	__u8 m = mark ? *mark : PORT_UNSET;
 	if (m == PORT_EXCLUDE || (filter_ports && m != PORT_OBSERVE))
 		return;
-	__u32 zero = 0;
-	struct conn *init = bpf_map_lookup_elem(&conn_zero, &zero);
-	if (!init)
-		return;
-	if (bpf_map_update_elem(&conns, &skey, init, BPF_ANY) != 0)
-		return;
-	struct conn *c = bpf_map_lookup_elem(&conns, &skey);
+	/* Created all zero. */
+	struct conn *c = bpf_sk_storage_get(&conns, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!c)
 		return;
 	c->port = port;
@@ -609,9 +598,9 @@ static __always_inline void on_established(struct sock *sk, __u64 skey)
 
 /* The server side closed (FIN_WAIT1 from ESTABLISHED, LAST_ACK from CLOSE_WAIT) or the
  * connection was reset or aborted (CLOSE): the request in progress ends here. */
-static __always_inline void on_closing(__u64 skey)
+static __always_inline void on_closing(struct sock *sk)
 {
-	struct conn *c = bpf_map_lookup_elem(&conns, &skey);
+	struct conn *c = bpf_sk_storage_get(&conns, sk, 0, 0);
 	if (!c)
 		return;
 	if (c->pid != 0) {
@@ -623,21 +612,21 @@ static __always_inline void on_closing(__u64 skey)
 			emit(c, HTTP_END_CLOSE);
 		}
 	}
-	bpf_map_delete_elem(&conns, &skey);
+	bpf_sk_storage_delete(&conns, sk);
 }
 
-/* The state of the connection of `skey`, if observed. At its first read or write the current
+/* The state of the connection of socket `sk`, if observed. At its first read or write the current
  * process becomes its owner, unless it is Hearth itself or (with filter_pids) not a target: the
  * connection is then forgotten, and later calls miss at the lookup. */
-static __always_inline struct conn *observed(__u64 skey)
+static __always_inline struct conn *observed(struct sock *sk)
 {
-	struct conn *c = bpf_map_lookup_elem(&conns, &skey);
+	struct conn *c = bpf_sk_storage_get(&conns, sk, 0, 0);
 	if (!c)
 		return 0;
 	if (c->pid == 0) {
 		__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 		if (tgid == self_tgid || (filter_pids && !bpf_map_lookup_elem(&target_pids, &tgid))) {
-			bpf_map_delete_elem(&conns, &skey);
+			bpf_sk_storage_delete(&conns, sk);
 			return 0;
 		}
 		c->pid = tgid;
@@ -665,18 +654,17 @@ static __always_inline void iov_segs(struct segs *s, const struct iovec *iov, __
 }
 
 /* sock:inet_sock_set_state (const struct sock *sk, int oldstate, int newstate): every TCP state
- * change on the host; a hash lookup only on the few that matter. */
+ * change on the host; a storage lookup only on the few that matter. */
 SEC("tp_btf/inet_sock_set_state")
 int hearth_state(__u64 *ctx)
 {
 	struct sock *sk = (struct sock *)ctx[0];
 	int oldstate = (int)ctx[1];
 	int newstate = (int)ctx[2];
-	__u64 skey = ctx[0];
 	if (newstate == TCP_ESTABLISHED && oldstate == TCP_SYN_RECV)
-		on_established(sk, skey);
+		on_established(sk);
 	else if (newstate == TCP_FIN_WAIT1 || newstate == TCP_LAST_ACK || newstate == TCP_CLOSE)
-		on_closing(skey);
+		on_closing(sk);
 	return 0;
 }
 
@@ -689,7 +677,7 @@ int hearth_recv(__u64 *ctx)
 	int ret = (int)ctx[1];
 	if (ret <= 0)
 		return 0;
-	struct conn *c = observed(ctx[0]);
+	struct conn *c = observed((struct sock *)ctx[0]);
 	if (!c)
 		return 0;
 	struct pt_regs *regs = bpf_task_pt_regs(bpf_get_current_task_btf());
@@ -733,7 +721,7 @@ int hearth_send(__u64 *ctx)
 	int ret = (int)ctx[1];
 	if (ret <= 0)
 		return 0;
-	struct conn *c = observed(ctx[0]);
+	struct conn *c = observed((struct sock *)ctx[0]);
 	if (!c)
 		return 0;
 	struct pt_regs *regs = bpf_task_pt_regs(bpf_get_current_task_btf());

@@ -41,8 +41,8 @@ pub mod maps {
     pub const PORT_FILTER: &str = "port_filter";
     /// `BPF_MAP_TYPE_HASH` `u32` tgid → `u8` (1): processes to observe when `filter_pids` is set.
     pub const TARGET_PIDS: &str = "target_pids";
-    /// `BPF_MAP_TYPE_LRU_HASH` of per-connection state keyed by `struct sock` address
-    /// (kernel-private layout).
+    /// `BPF_MAP_TYPE_SK_STORAGE` of per-connection state in each observed socket's local
+    /// storage (kernel-private layout).
     pub const CONNS: &str = "conns";
 }
 

@@ -67,13 +67,12 @@ pub(super) struct Group {
     pub(super) count: f64,
     mean: f64,
     incremental: bool,
-    h: Option<FloatHistogram>,
+    /// Sum or mean of the group's histograms.
+    h: Option<hist::HistAcc>,
     pub(super) has_float: bool,
     has_hist: bool,
     values: Vec<f64>,
     incompatible: bool,
-    /// Kahan sum of the histograms' `sum` fields (Prometheus compensates histogram sums).
-    hsum: (f64, f64),
 }
 
 impl Group {
@@ -92,7 +91,6 @@ impl Group {
             has_hist: false,
             values: Vec::new(),
             incompatible: false,
-            hsum: (0.0, 0.0),
         }
     }
 }
@@ -248,34 +246,16 @@ impl Evaluator<'_> {
                         if g.incompatible {
                             return;
                         }
-                        match g.h.take() {
-                            None => {
-                                g.hsum = (h.sum, 0.0);
-                                g.h = Some((*h).clone());
-                            }
+                        match g.h.as_mut() {
+                            None => g.h = Some(hist::HistAcc::new(&h, op == "avg")),
                             Some(acc) => {
-                                let mut annos = Vec::new();
-                                let res = if op == "sum" {
-                                    hist::add_sub(&acc, &h, false, &mut annos)
-                                } else {
-                                    // Incremental mean: acc += (h - acc) / count.
-                                    hist::add_sub(&h, &acc, true, &mut annos).and_then(|d| {
-                                        hist::add_sub(&acc, &hist::scale(&d, 1.0 / g.count), false, &mut annos)
-                                    })
-                                };
-                                for (w, t) in annos {
-                                    let text = format!("{t} aggregation");
-                                    if w {
-                                        self.warn(text, pos);
-                                    } else {
-                                        self.info(text, pos);
+                                let was_reconciled = acc.reconciled();
+                                match acc.add(&h) {
+                                    Ok(()) => {
+                                        if acc.reconciled() && !was_reconciled {
+                                            self.info("mismatched custom buckets were reconciled during aggregation".to_string(), pos);
+                                        }
                                     }
-                                }
-                                if op == "sum" {
-                                    g.hsum = kahan_inc(h.sum, g.hsum.0, g.hsum.1);
-                                }
-                                match res {
-                                    Ok(h2) => g.h = Some(h2),
                                     Err(e) => {
                                         self.warn(e.to_string(), pos);
                                         g.incompatible = true;
@@ -368,12 +348,11 @@ impl Evaluator<'_> {
                     if g.incompatible {
                         return None;
                     }
-                    let mut h = g.h.take()?;
-                    if op == "sum" {
-                        h.sum = g.hsum.0 + g.hsum.1;
+                    let acc = g.h.take()?;
+                    if acc.counter_reset_collision() {
+                        self.warn("conflicting counter resets during histogram aggregation".to_string(), pos);
                     }
-                    hist::compact(&mut h);
-                    return Some(mk(0.0, Some(Arc::new(h))));
+                    return Some(mk(0.0, Some(Arc::new(acc.finish()))));
                 }
                 if op == "sum" {
                     Some(mk(g.f + g.c, None))

@@ -175,7 +175,7 @@ impl Evaluator<'_> {
             },
             (Some(a), None) => match op {
                 Op::Mul => Elem::H(Arc::new(hist::scale(a, rf)), true),
-                Op::Div => Elem::H(Arc::new(hist::scale(a, 1.0 / rf)), true),
+                Op::Div => Elem::H(Arc::new(hist::div(a, rf)), true),
                 _ => Elem::Incompatible("histogram", "float"),
             },
             (None, Some(b)) => match op {

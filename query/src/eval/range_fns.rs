@@ -150,7 +150,7 @@ impl Evaluator<'_> {
                 let f = over_time_fn(other).ok_or_else(|| QueryError::BadData(format!("function {other:?} is not supported")))?;
                 let keep_name = matches!(other, "last_over_time" | "first_over_time");
                 let fname = other.to_string();
-                self.apply_range_fn(input, keep_name, |w, a| f(w, a, &fname))
+                self.apply_range_fn(input, keep_name, |w, a| f(w, a, &fname, &pos))
             }
         }
     }
@@ -174,7 +174,9 @@ impl Evaluator<'_> {
     }
 }
 
-type OverTime = fn(&Window<'_>, &mut AnnoSink<'_>, &str) -> Option<Out>;
+/// An `*_over_time` function: window, annotation sink, function name, and the needle that
+/// locates the range argument for annotation positions.
+type OverTime = fn(&Window<'_>, &mut AnnoSink<'_>, &str, &str) -> Option<Out>;
 
 fn mixed(w: &Window<'_>, a: &mut AnnoSink<'_>, fname: &str) -> bool {
     if !w.floats.is_empty() && !w.hists.is_empty() {
@@ -199,12 +201,12 @@ fn floats_only_window(w: &Window<'_>, a: &mut AnnoSink<'_>, fname: &str) -> bool
 
 fn over_time_fn(name: &str) -> Option<OverTime> {
     Some(match name {
-        "sum_over_time" => |w, a, n| {
-            if mixed(w, a, n) {
+        "sum_over_time" => |w, a, _, at| {
+            if mixed(w, a, at) {
                 return None;
             }
             if !w.hists.is_empty() {
-                return sum_hists(w.hists, a, n).map(|h| Out::H(Arc::new(h)));
+                return sum_hists(w.hists, a, at, false).map(|h| Out::H(Arc::new(h)));
             }
             if w.floats.is_empty() {
                 return None;
@@ -215,22 +217,19 @@ fn over_time_fn(name: &str) -> Option<OverTime> {
             }
             Some(Out::F(s + c))
         },
-        "avg_over_time" => |w, a, n| {
-            if mixed(w, a, n) {
+        "avg_over_time" => |w, a, _, at| {
+            if mixed(w, a, at) {
                 return None;
             }
             if !w.hists.is_empty() {
-                let count = w.hists.len() as f64;
-                let mut h = sum_hists(w.hists, a, n)?;
-                h = hist::scale(&h, 1.0 / count);
-                return Some(Out::H(Arc::new(h)));
+                return sum_hists(w.hists, a, at, true).map(|h| Out::H(Arc::new(h)));
             }
             if w.floats.is_empty() {
                 return None;
             }
             Some(Out::F(avg(w.floats)))
         },
-        "count_over_time" => |w, _, _| {
+        "count_over_time" => |w, _, _, _| {
             let n = w.floats.len() + w.hists.len();
             if n == 0 {
                 None
@@ -240,7 +239,7 @@ fn over_time_fn(name: &str) -> Option<OverTime> {
         },
         "min_over_time" | "max_over_time" => {
             if name == "min_over_time" {
-                |w, a, n| {
+                |w, a, n, _| {
                     if !floats_only_window(w, a, n) {
                         return None;
                     }
@@ -253,7 +252,7 @@ fn over_time_fn(name: &str) -> Option<OverTime> {
                     Some(Out::F(m))
                 }
             } else {
-                |w, a, n| {
+                |w, a, n, _| {
                     if !floats_only_window(w, a, n) {
                         return None;
                     }
@@ -267,19 +266,19 @@ fn over_time_fn(name: &str) -> Option<OverTime> {
                 }
             }
         }
-        "stddev_over_time" => |w, a, n| {
+        "stddev_over_time" => |w, a, n, _| {
             if !floats_only_window(w, a, n) {
                 return None;
             }
             Some(Out::F(variance(w.floats).sqrt()))
         },
-        "stdvar_over_time" => |w, a, n| {
+        "stdvar_over_time" => |w, a, n, _| {
             if !floats_only_window(w, a, n) {
                 return None;
             }
             Some(Out::F(variance(w.floats)))
         },
-        "mad_over_time" => |w, a, n| {
+        "mad_over_time" => |w, a, n, _| {
             if !floats_only_window(w, a, n) {
                 return None;
             }
@@ -291,7 +290,7 @@ fn over_time_fn(name: &str) -> Option<OverTime> {
             let mut d: Vec<f64> = w.floats.iter().map(|p| (p.f - med).abs()).collect();
             Some(Out::F(quantile(0.5, &mut d)))
         },
-        "last_over_time" => |w, _, _| {
+        "last_over_time" => |w, _, _, _| {
             let lf = w.floats.last();
             let lh = w.hists.last();
             match (lf, lh) {
@@ -307,7 +306,7 @@ fn over_time_fn(name: &str) -> Option<OverTime> {
                 }
             }
         },
-        "first_over_time" => |w, _, _| {
+        "first_over_time" => |w, _, _, _| {
             let ff = w.floats.first();
             let fh = w.hists.first();
             match (ff, fh) {
@@ -323,18 +322,18 @@ fn over_time_fn(name: &str) -> Option<OverTime> {
                 }
             }
         },
-        "present_over_time" => |w, _, _| {
+        "present_over_time" => |w, _, _, _| {
             if w.floats.is_empty() && w.hists.is_empty() {
                 None
             } else {
                 Some(Out::F(1.0))
             }
         },
-        "ts_of_last_over_time" => |w, _, _| {
+        "ts_of_last_over_time" => |w, _, _, _| {
             let t = w.floats.last().map(|p| p.t).max(w.hists.last().map(|p| p.t))?;
             Some(Out::F(t as f64 / 1000.0))
         },
-        "ts_of_first_over_time" => |w, _, _| {
+        "ts_of_first_over_time" => |w, _, _, _| {
             let a = w.floats.first().map(|p| p.t);
             let b = w.hists.first().map(|p| p.t);
             let t = match (a, b) {
@@ -343,7 +342,7 @@ fn over_time_fn(name: &str) -> Option<OverTime> {
             };
             Some(Out::F(t as f64 / 1000.0))
         },
-        "ts_of_min_over_time" => |w, a, n| {
+        "ts_of_min_over_time" => |w, a, n, _| {
             if !floats_only_window(w, a, n) {
                 return None;
             }
@@ -355,7 +354,7 @@ fn over_time_fn(name: &str) -> Option<OverTime> {
             }
             Some(Out::F(best.t as f64 / 1000.0))
         },
-        "ts_of_max_over_time" => |w, a, n| {
+        "ts_of_max_over_time" => |w, a, n, _| {
             if !floats_only_window(w, a, n) {
                 return None;
             }
@@ -371,30 +370,23 @@ fn over_time_fn(name: &str) -> Option<OverTime> {
     })
 }
 
-fn sum_hists(hs: &[crate::value::HPoint], a: &mut AnnoSink<'_>, fname: &str) -> Option<FloatHistogram> {
-    let mut acc = (*hs[0].h).clone();
-    let mut ksum = (acc.sum, 0.0);
+/// Kahan-compensated sum (or mean) of a window's histograms (Prometheus `funcSumOverTime`,
+/// `funcAvgOverTime`).
+fn sum_hists(hs: &[crate::value::HPoint], a: &mut AnnoSink<'_>, fname: &str, mean: bool) -> Option<FloatHistogram> {
+    let mut acc = hist::HistAcc::new(&hs[0].h, mean);
     for p in &hs[1..] {
-        ksum = kahan_inc(p.h.sum, ksum.0, ksum.1);
-        let mut annos = Vec::new();
-        match hist::add_sub(&acc, &p.h, false, &mut annos) {
-            Ok(h) => acc = h,
-            Err(e) => {
-                a.warn(e.to_string(), fname);
-                return None;
-            }
-        }
-        for (w, t) in annos {
-            if w {
-                a.warn(format!("{t} aggregation"), fname);
-            } else {
-                a.info(format!("{t} aggregation"), fname);
-            }
+        if let Err(e) = acc.add(&p.h) {
+            a.warn(e.to_string(), fname);
+            return None;
         }
     }
-    acc.sum = ksum.0 + ksum.1;
-    hist::compact(&mut acc);
-    Some(acc)
+    if acc.counter_reset_collision() {
+        a.warn("conflicting counter resets during histogram aggregation".to_string(), fname);
+    }
+    if acc.reconciled() {
+        a.info("mismatched custom buckets were reconciled during aggregation".to_string(), fname);
+    }
+    Some(acc.finish())
 }
 
 /// Mean with Kahan summation, switching to an incremental mean if the sum overflows.

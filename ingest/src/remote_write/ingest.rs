@@ -345,11 +345,12 @@ impl Ctx<'_> {
 
     /// A 2.0 symbol by ref.
     fn symbol(&self, r: u32) -> Result<Str, Rejection> {
-        self.symbols
-            .get(r as usize)
-            .copied()
-            // Lazily: an eagerly built (and dropped) Rejection showed up in the 2.0 profile.
-            .ok_or_else(|| Rejection::BadSymbolRef { symbol_ref: r, symbols: self.symbols.len() })
+        // A match, not `ok_or`: the eagerly built (and dropped) Rejection showed up in the 2.0
+        // profile.
+        match self.symbols.get(r as usize) {
+            Some(&s) => Ok(s),
+            None => Err(Rejection::BadSymbolRef { symbol_ref: r, symbols: self.symbols.len() }),
+        }
     }
 
     /// Resolves 2.0 refs into `(name, value)` pairs.

@@ -43,6 +43,7 @@ mod histogram;
 pub mod ingest;
 pub mod limits;
 pub mod proto;
+pub mod series_cache;
 pub mod testing;
 mod wire;
 

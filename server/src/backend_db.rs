@@ -37,7 +37,9 @@ pub fn db_options(c: &Config) -> DbOptions {
     }
 }
 
-/// Opens the database at the configured path and starts its maintenance thread.
+/// Opens the database at the configured path and starts its maintenance thread; when the
+/// server is ready, hands the database to the admin API (snapshots), usage analytics and the
+/// eBPF source.
 ///
 /// # Errors
 /// The storage error's message (lock held by another process, corruption, I/O).
@@ -48,6 +50,8 @@ pub fn open(c: &Config) -> Result<Opened, String> {
     Ok(Opened {
         backend: Arc::new(DbBackend(db)),
         on_ready: Box::new(move |state| {
+            // The admin API's snapshotter (`POST /api/v1/admin/tsdb/snapshot`).
+            state.snapshots.set(Arc::new(for_sources.clone()));
             crate::usage::start(&state.usage, for_sources.clone(), &state.config.usage);
             crate::ebpf::start(state, for_sources);
         }),

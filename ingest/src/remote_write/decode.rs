@@ -46,11 +46,7 @@ use super::histogram::HistScratch;
 use super::limits::Limits;
 use super::wire::{err, Reader, FIXED64, LEN, VARINT};
 
-// Declared here rather than in `remote_write.rs` (outside this module's files); reachable as
-// `remote_write::decode::series_cache` and re-exported below.
-#[path = "series_cache.rs"]
-pub mod series_cache;
-pub use series_cache::SeriesCache;
+pub use super::series_cache::SeriesCache;
 
 /// A string field: a byte range of the decompressed body, not yet checked for UTF-8.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -389,7 +385,7 @@ impl Decoder {
     }
 
     /// A decoder that resolves known series through `cache` (see
-    /// [`series_cache`]): label validation and the storage lookup by labels are skipped
+    /// [`super::series_cache`]): label validation and the storage lookup by labels are skipped
     /// for label bytes seen before. Every decoder sharing a cache must ingest into the same
     /// storage with the same [`Limits`].
     pub fn with_series_cache(cache: Arc<SeriesCache>) -> Self {

@@ -19,7 +19,7 @@ use storage::labels::{is_valid_label_name, is_valid_metric_name};
 use storage::{Appender, Exemplar, Label, Labels, Metadata, MetricType, SeriesRef, METRIC_NAME};
 
 use super::content::{ProtoVersion, HEADER_EXEMPLARS_WRITTEN, HEADER_HISTOGRAMS_WRITTEN, HEADER_SAMPLES_WRITTEN};
-use super::decode::series_cache::{SeriesCache, SeriesKey};
+use super::series_cache::{SeriesCache, SeriesKey};
 use super::decode::{parse_label, parse_metadata_v1, Decoder, Request, SeriesScratch, Str};
 use super::error::{cut, IngestError, Rejection};
 use super::limits::{Limits, NameValidation};
@@ -233,7 +233,7 @@ struct Ctx<'a> {
     /// of the metric name (2.0 senders attach metadata to every series of a metric: recording it
     /// once per metric and request avoids a head lookup and two strings per series).
     meta_seen: &'a mut Vec<Option<super::decode::MetaRefs>>,
-    /// Known series by label bytes (see [`super::decode::series_cache`]).
+    /// Known series by label bytes (see [`super::series_cache`]).
     cache: Option<&'a SeriesCache>,
     /// Reused buffer for a 2.0 series' cache key input.
     key_buf: &'a mut Vec<u8>,

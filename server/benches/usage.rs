@@ -5,17 +5,18 @@
 //! - `http_instant_query_usage_recording` (runs first, when `USAGE_HTTP_AB_ROUNDS` is set to
 //!   a number of rounds, e.g. 40): the real `hearth` binary, twice, on copies of the same
 //!   data, one with `usage.enabled: false`, one with usage on. Each query is sent over HTTP
-//!   (keep-alive, Grafana's headers) in blocks of [`BLOCK`] requests alternating between the
-//!   two servers (the order flipped every round). It prints per query the median and p90
-//!   latency of each and the median over rounds of the paired on/off ratio of block medians,
-//!   plus the usage queue's counters. `USAGE_HTTP_AB_AA=1` runs both servers with usage off:
-//!   the noise floor of the comparison.
+//!   (keep-alive, Grafana's headers) alternately to the two servers, in pairs whose order
+//!   flips every pair, [`BLOCK`] pairs per round. It prints per query the median and p90
+//!   latency of each and the median of the per-pair on/off latency ratios,
+//!   plus the usage queue's counters. The rounds are split over `USAGE_HTTP_AB_PROCS`
+//!   (default 4) freshly started process pairs, since two processes configured alike differ
+//!   by a few percent. `USAGE_HTTP_AB_AA=1` runs both servers with usage off: the noise floor
+//!   of the comparison.
 //! - criterion `instant_query_usage_recording`: in process. `off` evaluates; `on` evaluates and
 //!   hands the call to a running [`UsageService`] exactly as the handler does (O(1) push; the
 //!   service's worker thread records concurrently, as in the server); `record_sync` evaluates
 //!   and records on the query's thread, the CPU the worker spends per query.
 
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -36,7 +37,7 @@ use storage::{Appender, Labels};
 const POINTS: i64 = 240;
 const STEP_MS: i64 = 15_000;
 
-/// Requests per block of the HTTP A/B run.
+/// Request pairs per round of the HTTP A/B run.
 const BLOCK: usize = 50;
 
 const QUERIES: [(&str, &str); 3] = [
@@ -184,6 +185,16 @@ fn metric_value(text: &str, name: &str) -> Option<String> {
     text.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_whitespace().nth(1)).map(str::to_string)
 }
 
+/// Per query: every latency of each server (µs) and every per-pair ratio.
+#[derive(Default)]
+struct AbSamples {
+    off: Vec<f64>,
+    on: Vec<f64>,
+    ratios: Vec<f64>,
+    /// Median pair ratio of each process pair.
+    per_procs: Vec<f64>,
+}
+
 fn http_instant_query_usage_recording(rounds: usize) {
     let tmp = tempfile::tempdir().unwrap();
     let t_end = now_ms() / STEP_MS * STEP_MS;
@@ -191,69 +202,85 @@ fn http_instant_query_usage_recording(rounds: usize) {
     let db = fill(&base, t_end);
     db.close().unwrap();
     drop(db);
-    let mut servers = Vec::new();
     // USAGE_HTTP_AB_AA=1 runs "on" with usage off too: the noise floor of the comparison.
     let aa = std::env::var("USAGE_HTTP_AB_AA").is_ok_and(|v| v == "1");
+    // Two processes differ by a few percent even when configured alike (heap and code
+    // placement): the rounds are split over several freshly started pairs.
+    let procs: usize = std::env::var("USAGE_HTTP_AB_PROCS").ok().and_then(|v| v.parse().ok()).unwrap_or(4).max(1);
     let on_yaml = if aa { "usage:\n  enabled: false\n" } else { "usage:\n  export_interval_seconds: 15\n" };
-    for (name, yaml) in [("off", "usage:\n  enabled: false\n"), ("on", on_yaml)] {
-        let data = tmp.path().join(name);
-        copy_dir(&base, &data);
-        let cfg = tmp.path().join(format!("{name}.yml"));
-        std::fs::write(&cfg, yaml).unwrap();
-        servers.push((name, Hearth::start(&data, &cfg)));
-    }
     let _ = rustls::crypto::ring::default_provider().install_default();
     let c = reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
-    for (_, h) in &servers {
-        h.wait_ready(&c);
-    }
     let headers = grafana_headers();
     let t_s = format!("{}.{:03}", t_end / 1000, t_end % 1000);
+    let mut samples: Vec<AbSamples> = QUERIES.iter().map(|_| AbSamples::default()).collect();
+    let rounds_per = rounds.div_ceil(procs);
+    for p in 0..procs {
+        let mut servers = Vec::new();
+        for (name, yaml) in [("off", "usage:\n  enabled: false\n"), ("on", on_yaml)] {
+            let data = tmp.path().join(format!("{p}-{name}"));
+            copy_dir(&base, &data);
+            let cfg = tmp.path().join(format!("{name}.yml"));
+            std::fs::write(&cfg, yaml).unwrap();
+            servers.push(Hearth::start(&data, &cfg));
+        }
+        for h in &servers {
+            h.wait_ready(&c);
+        }
+        for (qi, (_, q)) in QUERIES.iter().enumerate() {
+            // Warm-up: caches, the resolver's first index lookup, connection set-up.
+            for h in &servers {
+                for _ in 0..100 {
+                    timed_query(&c, h, q, &t_s, &headers);
+                }
+            }
+            let s = &mut samples[qi];
+            let mut mine = Vec::with_capacity(rounds_per * BLOCK);
+            for k in 0..rounds_per * BLOCK {
+                // Pairs alternate A-B / B-A, so drift in the machine's load hits both alike.
+                let order: [usize; 2] = if k % 2 == 0 { [0, 1] } else { [1, 0] };
+                let mut pair = [0.0f64; 2];
+                for i in order {
+                    pair[i] = timed_query(&c, &servers[i], q, &t_s, &headers).as_secs_f64() * 1e6;
+                }
+                s.off.push(pair[0]);
+                s.on.push(pair[1]);
+                mine.push(pair[1] / pair[0]);
+            }
+            s.per_procs.push(median(&mut mine.clone()));
+            s.ratios.extend(mine);
+        }
+        if p + 1 == procs {
+            let text = c.get(servers[1].url("/metrics")).send().unwrap().text().unwrap();
+            for name in ["hearth_usage_records_queued_total", "hearth_usage_records_dropped_total", "hearth_usage_records_total"] {
+                println!("  last on server: {name} {}", metric_value(&text, name).unwrap_or_else(|| "(not exported on /metrics)".into()));
+            }
+            let r = c.get(servers[1].url("/api/v1/status/metric_usage?window=1d&sort=queries&limit=2")).send().unwrap();
+            let v: serde_json::Value = r.json().unwrap();
+            for row in v["data"]["metrics"].as_array().into_iter().flatten() {
+                println!("  last on server recorded: {} queries={} series_touched={}", row["metric"], row["queries"], row["series_touched"]);
+            }
+        }
+    }
     println!(
-        "http_instant_query_usage_recording{}: {rounds} rounds x {BLOCK} requests per server and query, alternating",
+        "http_instant_query_usage_recording{}: {procs} process pairs x {rounds_per} rounds x {BLOCK} request pairs per query, alternating A-B/B-A",
         if aa { " (A/A: both servers with usage off)" } else { "" }
     );
-    println!("{:<12} {:>10} {:>10} {:>10} {:>10} {:>9} {:>11}", "query", "off_med_us", "on_med_us", "off_p90_us", "on_p90_us", "diff_med", "paired_med");
-    for (qname, q) in QUERIES {
-        // Warm-up: caches, the resolver's first index lookup, connection set-up.
-        for (_, h) in &servers {
-            for _ in 0..100 {
-                timed_query(&c, h, q, &t_s, &headers);
-            }
-        }
-        let mut all: HashMap<&str, Vec<f64>> = HashMap::new();
-        let mut ratios = Vec::with_capacity(rounds);
-        for round in 0..rounds {
-            let order: [usize; 2] = if round % 2 == 0 { [0, 1] } else { [1, 0] };
-            let mut block_median = [0.0f64; 2];
-            for i in order {
-                let (name, h) = &servers[i];
-                let mut lat: Vec<f64> = (0..BLOCK).map(|_| timed_query(&c, h, q, &t_s, &headers).as_secs_f64() * 1e6).collect();
-                all.entry(name).or_default().extend_from_slice(&lat);
-                block_median[i] = median(&mut lat);
-            }
-            ratios.push(block_median[1] / block_median[0]);
-        }
-        let (mut off, mut on) = (all.remove("off").unwrap(), all.remove("on").unwrap());
-        let (off_med, on_med) = (median(&mut off), median(&mut on));
-        let (off_p90, on_p90) = (quantile(&mut off, 0.9), quantile(&mut on, 0.9));
-        let paired = median(&mut ratios);
+    println!(
+        "{:<12} {:>10} {:>10} {:>10} {:>10} {:>9} {:>11}  per process pair",
+        "query", "off_med_us", "on_med_us", "off_p90_us", "on_p90_us", "diff_med", "pair_ratio"
+    );
+    for (qi, (qname, _)) in QUERIES.iter().enumerate() {
+        let s = &mut samples[qi];
+        let (off_med, on_med) = (median(&mut s.off), median(&mut s.on));
+        let (off_p90, on_p90) = (quantile(&mut s.off, 0.9), quantile(&mut s.on, 0.9));
+        let paired = median(&mut s.ratios);
+        let per: Vec<String> = s.per_procs.iter().map(|r| format!("{:+.1}%", (r - 1.0) * 100.0)).collect();
         println!(
-            "{qname:<12} {off_med:>10.1} {on_med:>10.1} {off_p90:>10.1} {on_p90:>10.1} {:>+8.2}% {:>+10.2}%",
+            "{qname:<12} {off_med:>10.1} {on_med:>10.1} {off_p90:>10.1} {on_p90:>10.1} {:>+8.2}% {:>+10.2}%  {}",
             (on_med / off_med - 1.0) * 100.0,
-            (paired - 1.0) * 100.0
+            (paired - 1.0) * 100.0,
+            per.join(" ")
         );
-    }
-    let text = c.get(servers[1].1.url("/metrics")).send().unwrap().text().unwrap();
-    for name in ["hearth_usage_records_queued_total", "hearth_usage_records_dropped_total", "hearth_usage_records_total"] {
-        println!("  on server: {name} {}", metric_value(&text, name).unwrap_or_else(|| "(not exported on /metrics)".into()));
-    }
-    let (_, v): (u16, serde_json::Value) = {
-        let r = c.get(servers[1].1.url("/api/v1/status/metric_usage?window=1d&sort=queries&limit=3")).send().unwrap();
-        (r.status().as_u16(), r.json().unwrap())
-    };
-    for row in v["data"]["metrics"].as_array().into_iter().flatten() {
-        println!("  on server recorded: {} queries={} series_touched={}", row["metric"], row["queries"], row["series_touched"]);
     }
 }
 

@@ -7,8 +7,6 @@
 //! turned back into spans. Compensated sums and means live in `kahan`, the trim operators
 //! in `trim`.
 
-// Until the aggregations use it (see the note at the re-export below) only tests reach it.
-#[allow(dead_code)]
 mod kahan;
 mod trim;
 
@@ -17,9 +15,6 @@ use std::collections::BTreeMap;
 use storage::histogram::{CounterResetHint, Span, CUSTOM_BUCKETS_SCHEMA};
 use storage::{FloatHistogram, Labels};
 
-// Used by the `sum`/`avg` aggregations and `sum_over_time`/`avg_over_time` once they are
-// switched over from pairwise `add_sub` (the change is in /work/shared/g_histacc_wiring.diff).
-#[allow(unused_imports)]
 pub(crate) use kahan::HistAcc;
 pub(crate) use trim::trim;
 

@@ -431,8 +431,8 @@ mod tests {
         assert_eq!(q.stats().dropped.load(Ordering::Relaxed), 5 - accepted);
         ack_rx.recv().unwrap();
         assert!(q.sync(Duration::from_secs(30)));
-        assert_eq!(rec.counters().get("up"), Some(&(accepted as u64)));
-        assert_eq!(q.stats().recorded.load(Ordering::Relaxed), accepted as u64);
+        assert_eq!(rec.counters().get("up"), Some(&accepted));
+        assert_eq!(q.stats().recorded.load(Ordering::Relaxed), accepted);
     }
 
     #[test]

@@ -68,6 +68,7 @@ const volatile __u64 wakeup_bytes = 65536; /* force a wakeup once this much data
 #define SCAN_RUNNING 0
 #define SCAN_FOUND 1
 #define SCAN_GAVE_UP 2
+#define SCAN_DEFERRED 3 /* request only: every byte read is in head (<= HTTP_HEAD_CAP), unscanned */
 
 /* x86_64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl): the syscall whose socket
  * I/O a tracepoint reports, from the task's saved orig_ax. */
@@ -388,20 +389,21 @@ __attribute__((noinline)) int scan_response(struct hscan *h, __u64 ptr, __u64 le
 	return status;
 }
 
-/* Scans the request head just copied into c->head (c->head_len bytes, the start of a user
- * segment of `len` bytes) into c->req, without copying it again. */
-__attribute__((noinline)) int scan_request_head(struct conn *c, __u64 len)
+/* Scans the first `n` bytes of c->head, the whole request so far, into c->req (deferred until
+ * now), without copying them again. */
+__attribute__((noinline)) int scan_request_head(struct conn *c, __u32 n)
 {
-	if (!c || c->req.done != SCAN_RUNNING)
+	if (!c)
 		return 0;
+	c->req.done = SCAN_RUNNING;
 	__u32 zero = 0;
 	struct scratch *sc = bpf_map_lookup_elem(&scratch, &zero);
 	if (!sc)
 		return 0;
-	__u32 n = c->head_len > CONN_HEAD_CAP ? CONN_HEAD_CAP : c->head_len;
+	n = n > CONN_HEAD_CAP ? CONN_HEAD_CAP : n;
 	if (n == 0)
 		return 0;
-	scan_buf(&c->req, sc, c->head, n, len);
+	scan_buf(&c->req, sc, c->head, n, n);
 	return 0;
 }
 
@@ -505,18 +507,38 @@ static __always_inline void on_read(struct conn *c, struct segs *s, __u64 total)
 		hscan_init(&c->req);
 		hscan_init(&c->resp);
 		c->req_bytes += total;
-		scan_request_head(c, s->n0);
-		if (s->n0 <= SCAN_CAP)
-			scan_segment(&c->req, (__u64)s->p1, s->n1);
+		/* The whole request so far is in head and fits the event: its header is left to
+		 * userspace, which scans the event's head. */
+		c->req.done = SCAN_DEFERRED;
+		if (s->n1 != 0 || s->n0 != total || total > HTTP_HEAD_CAP)
+			goto scan_now;
 		return;
-	} else if (c->head_len < STITCH_BELOW) {
+	}
+	__u32 old_len = c->head_len;
+	if (c->head_len < STITCH_BELOW) {
 		__u32 off = c->head_len & (STITCH_BELOW - 1);
 		__u32 n = s->n0 > (CONN_HEAD_CAP - STITCH_BELOW) ? (CONN_HEAD_CAP - STITCH_BELOW) : (__u32)s->n0;
 		if (n > 0 && bpf_probe_read_user(&c->head[off], n & 0xff, s->p0) == 0)
 			c->head_len = off + n;
 	}
 	c->req_bytes += total;
+	if (c->req.done == SCAN_DEFERRED) {
+		/* Still every byte in head (Go's 1-byte read, then the rest)? Then still deferred. */
+		if (c->req_bytes == c->head_len && c->head_len <= HTTP_HEAD_CAP)
+			return;
+		/* No: scan what head held before this read, then this read as usual. */
+		scan_request_head(c, old_len);
+	}
 	scan_segment(&c->req, (__u64)s->p0, s->n0);
+	if (s->n0 <= SCAN_CAP)
+		scan_segment(&c->req, (__u64)s->p1, s->n1);
+	return;
+scan_now:
+	scan_request_head(c, c->head_len);
+	if (s->n0 > c->head_len) {
+		c->req.done = c->req.done == SCAN_FOUND ? SCAN_FOUND : SCAN_GAVE_UP;
+		return;
+	}
 	if (s->n0 <= SCAN_CAP)
 		scan_segment(&c->req, (__u64)s->p1, s->n1);
 }

@@ -3,19 +3,21 @@
  * The one record the kernel programs send to userspace: one HTTP/1.x request and its response
  * on an accepted TCP connection. Mirrored by `ebpf::HttpEvent` (ebpf/src/lib.rs) with the same
  * offsets; both sides assert the layout (here with _Static_assert, there in a unit test), and the
- * `version` byte changes whenever the layout does.
+ * `version` byte changes whenever the layout or a field's meaning does.
  *
- * Layout, version 1 (little-endian, 264 bytes, 8-byte aligned):
+ * Layout, version 2 (little-endian, 264 bytes, 8-byte aligned):
  *   off  size  field
  *     0     8  start_ns             CLOCK_MONOTONIC ns when the request's first read returned
  *     8     8  end_ns               CLOCK_MONOTONIC ns when the response's last write returned
  *                                   (the close, for HTTP_END_NO_RESPONSE)
  *    16     8  req_bytes            bytes read for this request (head and body)
  *    24     8  resp_bytes           bytes written for this response (head and body)
- *    32     8  req_content_length   Content-Length of the request, -1 if absent or unseen
+ *    32     8  req_content_length   Content-Length of the request, -1 if absent, unseen or unscanned
  *    40     8  resp_content_length  Content-Length of the response, -1 if absent or unseen
  *    48     4  pid                  tgid of the server process
- *    52     4  req_header_bytes     request line + headers + CRLFCRLF, 0 if the end was unseen
+ *    52     4  req_header_bytes     request line + headers + CRLFCRLF, 0 if the end was unseen or
+ *                                    unscanned (req_bytes == head_len: the whole request is in head,
+ *                                    left to userspace to scan; version 2)
  *    56     4  resp_header_bytes    status line + headers + CRLFCRLF, 0 if unseen
  *    60     2  status               HTTP status code, 0 when no response was written
  *    62     2  port                 local (server) TCP port
@@ -28,7 +30,7 @@
 #ifndef HEARTH_HTTP_EVENT_H
 #define HEARTH_HTTP_EVENT_H
 
-#define HTTP_EVENT_VERSION 1
+#define HTTP_EVENT_VERSION 2
 #define HTTP_HEAD_CAP 192
 
 /* Why the event was emitted. */

@@ -15,7 +15,7 @@
 #![warn(missing_docs)]
 
 /// Layout version of [`HttpEvent`], carried in its `version` byte (`HTTP_EVENT_VERSION`).
-pub const HTTP_EVENT_VERSION: u8 = 1;
+pub const HTTP_EVENT_VERSION: u8 = 2;
 
 /// Bytes of the request kept in [`HttpEvent::head`] (`HTTP_HEAD_CAP`).
 pub const HTTP_HEAD_CAP: usize = 192;
@@ -111,13 +111,16 @@ pub struct HttpEvent {
     pub req_bytes: u64,
     /// Bytes written for this response: status line, headers and body.
     pub resp_bytes: u64,
-    /// The request's Content-Length, -1 when absent or not seen in the scanned bytes.
+    /// The request's Content-Length, -1 when absent, not seen in the scanned bytes, or not
+    /// scanned (see `req_header_bytes`).
     pub req_content_length: i64,
     /// The response's Content-Length, -1 when absent or not seen.
     pub resp_content_length: i64,
     /// Server process id (tgid).
     pub pid: u32,
-    /// Length of the request line and headers including the final CRLFCRLF; 0 if unseen.
+    /// Length of the request line and headers including the final CRLFCRLF; 0 if unseen, or
+    /// not scanned by the kernel: when `req_bytes == head_len` the whole request is in `head`
+    /// and its reader scans it (version 2; the kernel saves the scan of small requests).
     pub req_header_bytes: u32,
     /// Length of the status line and headers including the final CRLFCRLF; 0 if unseen.
     pub resp_header_bytes: u32,

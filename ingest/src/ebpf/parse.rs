@@ -51,7 +51,16 @@ pub fn parse_event(bytes: &[u8]) -> Result<Request, Unparsable> {
     }
     let reason = EndReason::from_u8(ev.end_reason).ok_or(Unparsable::EndReason(ev.end_reason))?;
     let (method, target) = request_line(ev.head()).ok_or(Unparsable::RequestLine)?;
-    let request_body_bytes = body_bytes(ev.req_content_length, ev.req_bytes, ev.req_header_bytes);
+    let (req_content_length, req_header_bytes) = if ev.req_header_bytes == 0
+        && ev.req_content_length < 0
+        && ev.req_bytes == u64::from(ev.head_len)
+    {
+        // The whole request is in head, left unscanned by the kernel (event version 2).
+        scan_request_head(ev.head())
+    } else {
+        (ev.req_content_length, ev.req_header_bytes)
+    };
+    let request_body_bytes = body_bytes(req_content_length, ev.req_bytes, req_header_bytes);
     // No response, or one that has no body by definition (RFC 9110: HEAD, 204, 304).
     let bodiless = reason == EndReason::NoResponse || ev.status == 204 || ev.status == 304 || method == "HEAD";
     let response_body_bytes = if bodiless {
@@ -69,6 +78,29 @@ pub fn parse_event(bytes: &[u8]) -> Result<Request, Unparsable> {
         request_body_bytes,
         response_body_bytes,
     })
+}
+
+/// Content-Length (-1 when absent) and header length through the CRLFCRLF (0 when the end is
+/// not in `head`) of a request held whole in `head`, as the kernel's scan reports them: the
+/// value is the leading digits after `Content-Length:` and optional spaces or tabs, any case.
+fn scan_request_head(head: &[u8]) -> (i64, u32) {
+    let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4) else {
+        return (-1, 0);
+    };
+    let mut content_length = -1i64;
+    for line in head[..end].split(|&b| b == b'\n').skip(1) {
+        let Some(value) = line.get(..15).filter(|n| n.eq_ignore_ascii_case(b"content-length:")).map(|_| &line[15..]) else {
+            continue;
+        };
+        let value = value.trim_ascii_start();
+        let digits = value.iter().take_while(|b| b.is_ascii_digit()).count();
+        if digits > 0 {
+            content_length = value[..digits]
+                .iter()
+                .fold(0i64, |v, &d| if v < (1 << 50) { v * 10 + i64::from(d - b'0') } else { v });
+        }
+    }
+    (content_length, end as u32)
 }
 
 /// Content-Length if known, else the bytes after the header, else 0 (header end unseen).
@@ -225,5 +257,38 @@ mod tests {
         let mut v = event(b"GET / HTTP/1.1", 200, 1);
         v[67] = 99;
         assert_eq!(parse_event(&v), Err(Unparsable::Version(99)));
+    }
+
+    /// An event whose request the kernel left unscanned: every byte read is in head.
+    fn unscanned(head: &[u8]) -> Request {
+        let mut v = event(head, 200, 1);
+        v[16..24].copy_from_slice(&(head.len() as u64).to_le_bytes());
+        v[32..40].copy_from_slice(&(-1i64).to_le_bytes());
+        v[52..56].copy_from_slice(&0u32.to_le_bytes());
+        parse_event(&v).expect("parses")
+    }
+
+    #[test]
+    fn unscanned_request_heads() {
+        let r = unscanned(b"POST /a HTTP/1.1\r\nHost: x\r\ncontent-LENGTH: \t12\r\n\r\nhello");
+        assert_eq!((r.method, r.request_body_bytes), ("POST", 12));
+        // No Content-Length: the bytes after the header.
+        assert_eq!(unscanned(b"PUT /a HTTP/1.1\r\nHost: x\r\n\r\nabc").request_body_bytes, 3);
+        assert_eq!(unscanned(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").request_body_bytes, 0);
+        // Header end unseen: 0, as from the kernel's scan.
+        assert_eq!(unscanned(b"POST / HTTP/1.1\r\nContent-Length: 5\r\n").request_body_bytes, 0);
+        // A Content-Length after the header end is body, not a header.
+        assert_eq!(unscanned(b"POST / HTTP/1.1\r\n\r\nContent-Length: 99\r\n").request_body_bytes, 20);
+        assert_eq!(scan_request_head(b"GET / HTTP/1.1\r\nX-Content-Length: 4\r\n\r\n"), (-1, 39));
+        // Scanned by the kernel (req_bytes beyond head): its fields are used as they are.
+        let r = parse_event(&event(b"POST /u/42 HTTP/1.1\r\nContent-Length: 7\r\n\r\n", 201, 1)).expect("parses");
+        assert_eq!(r.request_body_bytes, 10);
+    }
+
+    #[test]
+    fn version_checked() {
+        let mut v = event(b"GET / HTTP/1.1", 200, 1);
+        v[67] = 1;
+        assert_eq!(parse_event(&v), Err(Unparsable::Version(1)));
     }
 }

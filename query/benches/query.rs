@@ -5,6 +5,11 @@
 //! * `range_query_histogram_quantile`: `histogram_quantile(0.9, sum by (job, le)
 //!   (rate(latency_seconds_bucket[5m])))` over 1 h at a 1 m step, 100 series × 11 `le`
 //!   buckets (elements: input series × steps).
+//! * `binary_vector_range`: the vector-vector path of binary operators in a range query,
+//!   `node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes` (a `mem_used_ratio`
+//!   dashboard panel: two gauges matched one-to-one on `instance`, `job`) over 1 h at a 15 s
+//!   step and 24 h at a 60 s step, 500 instances by default (`HEARTH_BENCH_NODE_INSTANCES`)
+//!   (elements: output samples, instances × steps).
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use query::mem::MemStorage;
@@ -71,6 +76,53 @@ fn buckets(series: usize, duration_ms: i64) -> MemStorage {
     st
 }
 
+/// Two node-exporter memory gauges per instance, scraped every 15 s over `[0, duration_ms]`.
+fn node_memory(instances: usize, duration_ms: i64) -> MemStorage {
+    let mut rng = StdRng::seed_from_u64(11);
+    let mut st = MemStorage::new();
+    for s in 0..instances {
+        let pair = |name: &str| {
+            Labels::from_pairs([
+                ("__name__", name.to_string()),
+                ("instance", format!("node-{s}:9100")),
+                ("job", "node".to_string()),
+            ])
+        };
+        let (avail, total) = (pair("node_memory_MemAvailable_bytes"), pair("node_memory_MemTotal_bytes"));
+        let total_bytes = 16.0 * 1024.0 * 1024.0 * 1024.0;
+        let mut t = 0;
+        while t <= duration_ms {
+            st.add_float(&avail, t, total_bytes * rng.random_range(0.1..0.9));
+            st.add_float(&total, t, total_bytes);
+            t += SCRAPE_MS;
+        }
+    }
+    st
+}
+
+fn binary_vector_range(c: &mut Criterion) {
+    let instances = std::env::var("HEARTH_BENCH_NODE_INSTANCES").ok().and_then(|v| v.parse().ok()).unwrap_or(500usize);
+    let day_ms = 24 * HOUR_MS;
+    let st = node_memory(instances, day_ms);
+    let engine = Engine::new(EngineOptions::default());
+    let q = "node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes";
+    for (name, dur, step) in [("binary_vector_range_1h", HOUR_MS, SCRAPE_MS), ("binary_vector_range_24h", day_ms - HOUR_MS, 60_000)] {
+        let mut g = c.benchmark_group(name);
+        g.sample_size(10);
+        g.warm_up_time(std::time::Duration::from_secs(1));
+        g.measurement_time(std::time::Duration::from_secs(5));
+        let steps = (dur / step + 1) as u64;
+        g.throughput(Throughput::Elements(instances as u64 * steps));
+        g.bench_function(format!("{instances}_instances"), |b| {
+            b.iter(|| {
+                let r = engine.range_query_source(&st, q, day_ms - dur, day_ms, step, None).expect("query runs");
+                std::hint::black_box(r);
+            })
+        });
+        g.finish();
+    }
+}
+
 fn instant_query_sum_rate(c: &mut Criterion) {
     let st = counters(1000, HOUR_MS);
     let engine = Engine::new(EngineOptions::default());
@@ -102,5 +154,5 @@ fn range_query_histogram_quantile(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, instant_query_sum_rate, range_query_histogram_quantile);
+criterion_group!(benches, instant_query_sum_rate, range_query_histogram_quantile, binary_vector_range);
 criterion_main!(benches);

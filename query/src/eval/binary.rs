@@ -9,11 +9,14 @@
 //!   labels. Arithmetic drops `__name__` (delayed, see `Sample::drop_name`); comparisons
 //!   filter and keep the left value unless `bool` is given.
 //! * `fill(v)`, `fill_left(v)`, `fill_right(v)`: a side without a match is replaced by `v`.
+//! * Range queries: vector-vector arithmetic and comparisons compute each series' signature and
+//!   output labels once per series, not per step (`vector_vector_range`); instant queries and
+//!   `and`/`or`/`unless` go through the per-step path.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use promql_parser::parser::{BinModifier, BinaryExpr, LabelModifier, VectorMatchCardinality};
+use promql_parser::parser::{BinModifier, BinaryExpr, Expr, LabelModifier, VectorMatchCardinality};
 use promql_parser::parser::value::ValueType as PType;
 use storage::{FloatHistogram, Labels, METRIC_NAME};
 use xxhash_rust::xxh3::xxh3_64;
@@ -21,7 +24,7 @@ use xxhash_rust::xxh3::xxh3_64;
 use super::Evaluator;
 use crate::error::{QueryError, Result};
 use crate::histogram as hist;
-use crate::value::{Matrix, Sample, Vector};
+use crate::value::{FPoint, HPoint, Matrix, Sample, Series, Vector};
 
 /// The operator, decoded once.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -233,6 +236,9 @@ impl Evaluator<'_> {
             }
             (PType::Vector, PType::Vector) => {
                 let modifier = b.modifier.clone().unwrap_or_default();
+                if !op.is_set() && self.steps() > 1 {
+                    return self.vector_vector_range(op, &b.lhs, &b.rhs, &modifier);
+                }
                 self.range_eval(&[&b.lhs, &b.rhs], |ev, vs, _ts| {
                     let l = std::mem::take(&mut vs[0]);
                     let r = std::mem::take(&mut vs[1]);
@@ -365,6 +371,34 @@ impl Evaluator<'_> {
         Ok(out)
     }
 
+    /// The value of one vector-vector match: `None` when a comparison filters it out or the
+    /// operand types are incompatible (with an info); with `bool`, comparisons give 0/1.
+    fn binop_value(
+        &mut self,
+        op: Op,
+        lf: f64,
+        lh: Option<&Arc<FloatHistogram>>,
+        rf: f64,
+        rh: Option<&Arc<FloatHistogram>>,
+        return_bool: bool,
+    ) -> Option<(f64, Option<Arc<FloatHistogram>>)> {
+        let (f, h, keep) = match self.elem_op(op, lf, lh, rf, rh) {
+            Elem::F(v, k) => (v, None, k),
+            Elem::H(h, k) => (0.0, Some(h), k),
+            Elem::Incompatible(a, b) => {
+                self.incompatible_info(op, a, b);
+                return None;
+            }
+        };
+        if return_bool {
+            Some((if keep { 1.0 } else { 0.0 }, None))
+        } else if keep {
+            Some((f, h))
+        } else {
+            None
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn combine(
         &mut self,
@@ -381,20 +415,7 @@ impl Evaluator<'_> {
         return_bool: bool,
         many_drop: bool,
     ) -> Result<Option<Sample>> {
-        let (mut f, mut h, keep) = match self.elem_op(op, lf, lh, rf, rh) {
-            Elem::F(v, k) => (v, None, k),
-            Elem::H(h, k) => (0.0, Some(h), k),
-            Elem::Incompatible(a, b) => {
-                self.incompatible_info(op, a, b);
-                return Ok(None);
-            }
-        };
-        if return_bool {
-            f = if keep { 1.0 } else { 0.0 };
-            h = None;
-        } else if !keep {
-            return Ok(None);
-        }
+        let Some((f, h)) = self.binop_value(op, lf, lh, rf, rh, return_bool) else { return Ok(None) };
         let metric = result_metric(many_metric, one_metric, m, one_to_one, include);
         Ok(Some(Sample {
             metric,
@@ -403,6 +424,232 @@ impl Evaluator<'_> {
             h,
             drop_name: return_bool || op.drops_name() || many_drop,
         }))
+    }
+}
+
+/// A series' sample at step `ts`, advancing its `(float, histogram)` cursor (the inner result
+/// of a range evaluation has at most one point per step).
+fn point_at(s: &Series, cur: &mut (usize, usize), ts: i64) -> Option<(f64, Option<Arc<FloatHistogram>>)> {
+    while cur.0 < s.floats.len() && s.floats[cur.0].t < ts {
+        cur.0 += 1;
+    }
+    while cur.1 < s.histograms.len() && s.histograms[cur.1].t < ts {
+        cur.1 += 1;
+    }
+    if cur.0 < s.floats.len() && s.floats[cur.0].t == ts {
+        Some((s.floats[cur.0].f, None))
+    } else if cur.1 < s.histograms.len() && s.histograms[cur.1].t == ts {
+        Some((0.0, Some(s.histograms[cur.1].h.clone())))
+    } else {
+        None
+    }
+}
+
+/// Output series of a vector-vector range evaluation, indexed by label set; each output label
+/// set is hashed once, when its series is created.
+struct RangeOut {
+    series: Matrix,
+    index: HashMap<Labels, usize>,
+    /// Per output series: `step + 1` of its last point, for the per-step duplicate check.
+    last: Vec<usize>,
+}
+
+impl RangeOut {
+    fn slot(&mut self, metric: Labels, drop_name: bool) -> usize {
+        if let Some(&i) = self.index.get(&metric) {
+            return i;
+        }
+        self.series.push(Series { metric: metric.clone(), drop_name, ..Default::default() });
+        self.last.push(0);
+        self.index.insert(metric, self.series.len() - 1);
+        self.series.len() - 1
+    }
+
+    fn push(&mut self, slot: usize, ts: i64, f: f64, h: Option<Arc<FloatHistogram>>) {
+        let ser = &mut self.series[slot];
+        match h {
+            Some(h) => ser.histograms.push(HPoint { t: ts, h }),
+            None => ser.floats.push(FPoint { t: ts, f }),
+        }
+    }
+}
+
+/// Output-label cache key of a "many" series when its labels do not depend on a "one" series.
+const NO_ONE: usize = usize::MAX;
+
+impl Evaluator<'_> {
+    /// A non-set vector-vector operator over a range of steps (more than one).
+    ///
+    /// Same semantics and errors as [`Evaluator::range_eval`] over
+    /// [`Evaluator::vector_vector`] at every step, but each series' matching signature
+    /// (`signature`, as a dense id) and output labels (`resultMetric`) are computed once per
+    /// series, not once per step: a step only advances cursors and looks the "one" side up
+    /// by signature id in a vector.
+    fn vector_vector_range(&mut self, op: Op, lhs: &Expr, rhs: &Expr, m: &BinModifier) -> Result<Matrix> {
+        let l = self.eval_matrix(lhs)?;
+        let r = self.eval_matrix(rhs)?;
+        let input_points: usize = l.iter().chain(r.iter()).map(|s| s.len()).sum();
+        let (fill_l, fill_r) = (m.fill_values.lhs, m.fill_values.rhs);
+        let return_bool = m.return_bool;
+        let one_to_many = matches!(m.card, VectorMatchCardinality::OneToMany(_));
+        let one_to_one = matches!(m.card, VectorMatchCardinality::OneToOne);
+        let include: Vec<String> = match &m.card {
+            VectorMatchCardinality::ManyToOne(g) | VectorMatchCardinality::OneToMany(g) => g.labels.clone(),
+            _ => Vec::new(),
+        };
+        // As in `vector_vector`: group_right swaps the sides, not the fill values.
+        let (many, one, fill_many, fill_one) = if one_to_many { (r, l, fill_l, fill_r) } else { (l, r, fill_l, fill_r) };
+
+        let mut sig_ids: HashMap<u64, usize> = HashMap::with_capacity(many.len() + one.len());
+        let mut sig_id = |lab: &Labels| {
+            let n = sig_ids.len();
+            *sig_ids.entry(signature(lab, &m.matching)).or_insert(n)
+        };
+        let many_sig: Vec<usize> = many.iter().map(|s| sig_id(&s.metric)).collect();
+        let one_sig: Vec<usize> = one.iter().map(|s| sig_id(&s.metric)).collect();
+        let nsig = sig_ids.len();
+
+        // Per-step scratch, stamped with `step + 1` so nothing is cleared between steps.
+        let mut one_at: Vec<(usize, usize)> = vec![(0, 0); nsig];
+        let mut sig_matched: Vec<usize> = vec![0; nsig];
+        let mut one_used: Vec<usize> = vec![0; one.len()];
+        let mut many_cur = vec![(0usize, 0usize); many.len()];
+        let mut one_cur = vec![(0usize, 0usize); one.len()];
+        let mut many_val: Vec<(f64, Option<Arc<FloatHistogram>>)> = vec![(0.0, None); many.len()];
+        let mut one_val: Vec<(f64, Option<Arc<FloatHistogram>>)> = vec![(0.0, None); one.len()];
+        let mut many_here: Vec<usize> = Vec::with_capacity(many.len());
+        let mut one_here: Vec<usize> = Vec::with_capacity(one.len());
+        // group_left/group_right: (signature id, output series) pairs produced at this step.
+        let mut grouped: std::collections::HashSet<(usize, usize)> = std::collections::HashSet::new();
+
+        // Output series per "many" series, keyed by the "one" series it was matched with (only
+        // when `group_x(labels)` copies labels from it; otherwise the key is constant).
+        let mut many_slot: Vec<Option<(usize, usize)>> = vec![None; many.len()];
+        let mut fill_slot: Vec<Option<usize>> = vec![None; one.len()];
+        let mut out = RangeOut { series: Vec::new(), index: HashMap::new(), last: Vec::new() };
+
+        for si in 0..self.steps() {
+            if si % 256 == 0 {
+                self.check("range evaluation")?;
+            }
+            let ts = self.ts(si);
+            let stamp = si + 1;
+            many_here.clear();
+            one_here.clear();
+            for (i, s) in many.iter().enumerate() {
+                if let Some(v) = point_at(s, &mut many_cur[i], ts) {
+                    many_val[i] = v;
+                    many_here.push(i);
+                }
+            }
+            for (i, s) in one.iter().enumerate() {
+                if let Some(v) = point_at(s, &mut one_cur[i], ts) {
+                    one_val[i] = v;
+                    one_here.push(i);
+                }
+            }
+            let (l_len, r_len) = if one_to_many { (one_here.len(), many_here.len()) } else { (many_here.len(), one_here.len()) };
+            if (l_len == 0 && fill_l.is_none()) || (r_len == 0 && fill_r.is_none()) {
+                self.add_samples(0)?;
+                continue;
+            }
+            for &i in &one_here {
+                let sg = one_sig[i];
+                if one_at[sg].0 == stamp {
+                    let side = if one_to_many { "left" } else { "right" };
+                    return Err(QueryError::Execution(format!(
+                        "found duplicate series for the match group {} on the {side} hand-side of the operation: [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
+                        match_group(&one[i].metric, &m.matching),
+                        one[one_at[sg].1].metric,
+                        one[i].metric
+                    )));
+                }
+                one_at[sg] = (stamp, i);
+            }
+            grouped.clear();
+            let mut produced = 0usize;
+            let mut same_labelset = false;
+            for &i in &many_here {
+                let sg = many_sig[i];
+                let oidx = if one_at[sg].0 == stamp { Some(one_at[sg].1) } else { None };
+                let (of, oh) = match oidx {
+                    Some(j) => {
+                        one_used[j] = stamp;
+                        (one_val[j].0, one_val[j].1.as_ref())
+                    }
+                    None => match fill_one {
+                        Some(v) => (v, None),
+                        None => continue,
+                    },
+                };
+                let (mf, mh) = (many_val[i].0, many_val[i].1.as_ref());
+                let (lf, lh, rf, rh) = if one_to_many { (of, oh, mf, mh) } else { (mf, mh, of, oh) };
+                let Some((f, h)) = self.binop_value(op, lf, lh, rf, rh, return_bool) else { continue };
+                if one_to_one {
+                    if sig_matched[sg] == stamp {
+                        return Err(QueryError::Execution(
+                            "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)".into(),
+                        ));
+                    }
+                    sig_matched[sg] = stamp;
+                }
+                // Output labels depend on the "one" series only through `group_x(labels)`.
+                let key = if include.is_empty() { NO_ONE } else { oidx.unwrap_or(NO_ONE - 1) };
+                let slot = match many_slot[i] {
+                    Some((k, slot)) if k == key => slot,
+                    _ => {
+                        let ms = &many[i].metric;
+                        let metric = match oidx {
+                            Some(j) => result_metric(ms, &one[j].metric, m, one_to_one, &include),
+                            None => result_metric(ms, &sig_labels(ms, &m.matching), m, one_to_one, &include),
+                        };
+                        let drop = return_bool || op.drops_name() || many[i].drop_name;
+                        let slot = out.slot(metric, drop);
+                        many_slot[i] = Some((key, slot));
+                        slot
+                    }
+                };
+                if !one_to_one && !grouped.insert((sg, slot)) {
+                    return Err(QueryError::Execution(
+                        "multiple matches for labels: grouping labels must ensure unique matches".into(),
+                    ));
+                }
+                same_labelset |= out.last[slot] == stamp;
+                out.last[slot] = stamp;
+                out.push(slot, ts, f, h);
+                produced += 1;
+            }
+            if let Some(v) = fill_many {
+                for &j in &one_here {
+                    if one_used[j] == stamp {
+                        continue;
+                    }
+                    let (of, oh) = (one_val[j].0, one_val[j].1.as_ref());
+                    let (lf, lh, rf, rh) = if one_to_many { (of, oh, v, None) } else { (v, None, of, oh) };
+                    let Some((f, h)) = self.binop_value(op, lf, lh, rf, rh, return_bool) else { continue };
+                    let slot = match fill_slot[j] {
+                        Some(slot) => slot,
+                        None => {
+                            let os = &one[j].metric;
+                            let metric = result_metric(&sig_labels(os, &m.matching), os, m, one_to_one, &include);
+                            let slot = out.slot(metric, return_bool || op.drops_name());
+                            fill_slot[j] = Some(slot);
+                            slot
+                        }
+                    };
+                    same_labelset |= out.last[slot] == stamp;
+                    out.last[slot] = stamp;
+                    out.push(slot, ts, f, h);
+                    produced += 1;
+                }
+            }
+            self.add_samples(produced)?;
+            if same_labelset {
+                return Err(QueryError::Execution("vector cannot contain metrics with the same labelset".into()));
+            }
+        }
+        self.sub_samples(input_points);
+        Ok(out.series)
     }
 }
 
@@ -499,6 +746,126 @@ fn set_op(op: Op, lhs: Vector, rhs: Vector, m: &BinModifier) -> Vector {
             }
             let sigs: std::collections::HashSet<u64> = rhs.iter().map(|s| signature(&s.metric, &m.matching)).collect();
             lhs.into_iter().filter(|s| !sigs.contains(&signature(&s.metric, &m.matching))).collect()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use storage::Labels;
+
+    use crate::mem::MemStorage;
+    use crate::value::{Sample, Value};
+    use crate::{Engine, EngineOptions};
+
+    const STEP_MS: i64 = 60_000;
+    const STEPS: i64 = 40;
+
+    fn labels(pairs: &[(&str, &str)]) -> Labels {
+        Labels::from_pairs(pairs.iter().map(|(n, v)| (n.to_string(), v.to_string())))
+    }
+
+    /// Gauges with gaps longer than the lookback delta (so series come and go between steps),
+    /// a "one" side with extra labels for `group_left`, and one side whose matching labels
+    /// collide only in part of the range.
+    fn store() -> MemStorage {
+        let mut st = MemStorage::new();
+        for i in 0..4 {
+            let inst = format!("h{i}");
+            let a = labels(&[("__name__", "a"), ("instance", &inst), ("job", "j")]);
+            let b = labels(&[("__name__", "b"), ("instance", &inst), ("job", "j")]);
+            let info = labels(&[("__name__", "info"), ("instance", &inst), ("version", &format!("v{}", i % 2))]);
+            for s in 0..=STEPS {
+                let t = s * STEP_MS;
+                // `a` is absent for steps 10..20 on h1, `b` for steps 25..35 on h2.
+                if !(i == 1 && (10..20).contains(&s)) {
+                    st.add_float(&a, t, (i * 10 + s) as f64);
+                }
+                if !(i == 2 && (25..35).contains(&s)) {
+                    st.add_float(&b, t, (s % 7) as f64 + i as f64);
+                }
+                st.add_float(&info, t, 1.0);
+            }
+        }
+        // A second `dup` series matching `a` on `instance` only from step 30 on.
+        for (name, from) in [("x", 0), ("y", 30)] {
+            let l = labels(&[("__name__", "dup"), ("instance", "h0"), ("kind", name)]);
+            for s in from..=STEPS {
+                st.add_float(&l, s * STEP_MS, 2.0);
+            }
+        }
+        st
+    }
+
+    fn sorted(mut v: Vec<Sample>) -> Vec<(String, i64, u64)> {
+        v.sort_by(|a, b| a.metric.cmp(&b.metric));
+        v.into_iter().map(|s| (s.metric.to_string(), s.t, s.f.to_bits())).collect()
+    }
+
+    /// The range path (signature and labels once per series) must give at every step exactly
+    /// what an instant query at that step gives (the per-step path), including the step of
+    /// the first error.
+    #[test]
+    fn range_equals_instant_at_every_step() {
+        let st = store();
+        let engine = Engine::new(EngineOptions::default());
+        let queries = [
+            "a / b",
+            "a - on(instance) b",
+            "a * ignoring(job) b",
+            "a > b",
+            "a <= bool b",
+            "b == a",
+            "a + fill(0) b",
+            "a - fill_left(1) b",
+            "a / fill_right(2) b",
+            "a * on(instance) group_left(version) info",
+            "info * on(instance) group_right(job) a",
+            "a + on(instance) group_left fill(0) info",
+            "a + on(instance) dup",
+            "dup * on(instance) group_left a",
+            "a / on(instance) group_left(kind) dup",
+            "a + ignoring(job, instance) b",
+        ];
+        for q in queries {
+            let range = engine.range_query_source(&st, q, 0, STEPS * STEP_MS, STEP_MS, None);
+            let mut per_step: Vec<Vec<(String, i64, u64)>> = Vec::new();
+            let mut first_err = None;
+            for s in 0..=STEPS {
+                match engine.instant_query_source(&st, q, s * STEP_MS, None) {
+                    Ok(r) => match r.value {
+                        Value::Vector(v) => per_step.push(sorted(v)),
+                        other => panic!("{q}: instant result {other:?}"),
+                    },
+                    Err(e) => {
+                        first_err = Some(e.to_string());
+                        break;
+                    }
+                }
+            }
+            match (range, first_err) {
+                (Err(e), Some(want)) => assert_eq!(e.to_string(), want, "{q}"),
+                (Ok(_), Some(want)) => panic!("{q}: range query succeeded, instant failed with {want}"),
+                (Err(e), None) => panic!("{q}: range query failed with {e}"),
+                (Ok(r), None) => {
+                    let Value::Matrix(m) = r.value else { panic!("{q}: range result not a matrix") };
+                    let mut got: Vec<Vec<(String, i64, u64)>> = vec![Vec::new(); per_step.len()];
+                    for ser in m {
+                        assert!(ser.histograms.is_empty(), "{q}");
+                        for p in ser.floats {
+                            got[(p.t / STEP_MS) as usize].push((ser.metric.to_string(), p.t, p.f.to_bits()));
+                        }
+                    }
+                    for v in got.iter_mut() {
+                        v.sort();
+                    }
+                    for v in per_step.iter_mut() {
+                        v.sort();
+                    }
+                    assert_eq!(got, per_step, "{q}");
+                    assert!(got.iter().any(|v| !v.is_empty()), "{q}: empty result");
+                }
+            }
         }
     }
 }

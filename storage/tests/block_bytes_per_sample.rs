@@ -16,8 +16,10 @@ const SERIES_PER_HOST: usize = 100;
 /// 1,300 scrapes at 15 s (5 h 25 min): the head compacts its first (partial) block range and
 /// then one whole 2 h range, which is the block measured.
 const SCRAPES: usize = 1_300;
-/// Asserted bound: today's figure plus a margin (target 1.3).
-const MAX_BYTES_PER_SAMPLE: f64 = 1.7;
+/// Asserted bound: today's figure (1.351: version 2 chunk records, re-chunking where it saves
+/// >= 25 %) plus a margin. The design target is 1.3; see `storage::block::rechunk` for the
+/// settings that reach it and what they cost seeks.
+const MAX_BYTES_PER_SAMPLE: f64 = 1.38;
 const RANGE_MS: i64 = 2 * 3_600_000;
 /// The first scrape of [`node_exporter`]'s series.
 const FIRST_T_MS: i64 = 1_700_000_000_000;
@@ -78,13 +80,30 @@ fn block_bytes_per_sample() {
         let bytes = b.size_bytes();
         let per_sample = bytes as f64 / samples as f64;
         let index_bytes = std::fs::metadata(b.dir().join("index")).map_or(0, |m| m.len());
+        let meta_bytes = std::fs::metadata(b.dir().join("meta.json")).map_or(0, |m| m.len());
+        let chunk_files_bytes = bytes - index_bytes - meta_bytes;
+        // The encoded chunks themselves; the rest of the chunk files is record framing and
+        // file headers.
+        let mut data_bytes = 0u64;
+        for id in 0..b.index().num_series() {
+            for c in b.series(id).unwrap().1 {
+                data_bytes += b.chunk(&c).unwrap().bytes.as_slice().len() as u64;
+            }
+        }
+        let per = |x: u64| x as f64 / samples as f64;
         eprintln!(
-            "block_bytes_per_sample: {per_sample:.3} bytes/sample ({bytes} bytes of which index {index_bytes}; \
+            "block_bytes_per_sample: {per_sample:.3} bytes/sample ({bytes} bytes: chunk data {data_bytes} ({:.3}), \
+             chunk records and headers {} ({:.3}), index {index_bytes} ({:.3}), meta.json {meta_bytes}; \
              {samples} samples, {} series, {} chunks)",
-            m.stats.num_series, m.stats.num_chunks
+            per(data_bytes),
+            chunk_files_bytes - data_bytes,
+            per(chunk_files_bytes - data_bytes),
+            per(index_bytes),
+            m.stats.num_series,
+            m.stats.num_chunks
         );
         // The design target is 1.3 (see the module doc); this bound guards today's figure
-        // against regressions until the chunk record and chunk size work lands.
+        // against regressions.
         assert!(per_sample <= MAX_BYTES_PER_SAMPLE, "{per_sample:.3} bytes per sample exceeds {MAX_BYTES_PER_SAMPLE}");
     }
 }

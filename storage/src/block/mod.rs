@@ -5,7 +5,9 @@
 //! <blocks_dir>/<ULID>/
 //!     meta.json      what the block holds (meta.rs; Prometheus' BlockMeta shape)
 //!     index          symbols, series, postings (layout: crate::index::disk)
-//!     chunks/000001  chunk segment files (layout: crate::chunks), sealed
+//!     chunks/000001  chunk segment files (layout: crate::chunks), sealed; written with
+//!                    record version 2 (no per-chunk series ref or time bounds: the index
+//!                    has them); version 1 blocks are read as well
 //! ```
 //! A block is written under `<ULID>.tmp-for-creation/` and renamed into place when complete;
 //! it is deleted by renaming it to `<ULID>.tmp-for-deletion/` and then removing it, so a crash
@@ -28,6 +30,7 @@ pub mod compact;
 pub mod meta;
 pub mod querier;
 pub mod reader;
+pub mod rechunk;
 pub mod retention;
 pub mod writer;
 
@@ -43,6 +46,7 @@ use crate::error::{Result, StorageError};
 use crate::mmap::MappedFile;
 
 pub use meta::{BlockCompaction, BlockMeta, BlockStats};
+pub use rechunk::{BLOCK_CHUNK_MAX_SAMPLES, MIN_MERGE_SAVING_PERCENT};
 pub use querier::BlockQuerier;
 pub use reader::Block;
 pub use writer::BlockWriter;

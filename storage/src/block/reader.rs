@@ -85,12 +85,13 @@ impl Block {
         self.index.series(id)
     }
 
-    /// The chunk described by `meta`, a zero-copy slice of the mapped segment.
+    /// The chunk described by `meta` (its time bounds are the index's), a zero-copy slice of
+    /// the mapped segment. Reads chunk files of either record version.
     ///
     /// # Errors
     /// [`StorageError::Corruption`] if the reference is bad or the chunk fails its checksum.
     pub fn chunk(&self, meta: &ChunkMeta) -> Result<ChunkHandle> {
-        self.chunks.get(ChunkRef(meta.chunk_ref))
+        self.chunks.get_with_bounds(ChunkRef(meta.chunk_ref), meta.min_t_ms, meta.max_t_ms)
     }
 }
 

@@ -239,14 +239,12 @@ fn compact_deduplicates_overlapping_blocks() {
     assert_eq!(got[0].1, want);
     assert_eq!(meta.stats.num_samples, 100);
     let merged = BlockQuerier::new(open(dir.path(), &meta)).select(&[Matcher::equal("job", "a")], 0, 100).expect("select");
-    // [0, 24], [65, 89] and [90, 99] overlap nothing and are copied as they are; the run
-    // [25, 49] + [40, 64] + [50, 59] is decoded, deduplicated and re-encoded compressed.
+    // The run [25, 49] + [40, 64] + [50, 59] is decoded, deduplicated and re-encoded; then the
+    // writer re-chunks the series' time-adjacent chunks (100 samples) into one compressed one.
     let encodings: Vec<_> = merged[0].chunks.iter().map(|c| (c.min_t_ms, c.max_t_ms, c.encoding)).collect();
-    use crate::chunkenc::Encoding::Raw;
-    assert_eq!(encodings.len(), 4, "{encodings:?}");
-    assert_eq!((encodings[0].2, encodings[2].2, encodings[3].2), (Raw, Raw, Raw));
-    assert_eq!((encodings[1].0, encodings[1].1), (25, 64));
-    assert_ne!(encodings[1].2, Raw);
+    assert_eq!(encodings.len(), 1, "{encodings:?}");
+    assert_eq!((encodings[0].0, encodings[0].1), (0, 99));
+    assert_ne!(encodings[0].2, crate::chunkenc::Encoding::Raw);
 }
 
 #[test]
@@ -375,8 +373,138 @@ fn meta_json_is_prometheus_shaped() {
     assert_eq!(v["maxTime"], 10);
     assert_eq!(v["stats"]["numSamples"], 10);
     assert_eq!(v["stats"]["numSeries"], 1);
-    assert_eq!(v["stats"]["numChunks"], 2);
+    assert_eq!(v["stats"]["numChunks"], 1, "two raw chunks of 5 samples re-chunked into one");
     assert_eq!(v["compaction"]["level"], 1);
     assert_eq!(v["compaction"]["sources"][0], meta.ulid.to_string());
     assert_eq!(v["version"], 1);
+}
+
+/// Chunks of `per_chunk` samples encoded as the head encodes them.
+fn head_chunks(samples: &[(i64, f64)], per_chunk: usize) -> Vec<crate::chunkenc::ChunkHandle> {
+    samples
+        .chunks(per_chunk)
+        .map(|p| {
+            let ts: Vec<i64> = p.iter().map(|s| s.0).collect();
+            let vs: Vec<f64> = p.iter().map(|s| s.1).collect();
+            let (encoding, bytes) = crate::chunkenc::encode_floats(&ts, &vs);
+            crate::chunkenc::ChunkHandle {
+                min_t_ms: ts[0],
+                max_t_ms: ts[ts.len() - 1],
+                encoding,
+                bytes: crate::chunkenc::ChunkBytes::from_vec(bytes),
+            }
+        })
+        .collect()
+}
+
+fn bits_of(samples: &[(i64, f64)]) -> Vec<(i64, u64)> {
+    samples.iter().map(|&(t, v)| (t, v.to_bits())).collect()
+}
+
+#[test]
+fn rechunking_merges_cheap_series_keeps_noisy_ones_and_every_sample() {
+    use crate::chunkenc::workload::{series as workload_series, SeriesKind};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t0 = 1_700_000_000_000;
+    let constant = workload_series(SeriesKind::ConstantGauge, 1, t0, 480);
+    let mut noisy = workload_series(SeriesKind::FullPrecisionGauge, 2, t0, 480);
+    // A stale marker keeps its exact bits through re-encoding.
+    noisy[479].1 = crate::api::stale_nan();
+    let counter = workload_series(SeriesKind::IdleCounter, 3, t0, 300);
+    let model: Vec<(Labels, Vec<(i64, f64)>)> = vec![
+        (Labels::from_pairs([("__name__", "a_constant")]), constant),
+        (Labels::from_pairs([("__name__", "b_noisy")]), noisy),
+        (Labels::from_pairs([("__name__", "c_counter")]), counter),
+    ];
+    let mut w = BlockWriter::create(dir.path(), t0, t0 + 7_200_000).expect("create");
+    for (l, s) in &model {
+        w.add_series(l, &head_chunks(s, 120)).expect("add");
+    }
+    let meta = w.finish().expect("finish");
+    assert_eq!(meta.stats.num_samples, 480 + 480 + 300);
+    let block = open(dir.path(), &meta);
+    let chunks: Vec<usize> = (0..3).map(|id| block.series(id).expect("series").1.len()).collect();
+    assert_eq!(chunks[0], 1, "a constant gauge's 4 head chunks become one: {chunks:?}");
+    assert_eq!(chunks[1], 4, "a full-precision gauge saves nothing by merging: kept as cut");
+    assert!(chunks[2] <= 3, "an idle counter's 3 chunks are never split further: {chunks:?}");
+    assert_eq!(meta.stats.num_chunks, chunks.iter().sum::<usize>() as u64);
+    let got = select_all(&BlockQuerier::new(block), t0, t0 + 7_200_000);
+    assert_eq!(got.len(), 3);
+    for ((l, want), (gl, g)) in model.iter().zip(&got) {
+        assert_eq!(l, gl);
+        assert_eq!(bits_of(g), bits_of(want), "{l}: samples bit for bit");
+    }
+}
+
+#[test]
+fn rechunking_passes_histograms_and_overlaps_through() {
+    use crate::chunkenc::{ChunkBytes, ChunkHandle, HistogramChunkBuilder};
+    use crate::histogram::FloatHistogram;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let floats: Vec<(i64, f64)> = (0..40).map(|i| (i * 15_000, 1.0)).collect();
+    let mut chunks = head_chunks(&floats[..20], 10);
+    let mut b = HistogramChunkBuilder::new();
+    for i in 20..25 {
+        b.append(i * 15_000, &FloatHistogram { count: i as f64, ..Default::default() });
+    }
+    let (encoding, bytes) = b.finish();
+    chunks.push(ChunkHandle { min_t_ms: 20 * 15_000, max_t_ms: 24 * 15_000, encoding, bytes: ChunkBytes::from_vec(bytes) });
+    chunks.extend(head_chunks(&floats[25..], 5));
+    // An overlapping duplicate of the last chunk is kept as it is (the reader dedups).
+    let dup = chunks.last().expect("chunk").clone();
+    chunks.push(dup);
+    let mut w = BlockWriter::create(dir.path(), 0, 7_200_000).expect("create");
+    w.add_series(&Labels::from_pairs([("__name__", "mixed")]), &chunks).expect("add");
+    let meta = w.finish().expect("finish");
+    let block = open(dir.path(), &meta);
+    let metas = block.series(0).expect("series").1;
+    let encodings: Vec<_> = metas.iter().map(|m| block.chunk(m).expect("chunk").encoding).collect();
+    // floats 0..20 in one, the histogram chunk, floats 25..40 in one, then the duplicate.
+    assert_eq!(metas.len(), 4, "{metas:?}");
+    assert_eq!(encodings[1], crate::chunkenc::Encoding::Histogram);
+    assert_eq!((metas[0].min_t_ms, metas[0].max_t_ms), (0, 19 * 15_000));
+    assert_eq!((metas[2].min_t_ms, metas[2].max_t_ms), (25 * 15_000, 39 * 15_000));
+    let s = &BlockQuerier::new(block).select(&[Matcher::equal("__name__", "mixed")], 0, 7_200_000).expect("select")[0];
+    let mut it = s.iter();
+    let mut n = 0;
+    loop {
+        match it.next() {
+            ValueType::None => break,
+            ValueType::Float => assert_eq!(it.at().1, 1.0),
+            ValueType::Histogram => assert_eq!(it.at_histogram().1.count, (it.t() / 15_000) as f64),
+        }
+        n += 1;
+    }
+    assert_eq!(n, 40, "every sample once");
+}
+
+#[test]
+fn version_1_chunk_files_stay_readable() {
+    use crate::chunks::RecordFormat;
+    let model = small_model("up", &["a", "b", "c"], 0..50);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let v2 = write_block(dir.path(), &model, 7);
+    let mut w = BlockWriter::create_in_format(
+        dir.path(),
+        Ulid::new(),
+        0,
+        51,
+        BlockCompaction { level: 1, sources: Vec::new(), parents: Vec::new() },
+        RecordFormat::V1,
+    )
+    .expect("create");
+    for (l, samples) in &model {
+        let chunks: Vec<_> = samples.chunks(7).map(|p| Series::from_samples(l.clone(), p).chunks.remove(0)).collect();
+        w.add_series(l, &chunks).expect("add");
+    }
+    let v1 = w.finish().expect("finish");
+    let version = |m: &BlockMeta| {
+        std::fs::read(dir.path().join(m.ulid.to_string()).join(CHUNKS_DIRNAME).join("000001")).expect("read")[4]
+    };
+    assert_eq!((version(&v1), version(&v2)), (1, 2));
+    let (b1, b2) = (open(dir.path(), &v1), open(dir.path(), &v2));
+    assert!(b2.size_bytes() < b1.size_bytes(), "version 2 records are smaller");
+    let a = select_all(&BlockQuerier::new(b1), 0, 100);
+    assert_eq!(a, select_all(&BlockQuerier::new(b2), 0, 100));
+    assert_eq!(a.iter().map(|s| s.1.len()).sum::<usize>(), model.values().map(Vec::len).sum::<usize>());
 }

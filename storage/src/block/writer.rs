@@ -13,7 +13,8 @@ use ulid::Ulid;
 use super::meta::{BlockCompaction, BlockMeta, BlockStats, BLOCK_VERSION};
 use super::{fsync_dir, CHUNKS_DIRNAME, INDEX_FILENAME, TMP_CREATION_SUFFIX};
 use crate::chunkenc::{num_samples, ChunkHandle};
-use crate::chunks::{ChunkFiles, ChunkFilesOptions};
+use super::rechunk::{rechunk, Scratch, BLOCK_CHUNK_MAX_SAMPLES};
+use crate::chunks::{ChunkFiles, ChunkFilesOptions, RecordFormat};
 use crate::error::{Result, StorageError};
 use crate::index::disk::{ChunkMeta, IndexWriter};
 use crate::labels::Labels;
@@ -33,6 +34,11 @@ pub struct BlockWriter {
     index: IndexWriter,
     chunks: Option<ChunkFiles>,
     metas: Vec<ChunkMeta>,
+    /// Most samples per merged float chunk (default [`BLOCK_CHUNK_MAX_SAMPLES`]).
+    max_chunk_samples: usize,
+    /// Re-chunked chunks of the series being added (reused).
+    merged: Vec<ChunkHandle>,
+    scratch: Scratch,
     finished: bool,
 }
 
@@ -58,12 +64,26 @@ impl BlockWriter {
         max_time_ms: i64,
         compaction: BlockCompaction,
     ) -> Result<Self> {
+        Self::create_in_format(blocks_dir, ulid, min_time_ms, max_time_ms, compaction, RecordFormat::V2)
+    }
+
+    /// [`Self::create_with`] writing chunk records in `format` (tests write version 1 blocks
+    /// to check that they stay readable).
+    pub(crate) fn create_in_format(
+        blocks_dir: &Path,
+        ulid: Ulid,
+        min_time_ms: i64,
+        max_time_ms: i64,
+        compaction: BlockCompaction,
+        format: RecordFormat,
+    ) -> Result<Self> {
         let tmp = blocks_dir.join(format!("{ulid}{TMP_CREATION_SUFFIX}"));
         if tmp.exists() {
             fs::remove_dir_all(&tmp).map_err(|e| StorageError::io(format!("remove {}", tmp.display()), e))?;
         }
         fs::create_dir_all(&tmp).map_err(|e| StorageError::io(format!("create {}", tmp.display()), e))?;
-        let chunks = ChunkFiles::open(tmp.join(CHUNKS_DIRNAME), ChunkFilesOptions::default())?;
+        let opts = ChunkFilesOptions { format, ..ChunkFilesOptions::default() };
+        let chunks = ChunkFiles::open(tmp.join(CHUNKS_DIRNAME), opts)?;
         Ok(BlockWriter {
             parent: blocks_dir.to_path_buf(),
             tmp,
@@ -78,8 +98,20 @@ impl BlockWriter {
             index: IndexWriter::new(),
             chunks: Some(chunks),
             metas: Vec::new(),
+            max_chunk_samples: BLOCK_CHUNK_MAX_SAMPLES,
+            merged: Vec::new(),
+            scratch: Scratch::default(),
             finished: false,
         })
+    }
+
+    /// Sets the most samples per float chunk that re-chunking builds (default
+    /// [`BLOCK_CHUNK_MAX_SAMPLES`]); chunks already bigger are kept whole. A value at or below
+    /// the incoming chunks' size (e.g. [`crate::chunkenc::SAMPLES_PER_CHUNK`]) keeps the
+    /// head's chunks as they are. For benchmarks and tools comparing chunk sizes.
+    pub fn with_max_chunk_samples(mut self, max_samples: usize) -> Self {
+        self.max_chunk_samples = max_samples;
+        self
     }
 
     /// The new block's id.
@@ -93,7 +125,8 @@ impl BlockWriter {
     }
 
     /// Adds the next series with its chunks (any order; stored sorted by `min_t_ms`). A series
-    /// without chunks is skipped.
+    /// without chunks is skipped. Time-adjacent float chunks are merged into chunks of up to
+    /// [`BLOCK_CHUNK_MAX_SAMPLES`] samples ([`super::rechunk`]); samples are unchanged.
     ///
     /// # Errors
     /// [`StorageError::Io`] if a chunk cannot be written.
@@ -108,14 +141,16 @@ impl BlockWriter {
         self.metas.clear();
         let mut order: Vec<&ChunkHandle> = chunks.iter().collect();
         order.sort_by_key(|c| (c.min_t_ms, c.max_t_ms));
-        // The chunk record's owner is the series' id in this block.
+        self.merged.clear();
+        rechunk(&order, self.max_chunk_samples, &mut self.scratch, &mut self.merged);
+        // A version 1 record's owner is the series' id in this block (version 2 stores none).
         let series_id = u64::from(self.index.num_series());
-        for c in order {
+        for c in &self.merged {
             let chunk_ref = w.append(series_id, c.min_t_ms, c.max_t_ms, c.encoding, c.bytes.as_slice())?.0;
             self.meta.stats.num_samples += count_samples(c);
             self.metas.push(ChunkMeta { min_t_ms: c.min_t_ms, max_t_ms: c.max_t_ms, chunk_ref });
         }
-        self.meta.stats.num_chunks += chunks.len() as u64;
+        self.meta.stats.num_chunks += self.merged.len() as u64;
         self.meta.stats.num_series += 1;
         self.index.add_series(labels, &self.metas);
         Ok(())

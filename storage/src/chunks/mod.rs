@@ -2,24 +2,43 @@
 //! writes its cut chunks here (Prometheus' `chunks_head/`), blocks keep their chunks here
 //! (Prometheus' `<block>/chunks/`).
 //!
-//! # Layout (version 1)
+//! # Layout
 //!
 //! A directory of segment files named by their sequence number, six or more decimal digits
 //! (`000001`, `000002`, ...). Each file:
 //!
 //! ```text
-//! header   magic u32 BE 0x48525443 ("HRTC") | version u8 = 1 | 3 zero bytes      (8 bytes)
-//! records  repeated, back to back from offset 8:
-//!   series_ref  u64 LE    owner of the chunk (opaque to this module)
-//!   min_t_ms    i64 LE    first sample's timestamp
-//!   max_t_ms    i64 LE    last sample's timestamp
-//!   encoding    u8        `chunkenc::Encoding` byte
-//!   len         uvarint   chunk byte length, >= 1
-//!   bytes       len bytes the encoded chunk
-//!   crc32c      u32 LE    Castagnoli CRC of every preceding byte of this record
+//! header   magic u32 BE 0x48525443 ("HRTC") | version u8 (1 or 2) | 3 zero bytes  (8 bytes)
+//! records  repeated, back to back from offset 8, in the file's version:
+//!
+//!   version 1 (RecordFormat::V1, the head's chunks_head/)
+//!     series_ref  u64 LE    owner of the chunk (opaque to this module)
+//!     min_t_ms    i64 LE    first sample's timestamp
+//!     max_t_ms    i64 LE    last sample's timestamp
+//!     encoding    u8        `chunkenc::Encoding` byte
+//!     len         uvarint   chunk byte length, >= 1
+//!     bytes       len bytes the encoded chunk
+//!     crc32c      u32 LE    Castagnoli CRC of every preceding byte of this record
+//!
+//!   version 2 (RecordFormat::V2, blocks: the block index holds each chunk's series and
+//!   time bounds, so the record does not repeat them; 25 bytes per chunk less)
+//!     encoding    u8        `chunkenc::Encoding` byte
+//!     len         uvarint   chunk byte length, >= 1
+//!     bytes       len bytes the encoded chunk
+//!     crc32c      u32 LE    Castagnoli CRC of every preceding byte of this record
+//!
 //! tail     zero bytes up to the preallocated size (the active file), or nothing (a sealed
 //!          file is trimmed to its last record)
 //! ```
+//!
+//! A record never starts with its fixed part and the first length byte all zero (the length is
+//! at least 1), which is how a reader tells the zero tail from a record.
+//!
+//! A directory writes the version its [`ChunkFilesOptions::format`] says and reads files of
+//! both versions, each file by its own header, so blocks written with version 1 stay readable
+//! through [`ChunkFiles::get_with_bounds`]. The calls that need what only a version 1 record
+//! holds ([`ChunkFiles::get`], [`ChunkFiles::get_with_meta`], [`ChunkFiles::iterate_all`])
+//! refuse a version 2 file with [`StorageError::UnsupportedVersion`].
 //!
 //! A [`ChunkRef`] is `seq << 32 | offset` of the record's first byte, so refs sort in write
 //! order and never equal 0 (offsets start at 8).
@@ -55,7 +74,7 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
-pub use record::ChunkMeta;
+pub use record::{ChunkMeta, RecordFormat};
 use record::{ParseEnd, FILE_HEADER_BYTES};
 
 use crate::chunkenc::{ChunkBytes, ChunkHandle, Encoding};
@@ -94,11 +113,15 @@ pub struct ChunkFilesOptions {
     /// Default [`DEFAULT_MAX_SEGMENT_BYTES`] (128 MiB); at most `u32::MAX` (offsets are 32
     /// bits), at least 4 KiB.
     pub max_segment_bytes: u64,
+    /// The record layout new segments are written in. Default [`RecordFormat::V1`] (records
+    /// carry series ref and time bounds, as head replay needs); blocks write
+    /// [`RecordFormat::V2`]. Existing files are read in whatever version they hold.
+    pub format: RecordFormat,
 }
 
 impl Default for ChunkFilesOptions {
     fn default() -> Self {
-        ChunkFilesOptions { max_segment_bytes: DEFAULT_MAX_SEGMENT_BYTES }
+        ChunkFilesOptions { max_segment_bytes: DEFAULT_MAX_SEGMENT_BYTES, format: RecordFormat::V1 }
     }
 }
 
@@ -107,9 +130,12 @@ impl Default for ChunkFilesOptions {
 struct Segment {
     seq: u32,
     path: PathBuf,
+    /// The record layout of this file (its header's version).
+    format: RecordFormat,
     map: Arc<MappedFile>,
     /// Largest `max_t_ms` of its records; `i64::MIN` when empty, `UNKNOWN_MAX_T` until an
-    /// opened (not written by us) file is scanned.
+    /// opened (not written by us) file is scanned, and for good for an opened version 2 file
+    /// (its records hold no time bounds).
     max_t_ms: AtomicI64,
 }
 
@@ -226,14 +252,14 @@ impl ChunkFiles {
         let len = file.metadata().map_err(|e| io_err(format!("stat {}", path.display()), e))?.len();
         let len = usize::try_from(len).unwrap_or(usize::MAX);
         let map = MappedFile::map(&file, len).map_err(|e| io_err(format!("mmap {}", path.display()), e))?;
-        match record::check_file_header(map.bytes()) {
-            Ok(()) => {}
+        let format = match record::check_file_header(map.bytes()) {
+            Ok(f) => f,
             Err(Some(version)) => return Err(StorageError::UnsupportedVersion { path, version }),
             Err(None) => {
                 return Err(StorageError::Corruption { path, offset: 0, reason: "missing or foreign chunk file header".into() })
             }
-        }
-        Ok(Segment { seq, path, map: Arc::new(map), max_t_ms: AtomicI64::new(UNKNOWN_MAX_T) })
+        };
+        Ok(Segment { seq, path, format, map: Arc::new(map), max_t_ms: AtomicI64::new(UNKNOWN_MAX_T) })
     }
 
     /// The directory.
@@ -243,7 +269,9 @@ impl ChunkFiles {
 
     /// Appends one chunk and returns its ref once it is written and readable. Starts a new
     /// segment when the record does not fit the current one (or after open). Not durable until
-    /// [`Self::sync`].
+    /// [`Self::sync`]. In [`RecordFormat::V2`] `series_ref` and the time bounds are not stored
+    /// (the caller's index keeps them); `max_t_ms` still bounds the segment for
+    /// [`Self::truncate_before`] while this instance lives.
     ///
     /// # Errors
     /// I/O errors; `InvalidInput` for empty `data` or a record larger than a segment.
@@ -252,7 +280,7 @@ impl ChunkFiles {
         let w = &mut *w;
         let meta = ChunkMeta { series_ref, min_t_ms, max_t_ms, encoding };
         w.buf.clear();
-        record::encode(&mut w.buf, &meta, data);
+        record::encode(&mut w.buf, self.opts.format, &meta, data);
         let rec_len = w.buf.len() as u64;
         let max = self.opts.max_segment_bytes;
         if data.is_empty() || rec_len > max - FILE_HEADER_BYTES as u64 {
@@ -289,11 +317,11 @@ impl ChunkFiles {
             .truncate(true)
             .open(&tmp)
             .map_err(|e| io_err(ctx("create"), e))?;
-        file.write_all_at(&record::file_header(), 0).map_err(|e| io_err(ctx("write header of"), e))?;
+        file.write_all_at(&record::file_header(self.opts.format), 0).map_err(|e| io_err(ctx("write header of"), e))?;
         file.set_len(self.opts.max_segment_bytes).map_err(|e| io_err(ctx("preallocate"), e))?;
         fs::rename(&tmp, &path).map_err(|e| io_err(ctx("rename"), e))?;
         let map = MappedFile::map(&file, FILE_HEADER_BYTES).map_err(|e| io_err(ctx("mmap"), e))?;
-        let seg = Arc::new(Segment { seq, path, map: Arc::new(map), max_t_ms: AtomicI64::new(i64::MIN) });
+        let seg = Arc::new(Segment { seq, path, format: self.opts.format, map: Arc::new(map), max_t_ms: AtomicI64::new(i64::MIN) });
         self.segments.write().insert(seq, seg.clone());
         w.next_seq = seq.checked_add(1).ok_or(StorageError::Corruption {
             path: self.dir.clone(),
@@ -340,13 +368,8 @@ impl ChunkFiles {
         self.segments.read().get(&seq).cloned()
     }
 
-    /// The chunk at `r` with its metadata, zero-copy (the bytes are a slice of the mapping).
-    /// The checksum is verified.
-    ///
-    /// # Errors
-    /// [`StorageError::Corruption`] for a ref that points at no valid record (unknown segment,
-    /// offset outside the written data, checksum mismatch).
-    pub fn get_with_meta(&self, r: ChunkRef) -> Result<(ChunkMeta, ChunkHandle)> {
+    /// Finds and checks the record at `r`: its segment, parsed record and absolute offset.
+    fn record_at(&self, r: ChunkRef) -> Result<(Arc<Segment>, record::Parsed, usize)> {
         let Some(seg) = self.segment(r.seq()) else {
             return Err(StorageError::Corruption {
                 path: self.dir.join(segment_name(r.seq())),
@@ -364,19 +387,50 @@ impl ChunkFiles {
         if off < FILE_HEADER_BYTES || off >= b.len() {
             return Err(corrupt("chunk ref outside the segment's written data"));
         }
-        let p = match record::parse(&b[off..], true) {
+        let p = match record::parse(&b[off..], seg.format, true) {
             Ok(p) => p,
             Err(ParseEnd::Clean) => return Err(corrupt("chunk ref points at no record")),
             Err(ParseEnd::Bad(reason)) => return Err(corrupt(reason)),
         };
+        Ok((seg, p, off))
+    }
+
+    /// The chunk at `r` with the time bounds the caller keeps for it (a block's index),
+    /// zero-copy; works for records of either version (a version 1 record's own bounds are
+    /// not consulted). The checksum is verified.
+    ///
+    /// # Errors
+    /// [`StorageError::Corruption`] for a ref that points at no valid record (unknown segment,
+    /// offset outside the written data, checksum mismatch).
+    pub fn get_with_bounds(&self, r: ChunkRef, min_t_ms: i64, max_t_ms: i64) -> Result<ChunkHandle> {
+        let (seg, p, off) = self.record_at(r)?;
         let start = off + p.data_start;
         let owner: Arc<dyn AsRef<[u8]> + Send + Sync> = seg.map.clone();
         let bytes = ChunkBytes::slice_of(owner, start, start + p.data_len);
-        let h = ChunkHandle { min_t_ms: p.meta.min_t_ms, max_t_ms: p.meta.max_t_ms, encoding: p.meta.encoding, bytes };
-        Ok((p.meta, h))
+        Ok(ChunkHandle { min_t_ms, max_t_ms, encoding: p.encoding, bytes })
     }
 
-    /// The chunk at `r`, zero-copy. See [`Self::get_with_meta`].
+    /// The chunk at `r` of a version 1 file with its record's metadata, zero-copy (the bytes
+    /// are a slice of the mapping). The checksum is verified.
+    ///
+    /// # Errors
+    /// [`StorageError::Corruption`] for a ref that points at no valid record (unknown segment,
+    /// offset outside the written data, checksum mismatch);
+    /// [`StorageError::UnsupportedVersion`] for a record of a version 2 file, which holds no
+    /// metadata (read it with [`Self::get_with_bounds`]).
+    pub fn get_with_meta(&self, r: ChunkRef) -> Result<(ChunkMeta, ChunkHandle)> {
+        let (seg, p, off) = self.record_at(r)?;
+        let Some(meta) = p.meta else {
+            return Err(StorageError::UnsupportedVersion { path: seg.path.clone(), version: seg.format.version() });
+        };
+        let start = off + p.data_start;
+        let owner: Arc<dyn AsRef<[u8]> + Send + Sync> = seg.map.clone();
+        let bytes = ChunkBytes::slice_of(owner, start, start + p.data_len);
+        let h = ChunkHandle { min_t_ms: meta.min_t_ms, max_t_ms: meta.max_t_ms, encoding: p.encoding, bytes };
+        Ok((meta, h))
+    }
+
+    /// The chunk at `r` of a version 1 file, zero-copy. See [`Self::get_with_meta`].
     ///
     /// # Errors
     /// As [`Self::get_with_meta`].
@@ -390,25 +444,30 @@ impl ChunkFiles {
     /// `f` stops the walk and is returned.
     ///
     /// # Errors
-    /// Whatever `f` returns.
+    /// Whatever `f` returns; [`StorageError::UnsupportedVersion`] for a version 2 file (its
+    /// records carry no series ref or time bounds to replay), before any callback.
     pub fn iterate_all(&self, mut f: impl FnMut(ChunkRef, &ChunkMeta, &[u8]) -> Result<()>) -> Result<IterateReport> {
         let segs: Vec<Arc<Segment>> = self.segments.read().values().cloned().collect();
+        if let Some(s) = segs.iter().find(|s| s.format != RecordFormat::V1) {
+            return Err(StorageError::UnsupportedVersion { path: s.path.clone(), version: s.format.version() });
+        }
         let mut report = IterateReport::default();
         for seg in segs {
             let b = seg.map.bytes();
             let mut off = FILE_HEADER_BYTES;
             let mut max_t = i64::MIN;
             while off < b.len() {
-                match record::parse(&b[off..], true) {
-                    Ok(p) => {
-                        let data = &b[off + p.data_start..off + p.data_start + p.data_len];
+                match record::parse(&b[off..], seg.format, true) {
+                    Ok(record::Parsed { meta: Some(meta), data_start, data_len, record_len, .. }) => {
+                        let data = &b[off + data_start..off + data_start + data_len];
                         // Offsets fit in u32: segments are at most u32::MAX bytes.
-                        f(ChunkRef::new(seg.seq, off as u32), &p.meta, data)?;
+                        f(ChunkRef::new(seg.seq, off as u32), &meta, data)?;
                         report.chunks += 1;
-                        max_t = max_t.max(p.meta.max_t_ms);
-                        off += p.record_len;
+                        max_t = max_t.max(meta.max_t_ms);
+                        off += record_len;
                     }
-                    Err(ParseEnd::Clean) => break,
+                    // Version 1 records always carry their metadata (checked above).
+                    Ok(_) | Err(ParseEnd::Clean) => break,
                     Err(ParseEnd::Bad(reason)) => {
                         report.corruptions.push(StorageError::Corruption {
                             path: seg.path.clone(),
@@ -491,18 +550,23 @@ fn seal_active(a: Active) -> Result<()> {
     Ok(())
 }
 
-/// Largest `max_t_ms` among the readable records of a segment (`i64::MIN` if none).
+/// Largest `max_t_ms` among the readable records of a segment (`i64::MIN` if none);
+/// [`UNKNOWN_MAX_T`] for a version 2 file, whose records hold no time bounds (such a file is
+/// never removed by time).
 fn scan_max_t(s: &Segment) -> i64 {
+    if s.format != RecordFormat::V1 {
+        return UNKNOWN_MAX_T;
+    }
     let b = s.map.bytes();
     let mut off = FILE_HEADER_BYTES;
     let mut max_t = i64::MIN;
     while off < b.len() {
-        match record::parse(&b[off..], false) {
-            Ok(p) => {
-                max_t = max_t.max(p.meta.max_t_ms);
-                off += p.record_len;
+        match record::parse(&b[off..], s.format, false) {
+            Ok(record::Parsed { meta: Some(meta), record_len, .. }) => {
+                max_t = max_t.max(meta.max_t_ms);
+                off += record_len;
             }
-            Err(_) => break,
+            _ => break,
         }
     }
     max_t

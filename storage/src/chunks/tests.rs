@@ -9,7 +9,11 @@ use super::*;
 use crate::chunkenc::{encode_floats, ChunkIter, ValueType};
 
 fn small() -> ChunkFilesOptions {
-    ChunkFilesOptions { max_segment_bytes: 4096 }
+    ChunkFilesOptions { max_segment_bytes: 4096, ..ChunkFilesOptions::default() }
+}
+
+fn small_v2() -> ChunkFilesOptions {
+    ChunkFilesOptions { max_segment_bytes: 4096, format: RecordFormat::V2 }
 }
 
 /// A float chunk with `n` samples starting at `t0`.
@@ -191,7 +195,7 @@ fn bad_input_is_an_error() {
     let cf = ChunkFiles::open(dir.path(), small()).unwrap();
     assert!(cf.append(1, 0, 0, Encoding::Raw, &[]).is_err(), "empty chunk");
     assert!(cf.append(1, 0, 0, Encoding::Raw, &[7; 5000]).is_err(), "larger than a segment");
-    assert!(ChunkFiles::open(dir.path(), ChunkFilesOptions { max_segment_bytes: 10 }).is_err());
+    assert!(ChunkFiles::open(dir.path(), ChunkFilesOptions { max_segment_bytes: 10, ..small() }).is_err());
     for r in [ChunkRef(0), ChunkRef::new(1, 3), ChunkRef::new(1, 4000), ChunkRef::new(77, 8)] {
         assert!(matches!(cf.get(r), Err(StorageError::Corruption { .. })), "{r:?}");
     }
@@ -200,10 +204,10 @@ fn bad_input_is_an_error() {
 #[test]
 fn foreign_and_future_files_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let mut h = record::file_header().to_vec();
-    h[4] = 2;
+    let mut h = record::file_header(RecordFormat::V1).to_vec();
+    h[4] = 3;
     fs::write(dir.path().join("000001"), &h).unwrap();
-    assert!(matches!(ChunkFiles::open(dir.path(), small()), Err(StorageError::UnsupportedVersion { version: 2, .. })));
+    assert!(matches!(ChunkFiles::open(dir.path(), small()), Err(StorageError::UnsupportedVersion { version: 3, .. })));
     fs::write(dir.path().join("000001"), b"nonsense").unwrap();
     assert!(matches!(ChunkFiles::open(dir.path(), small()), Err(StorageError::Corruption { .. })));
     // Unrelated names and leftover temporary files are not segments.
@@ -235,6 +239,84 @@ fn golden_file_bytes() {
             "273f4aaf"            // crc32c
         )
     );
+}
+
+#[test]
+fn golden_file_bytes_v2() {
+    let dir = tempfile::tempdir().unwrap();
+    let cf = ChunkFiles::open(dir.path(), small_v2()).unwrap();
+    let r = cf.append(0x0102, -1, 1_700_000_000_000, Encoding::DecimalFloat, &[0xAB, 0xCD]).unwrap();
+    assert_eq!(r, ChunkRef(0x0000_0001_0000_0008));
+    let r2 = cf.append(7, 0, 0, Encoding::Raw, &[0x01]).unwrap();
+    assert_eq!(r2, ChunkRef(0x0000_0001_0000_0010), "a 2-byte chunk takes 8 bytes in all");
+    cf.seal().unwrap();
+    let b = fs::read(dir.path().join("000001")).unwrap();
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    let crc1 = crc32c::crc32c(&[0x02, 0x02, 0xAB, 0xCD]).to_le_bytes();
+    let crc2 = crc32c::crc32c(&[0x00, 0x01, 0x01]).to_le_bytes();
+    let hx = |c: [u8; 4]| c.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    assert_eq!(
+        hex,
+        format!(
+            "{}{}{}{}{}",
+            "4852544302000000", // magic, version 2, padding
+            "0202abcd",         // encoding, len, bytes
+            hx(crc1),           // crc32c of the record's preceding bytes
+            "000101",           // Raw, len 1, byte
+            hx(crc2),
+        )
+    );
+    assert_eq!(hx(crc1), "862271e9", "the checksum itself is pinned");
+}
+
+#[test]
+fn v2_files_round_trip_through_bounds_and_refuse_meta_calls() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut written = Vec::new();
+    {
+        let cf = ChunkFiles::open(dir.path(), small_v2()).unwrap();
+        for i in 0..120u64 {
+            let t0 = i as i64 * 1_000_000;
+            let (enc, b) = if i % 2 == 0 { chunk(t0, 1 + (i as usize % 50)) } else { raw_chunk(t0, 1 + (i as usize % 30)) };
+            let r = cf.append(i, t0, t0 + 1, enc, &b).unwrap();
+            written.push((r, t0, enc, b));
+        }
+        assert!(cf.segments().len() >= 2, "4 KiB segments roll over");
+        cf.sync().unwrap();
+    }
+    let cf = ChunkFiles::open(dir.path(), small()).unwrap();
+    for (r, t0, enc, b) in &written {
+        let h = cf.get_with_bounds(*r, *t0, t0 + 5).unwrap();
+        assert_eq!((h.min_t_ms, h.max_t_ms, h.encoding), (*t0, t0 + 5, *enc));
+        assert_eq!(h.bytes.as_slice(), &b[..]);
+        assert_eq!(first_sample(&h).0, *t0);
+        assert!(matches!(cf.get(*r), Err(StorageError::UnsupportedVersion { version: 2, .. })));
+    }
+    assert!(matches!(cf.iterate_all(|_, _, _| Ok(())), Err(StorageError::UnsupportedVersion { version: 2, .. })));
+    assert_eq!(cf.truncate_before(i64::MAX).unwrap(), 0, "version 2 files hold no time bounds to truncate by");
+    // A flipped byte inside a chunk is a checksum error, not a panic or wrong data.
+    let (r, ..) = written[3];
+    let path = dir.path().join(format!("{:06}", r.seq()));
+    drop(cf);
+    let f = File::options().write(true).open(&path).unwrap();
+    f.write_all_at(&[0x55], u64::from(r.offset()) + 4).unwrap();
+    let cf = ChunkFiles::open(dir.path(), small()).unwrap();
+    match cf.get_with_bounds(r, 0, 1) {
+        Err(StorageError::Corruption { reason, .. }) => assert!(reason.contains("checksum"), "{reason}"),
+        other => panic!("expected a checksum error, got {other:?}"),
+    }
+    assert!(cf.get_with_bounds(written[2].0, 0, 1).is_ok());
+}
+
+#[test]
+fn v1_files_read_through_bounds_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let cf = ChunkFiles::open(dir.path(), small()).unwrap();
+    let (enc, b) = chunk(5_000, 10);
+    let r = cf.append(3, 5_000, 140_000, enc, &b).unwrap();
+    let h = cf.get_with_bounds(r, 5_000, 140_000).unwrap();
+    assert_eq!((h.encoding, h.bytes.as_slice()), (enc, &b[..]));
+    assert_eq!(cf.get(r).unwrap().max_t_ms, 140_000);
 }
 
 #[test]
@@ -270,15 +352,27 @@ proptest! {
     /// Arbitrary bytes after a valid header never panic the walk or `get`.
     #[test]
     fn prop_garbage_segments_never_panic(body in prop::collection::vec(any::<u8>(), 0..600), offs in prop::collection::vec(0u32..700, 1..8)) {
-        let dir = tempfile::tempdir().unwrap();
-        let mut b = record::file_header().to_vec();
-        b.extend_from_slice(&body);
-        fs::write(dir.path().join("000003"), &b).unwrap();
-        let cf = ChunkFiles::open(dir.path(), small()).unwrap();
-        let report = cf.iterate_all(|_, _, _| Ok(())).unwrap();
-        prop_assert!(report.chunks <= body.len() as u64 / 30 + 1);
-        for o in offs {
-            let _ = cf.get(ChunkRef::new(3, o));
+        for format in [RecordFormat::V1, RecordFormat::V2] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut b = record::file_header(format).to_vec();
+            b.extend_from_slice(&body);
+            fs::write(dir.path().join("000003"), &b).unwrap();
+            let cf = ChunkFiles::open(dir.path(), small()).unwrap();
+            match format {
+                RecordFormat::V1 => {
+                    let report = cf.iterate_all(|_, _, _| Ok(())).unwrap();
+                    prop_assert!(report.chunks <= body.len() as u64 / 30 + 1);
+                }
+                RecordFormat::V2 => {
+                    let walk = cf.iterate_all(|_, _, _| Ok(()));
+                    let refused = matches!(walk, Err(StorageError::UnsupportedVersion { version: 2, .. }));
+                    prop_assert!(refused, "version 2 files cannot be replayed");
+                }
+            }
+            for &o in &offs {
+                let _ = cf.get(ChunkRef::new(3, o));
+                let _ = cf.get_with_bounds(ChunkRef::new(3, o), 0, 1);
+            }
         }
     }
 }

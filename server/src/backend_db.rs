@@ -53,6 +53,7 @@ pub fn open(c: &Config) -> Result<Opened, String> {
             // The admin API's snapshotter (`POST /api/v1/admin/tsdb/snapshot`).
             state.snapshots.set(Arc::new(for_sources.clone()));
             crate::usage::start(&state.usage, for_sources.clone(), &state.config.usage);
+            state.metrics.add_extra(Arc::new(crate::usage::metrics::UsageCollector(state.usage.clone())));
             crate::ebpf::start(state, for_sources);
         }),
     })

@@ -65,7 +65,7 @@ pub fn start(state: Shared, db: Db) {
     });
     match result {
         Ok(handle) => {
-            state.metrics.set_extra(Arc::new(EbpfCollector(handle.metrics())));
+            state.metrics.add_extra(Arc::new(EbpfCollector(handle.metrics())));
             *state.ebpf.lock() = EbpfState::Running(Arc::new(handle));
         }
         Err(e) => {

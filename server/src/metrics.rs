@@ -7,7 +7,7 @@
 //! registered without `_total`; the encoder appends it (`hearth_samples_ingested_total`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
@@ -77,10 +77,10 @@ pub struct ServerMetrics {
     /// `hearth_ready`: 1 once storage is open and the WAL replayed.
     pub ready: Gauge,
     storage: Arc<OnceLock<Arc<StorageMetrics>>>,
-    extra: Arc<OnceLock<Arc<dyn ExtraCollector>>>,
+    extra: Arc<RwLock<Vec<Arc<dyn ExtraCollector>>>>,
 }
 
-/// A further source of metrics registered after startup (the eBPF source). Encodes itself into
+/// A further source of metrics registered after startup (the eBPF source, the usage queue). Encodes itself into
 /// the same exposition.
 pub trait ExtraCollector: std::fmt::Debug + Send + Sync + 'static {
     /// Writes the source's metric families.
@@ -149,7 +149,7 @@ impl ServerMetrics {
             .set(1);
         registry.register("hearth_build_info", "Build information; the value is 1", build_info);
         let storage = Arc::new(OnceLock::new());
-        let extra = Arc::new(OnceLock::new());
+        let extra = Arc::new(RwLock::new(Vec::new()));
         registry.register_collector(Box::new(StorageCollector { storage: storage.clone(), extra: extra.clone() }));
         ServerMetrics {
             registry,
@@ -171,9 +171,9 @@ impl ServerMetrics {
         let _ = self.storage.set(m);
     }
 
-    /// Starts exporting a further source (once; later calls are ignored).
-    pub fn set_extra(&self, c: Arc<dyn ExtraCollector>) {
-        let _ = self.extra.set(c);
+    /// Starts exporting a further source; sources are encoded in the order they were added.
+    pub fn add_extra(&self, c: Arc<dyn ExtraCollector>) {
+        self.extra.write().unwrap_or_else(|e| e.into_inner()).push(c);
     }
 
     /// Counts `n` refusals for `reason`.
@@ -208,7 +208,7 @@ impl ServerMetrics {
 #[derive(Debug)]
 struct StorageCollector {
     storage: Arc<OnceLock<Arc<StorageMetrics>>>,
-    extra: Arc<OnceLock<Arc<dyn ExtraCollector>>>,
+    extra: Arc<RwLock<Vec<Arc<dyn ExtraCollector>>>>,
 }
 
 fn get(c: &AtomicU64) -> u64 {
@@ -237,7 +237,7 @@ fn gauge_f64(enc: &mut DescriptorEncoder, name: &str, help: &str, v: f64) -> Res
 
 impl Collector for StorageCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        if let Some(x) = self.extra.get() {
+        for x in self.extra.read().unwrap_or_else(|e| e.into_inner()).iter() {
             x.encode(&mut enc)?;
         }
         let Some(m) = self.storage.get() else { return Ok(()) };

@@ -140,6 +140,16 @@ fn grafana_queries_and_dashboards_leave_exactly_the_rest_unused_across_restart()
     assert_eq!(touched("http_requests_total").0, 3);
     assert_eq!(touched("build_info").0, 3);
     assert_eq!(touched("go_goroutines"), (2, 0));
+    // The usage queue's counters are in Hearth's own exposition: every call above was queued
+    // and recorded (the report waited for them), none dropped.
+    let text = c.get(h.url("/metrics")).send().unwrap().text().unwrap();
+    let counter = |name: &str| -> f64 {
+        let line = text.lines().find(|l| l.starts_with(name) && l[name.len()..].starts_with(' ')).unwrap_or_else(|| panic!("{name} missing:\n{text}"));
+        line[name.len()..].trim().parse().unwrap()
+    };
+    assert!(counter("hearth_usage_records_queued_total") > 0.0, "{text}");
+    assert_eq!(counter("hearth_usage_records_queued_total"), counter("hearth_usage_records_total"));
+    assert_eq!(counter("hearth_usage_records_dropped_total"), 0.0);
     let want: BTreeMap<String, u64> =
         [("unused_big_total", 10), ("unused_small", 3), ("node_disk_io_time_seconds_total", 2)].iter().map(|(k, n)| (k.to_string(), *n)).collect();
     assert_eq!(unused(&c, &h), want);

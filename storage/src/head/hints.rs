@@ -4,9 +4,11 @@
 //!
 //! Prometheus keeps the hint per chunk (a header) and derives each sample's hint on read:
 //! - gauge histograms read as [`CounterResetHint::Gauge`];
-//! - the first sample of a counter chunk reads as [`CounterResetHint::CounterReset`] if the chunk
-//!   was started because of a counter reset (or the sample carried that hint explicitly), else
-//!   [`CounterResetHint::Unknown`] (the previous chunk may be gone, so nothing is promised);
+//! - the first sample of a counter chunk reads as [`CounterResetHint::Unknown`], even if the
+//!   chunk was started because of a counter reset and its header says so: a chunk may be read
+//!   out of context (the previous chunk gone, or chunks merged from several blocks), so
+//!   nothing is promised and PromQL detects the reset itself by comparing the samples
+//!   (`histogram_meta.go` `counterResetHint`, Prometheus issue 15346);
 //! - every later sample of a counter chunk reads as [`CounterResetHint::NotCounterReset`]: a
 //!   sample that is not appendable to the chunk (a reset, a schema or zero-threshold change, a
 //!   change of custom bounds, a stale marker followed by a real sample) starts a new chunk.
@@ -126,7 +128,9 @@ fn bucket_decreased(prev_spans: &[Span], prev: &[f64], cur_spans: &[Span], cur: 
 }
 
 /// The hint to store for histogram `h` appended after `prev` (the series' newest sample, if
-/// it is a histogram). `continues` is true when `h` goes into the chunk that holds `prev`
+/// it is a histogram): [`CounterResetHint::Gauge`], [`CounterResetHint::NotCounterReset`] or
+/// [`CounterResetHint::Unknown`], never [`CounterResetHint::CounterReset`] (a reset starts a
+/// Prometheus chunk, whose first sample reads as unknown). `continues` is true when `h` goes into the chunk that holds `prev`
 /// (false when the head starts a new chunk for it: the first histogram, after floats, or a
 /// chunk cut for size or time).
 pub(crate) fn hint_for(prev: Option<&FloatHistogram>, h: &FloatHistogram, continues: bool) -> CounterResetHint {
@@ -138,7 +142,8 @@ pub(crate) fn hint_for(prev: Option<&FloatHistogram>, h: &FloatHistogram, contin
         return CounterResetHint::Unknown;
     }
     if h.counter_reset_hint == CounterResetHint::CounterReset {
-        return CounterResetHint::CounterReset;
+        // An explicit reset starts a new Prometheus chunk: its first sample reads as unknown.
+        return CounterResetHint::Unknown;
     }
     let Some(prev) = prev else { return CounterResetHint::Unknown };
     if prev.counter_reset_hint == CounterResetHint::Gauge {
@@ -146,10 +151,10 @@ pub(crate) fn hint_for(prev: Option<&FloatHistogram>, h: &FloatHistogram, contin
         return CounterResetHint::Unknown;
     }
     match (appendable(prev, h), continues) {
-        (Appendable::CounterReset, _) => CounterResetHint::CounterReset,
         (Appendable::Yes, true) => CounterResetHint::NotCounterReset,
-        // A new chunk not caused by a reset: its first sample reads as unknown.
-        (Appendable::Yes, false) | (Appendable::No, _) => CounterResetHint::Unknown,
+        // A new chunk (a reset, a layout change, or a cut for size or time): its first sample
+        // reads as unknown.
+        (Appendable::CounterReset | Appendable::Yes | Appendable::No, _) => CounterResetHint::Unknown,
     }
 }
 
@@ -214,11 +219,12 @@ mod tests {
         assert_eq!(hint_for(None, &up, false), Unknown);
         assert_eq!(hint_for(Some(&prev), &up, true), NotCounterReset);
         assert_eq!(hint_for(Some(&prev), &up, false), Unknown, "first sample of a chunk cut for size");
-        assert_eq!(hint_for(Some(&prev), &down, true), CounterReset);
-        assert_eq!(hint_for(Some(&prev), &down, false), CounterReset);
+        // A reset starts a Prometheus chunk, whose first sample reads as unknown (issue 15346).
+        assert_eq!(hint_for(Some(&prev), &down, true), Unknown);
+        assert_eq!(hint_for(Some(&prev), &down, false), Unknown);
         let explicit = FloatHistogram { counter_reset_hint: CounterReset, ..up.clone() };
-        assert_eq!(hint_for(Some(&prev), &explicit, true), CounterReset);
-        assert_eq!(hint_for(None, &explicit, false), CounterReset);
+        assert_eq!(hint_for(Some(&prev), &explicit, true), Unknown);
+        assert_eq!(hint_for(None, &explicit, false), Unknown);
         let gauge = FloatHistogram { counter_reset_hint: Gauge, ..down.clone() };
         assert_eq!(hint_for(Some(&prev), &gauge, true), Gauge);
         assert_eq!(hint_for(Some(&gauge), &up, true), Unknown, "counter after gauge starts a chunk");

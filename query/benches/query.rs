@@ -123,6 +123,36 @@ fn binary_vector_range(c: &mut Criterion) {
     }
 }
 
+/// Functions evaluated through the generic step loop (`range_eval`) over a range: one
+/// element-wise math function and one relabelling function over 500 instances' gauges.
+fn function_range(c: &mut Criterion) {
+    let instances = std::env::var("HEARTH_BENCH_NODE_INSTANCES").ok().and_then(|v| v.parse().ok()).unwrap_or(500usize);
+    let day_ms = 24 * HOUR_MS;
+    let st = node_memory(instances, day_ms);
+    let engine = Engine::new(EngineOptions::default());
+    let queries = [
+        ("function_range_clamp_min", "clamp_min(node_memory_MemAvailable_bytes, 1e9)"),
+        ("function_range_label_replace", r#"label_replace(node_memory_MemAvailable_bytes, "host", "$1", "instance", "(.*):.*")"#),
+    ];
+    for (name, q) in queries {
+        for (span, dur, step) in [("1h", HOUR_MS, SCRAPE_MS), ("24h", day_ms - HOUR_MS, 60_000)] {
+            let mut g = c.benchmark_group(format!("{name}_{span}"));
+            g.sample_size(10);
+            g.warm_up_time(std::time::Duration::from_secs(1));
+            g.measurement_time(std::time::Duration::from_secs(4));
+            let steps = (dur / step + 1) as u64;
+            g.throughput(Throughput::Elements(instances as u64 * steps));
+            g.bench_function(format!("{instances}_instances"), |b| {
+                b.iter(|| {
+                    let r = engine.range_query_source(&st, q, day_ms - dur, day_ms, step, None).expect("query runs");
+                    std::hint::black_box(r);
+                })
+            });
+            g.finish();
+        }
+    }
+}
+
 fn instant_query_sum_rate(c: &mut Criterion) {
     let st = counters(1000, HOUR_MS);
     let engine = Engine::new(EngineOptions::default());
@@ -154,5 +184,5 @@ fn range_query_histogram_quantile(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, instant_query_sum_rate, range_query_histogram_quantile, binary_vector_range);
+criterion_group!(benches, instant_query_sum_rate, range_query_histogram_quantile, binary_vector_range, function_range);
 criterion_main!(benches);

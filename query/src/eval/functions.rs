@@ -13,7 +13,7 @@ use storage::{Labels, METRIC_NAME};
 
 use super::{EvalValue, Evaluator};
 use crate::error::{QueryError, Result};
-use crate::value::{Matrix, Sample, Vector};
+use crate::value::{Matrix, Sample, Series, Vector};
 
 /// The string value of a string-literal argument.
 pub(crate) fn string_arg(e: &Expr) -> Option<String> {
@@ -181,12 +181,7 @@ impl Evaluator<'_> {
             }
             "timestamp" => match unwrap_parens(args[0]) {
                 Expr::VectorSelector(vs) => self.eval_selector_timestamps(vs)?,
-                _ => self.range_eval(&args, |_, vs, _| {
-                    Ok(std::mem::take(&mut vs[0])
-                        .into_iter()
-                        .map(|s| Sample { f: s.t as f64 / 1000.0, h: None, drop_name: true, ..s })
-                        .collect())
-                })?,
+                _ => self.range_map(&args, drops_name, |_, ts, _, _, _| Some((ts as f64 / 1000.0, None)))?,
             },
             "absent" => {
                 let labels = absent_labels(args[0]);
@@ -202,26 +197,26 @@ impl Evaluator<'_> {
             "label_replace" => self.label_replace(&args)?,
             "label_join" => self.label_join(&args)?,
             "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc" => self.eval_sort(name, &args)?,
-            "round" => self.range_eval(&args, |_, vs, _| {
-                let to = if vs.len() > 1 { vs[1].first().map_or(f64::NAN, |s| s.f) } else { 1.0 };
+            "round" => self.range_map(&args, drops_name, |_, _, p, v, h| {
+                let to = if p.is_empty() { 1.0 } else { p[0].unwrap_or(f64::NAN) };
                 let inv = 1.0 / to;
-                Ok(floats_only(std::mem::take(&mut vs[0]), |v| (v * inv + 0.5).floor() / inv))
+                float_only(h, || (v * inv + 0.5).floor() / inv)
             })?,
-            "clamp" => self.range_eval(&args, |_, vs, _| {
-                let lo = vs[1].first().map_or(f64::NAN, |s| s.f);
-                let hi = vs[2].first().map_or(f64::NAN, |s| s.f);
+            "clamp" => self.range_map(&args, drops_name, |_, _, p, v, h| {
+                let lo = p[0].unwrap_or(f64::NAN);
+                let hi = p[1].unwrap_or(f64::NAN);
                 if hi < lo {
-                    return Ok(Vec::new());
+                    return None;
                 }
-                Ok(floats_only(std::mem::take(&mut vs[0]), |v| go_max(lo, go_min(hi, v))))
+                float_only(h, || go_max(lo, go_min(hi, v)))
             })?,
-            "clamp_min" => self.range_eval(&args, |_, vs, _| {
-                let lo = vs[1].first().map_or(f64::NAN, |s| s.f);
-                Ok(floats_only(std::mem::take(&mut vs[0]), |v| go_max(lo, v)))
+            "clamp_min" => self.range_map(&args, drops_name, |_, _, p, v, h| {
+                let lo = p[0].unwrap_or(f64::NAN);
+                float_only(h, || go_max(lo, v))
             })?,
-            "clamp_max" => self.range_eval(&args, |_, vs, _| {
-                let hi = vs[1].first().map_or(f64::NAN, |s| s.f);
-                Ok(floats_only(std::mem::take(&mut vs[0]), |v| go_min(hi, v)))
+            "clamp_max" => self.range_map(&args, drops_name, |_, _, p, v, h| {
+                let hi = p[0].unwrap_or(f64::NAN);
+                float_only(h, || go_min(hi, v))
             })?,
             "minute" | "hour" | "day_of_week" | "day_of_month" | "day_of_year" | "days_in_month" | "month" | "year" => {
                 if args.is_empty() {
@@ -236,34 +231,30 @@ impl Evaluator<'_> {
                         }])
                     })?
                 } else {
-                    self.range_eval(&args, |_, vs, _| Ok(floats_only(std::mem::take(&mut vs[0]), |v| date_fn(name, v))))?
+                    self.range_map(&args, drops_name, |_, _, _, v, h| float_only(h, || date_fn(name, v)))?
                 }
             }
             n if n.starts_with("histogram_") => self.eval_histogram_fn(n, &args)?,
             crate::preprocess::TRIM_UPPER_FN | crate::preprocess::TRIM_LOWER_FN => {
                 let upper = name == crate::preprocess::TRIM_UPPER_FN;
                 let sym = if upper { "</" } else { ">/" };
-                self.range_eval(&args, |ev, vs, _| {
-                    let Some(rhs) = vs[1].first().map(|s| s.f) else { return Ok(Vec::new()) };
-                    let mut out = Vec::with_capacity(vs[0].len());
-                    for mut s in std::mem::take(&mut vs[0]) {
-                        match &s.h {
-                            Some(h) => {
-                                s.h = Some(std::sync::Arc::new(crate::histogram::trim(h, rhs, upper)));
-                                out.push(s);
-                            }
-                            None => ev.info(
+                self.range_map(&args, |s| (None, s.drop_name), |ev, _, p, _, h| {
+                    let rhs = p[0]?;
+                    match h {
+                        Some(h) => Some((0.0, Some(std::sync::Arc::new(crate::histogram::trim(h, rhs, upper))))),
+                        None => {
+                            ev.info(
                                 format!("incompatible sample types encountered for binary operator {sym:?}: float {sym} float"),
                                 sym,
-                            ),
+                            );
+                            None
                         }
                     }
-                    Ok(out)
                 })?
             }
             n => {
                 if let Some(f) = math_fn(n) {
-                    self.range_eval(&args, |_, vs, _| Ok(floats_only(std::mem::take(&mut vs[0]), f)))?
+                    self.range_map(&args, drops_name, |_, _, _, v, h| float_only(h, || f(v)))?
                 } else {
                     return Err(QueryError::BadData(format!("function {n:?} is not supported")));
                 }
@@ -328,21 +319,19 @@ impl Evaluator<'_> {
             return Err(QueryError::Execution(format!("invalid destination label name in label_replace(): {dst}")));
         }
         let repl = go_template_to_rust(&repl);
-        self.range_eval(&args[..1], move |_, vs, _| {
-            let mut out = std::mem::take(&mut vs[0]);
-            for s in out.iter_mut() {
-                let v = s.metric.get(&src).unwrap_or("");
-                if let Some(caps) = regex.captures(v) {
+        // Output labels depend on the input labels only: computed once per series.
+        let relabel = move |s: &Series| {
+            let v = s.metric.get(&src).unwrap_or("");
+            match regex.captures(v) {
+                Some(caps) => {
                     let mut res = String::new();
                     caps.expand(&repl, &mut res);
-                    s.metric = s.metric.with(&dst, &res);
-                    if dst == METRIC_NAME {
-                        s.drop_name = false;
-                    }
+                    (Some(s.metric.with(&dst, &res)), s.drop_name && dst != METRIC_NAME)
                 }
+                None => (None, s.drop_name),
             }
-            Ok(out)
-        })
+        };
+        self.range_map(&args[..1], relabel, |_, _, _, v, h| Some((v, h.cloned())))
     }
 
     fn label_join(&mut self, args: &[&Expr]) -> Result<Matrix> {
@@ -352,18 +341,13 @@ impl Evaluator<'_> {
         if !storage::labels::is_valid_label_name(&dst) && dst != METRIC_NAME {
             return Err(QueryError::Execution(format!("invalid destination label name in label_join(): {dst}")));
         }
-        self.range_eval(&args[..1], move |_, vs, _| {
-            let mut out = std::mem::take(&mut vs[0]);
-            for s in out.iter_mut() {
-                let joined: Vec<&str> = srcs.iter().map(|l| s.metric.get(l).unwrap_or("")).collect();
-                let v = joined.join(&sep);
-                s.metric = s.metric.with(&dst, &v);
-                if dst == METRIC_NAME {
-                    s.drop_name = false;
-                }
-            }
-            Ok(out)
-        })
+        // Output labels depend on the input labels only: computed once per series.
+        let relabel = move |s: &Series| {
+            let joined: Vec<&str> = srcs.iter().map(|l| s.metric.get(l).unwrap_or("")).collect();
+            let v = joined.join(&sep);
+            (Some(s.metric.with(&dst, &v)), s.drop_name && dst != METRIC_NAME)
+        };
+        self.range_map(&args[..1], relabel, |_, _, _, v, h| Some((v, h.cloned())))
     }
 }
 
@@ -385,18 +369,18 @@ pub(crate) fn go_min(a: f64, b: f64) -> f64 {
     }
 }
 
-/// Applies `f` to float samples, drops histogram samples, flags the name for removal.
-pub(crate) fn floats_only(v: Vector, f: impl Fn(f64) -> f64) -> Vector {
-    let mut out = Vec::with_capacity(v.len());
-    for mut s in v {
-        if s.h.is_some() {
-            continue;
-        }
-        s.f = f(s.f);
-        s.drop_name = true;
-        out.push(s);
+/// `range_map` relabelling of functions that keep the labels and drop the metric name.
+fn drops_name(_: &Series) -> (Option<Labels>, bool) {
+    (None, true)
+}
+
+/// A float function's value: histogram samples are dropped (float functions ignore histograms).
+#[inline]
+fn float_only(h: Option<&std::sync::Arc<storage::FloatHistogram>>, f: impl FnOnce() -> f64) -> Option<(f64, Option<std::sync::Arc<storage::FloatHistogram>>)> {
+    match h {
+        Some(_) => None,
+        None => Some((f(), None)),
     }
-    out
 }
 
 /// The labels `absent()` reports: the selector's equality matchers (not `__name__`), unless a
@@ -496,3 +480,7 @@ mod tests {
         assert_eq!(natural_cmp("a1", "a1"), std::cmp::Ordering::Equal);
     }
 }
+
+#[cfg(test)]
+#[path = "function_tests.rs"]
+mod range_tests;

@@ -26,11 +26,12 @@ pub(crate) mod subquery;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use promql_parser::parser::{AtModifier, Expr, Offset};
 use promql_parser::parser::value::ValueType as PType;
-use storage::Labels;
+use storage::{FloatHistogram, Labels};
 
 use crate::error::{QueryError, Result};
 use crate::source::SampleSource;
@@ -386,6 +387,106 @@ impl<'a> Evaluator<'a> {
         Ok(out)
     }
 
+    /// An element-wise function over every step: `args[0]` is the instant vector, the other
+    /// arguments are scalars (per step: the first point of the argument at that step, `None`
+    /// where it has none, as `vs[k].first()` in [`Evaluator::range_eval`]).
+    ///
+    /// Same results, errors, annotations and sample accounting as `range_eval` over a closure
+    /// that maps each sample of `vs[0]` on its own, but each input series' output labels and
+    /// `drop_name` (`relabel`: `None` keeps the input's labels) are computed once per series
+    /// and looked up by series index per step; label sets are cloned once per output series.
+    /// `f(ev, ts, params, value, histogram)` gives a sample's output value, `None` to drop it.
+    pub fn range_map(
+        &mut self,
+        args: &[&Expr],
+        relabel: impl Fn(&Series) -> (Option<Labels>, bool),
+        mut f: impl FnMut(&mut Self, i64, &[Option<f64>], f64, Option<&Arc<FloatHistogram>>) -> Option<(f64, Option<Arc<FloatHistogram>>)>,
+    ) -> Result<Matrix> {
+        let mut mats: Vec<Matrix> = Vec::with_capacity(args.len());
+        let mut input_points = 0usize;
+        for a in args {
+            let m = if a.value_type() == PType::String { Vec::new() } else { self.eval_matrix(a)? };
+            input_points += m.iter().map(|s| s.len()).sum::<usize>();
+            mats.push(m);
+        }
+        let Some((input, params_in)) = mats.split_first() else { return Ok(Vec::new()) };
+        // Output identity of each input series, once per query.
+        let mapped: Vec<(Option<Labels>, bool)> = input.iter().map(&relabel).collect();
+        let out_labels = |i: usize| mapped[i].0.as_ref().unwrap_or(&input[i].metric);
+        let mut keys: HashMap<&Labels, usize> = HashMap::with_capacity(input.len());
+        let mut key_first: Vec<usize> = Vec::new();
+        let key_of: Vec<usize> = (0..input.len())
+            .map(|i| {
+                *keys.entry(out_labels(i)).or_insert_with(|| {
+                    key_first.push(i);
+                    key_first.len() - 1
+                })
+            })
+            .collect();
+        drop(keys);
+        let steps = self.steps();
+        let mut cursors = vec![(0usize, 0usize); input.len()];
+        let mut param_cursors: Vec<Vec<(usize, usize)>> = params_in.iter().map(|m| vec![(0, 0); m.len()]).collect();
+        let mut params: Vec<Option<f64>> = vec![None; params_in.len()];
+        // Output series index and the step (+1) of its last point, per output key.
+        let mut slot: Vec<Option<(usize, usize)>> = vec![None; key_first.len()];
+        let mut step_out: Vec<(usize, f64, Option<Arc<FloatHistogram>>)> = Vec::new();
+        let mut out: Matrix = Vec::new();
+        for si in 0..steps {
+            if si % 256 == 0 {
+                self.check("range evaluation")?;
+            }
+            let ts = self.ts(si);
+            for (k, m) in params_in.iter().enumerate() {
+                params[k] = None;
+                for (sidx, s) in m.iter().enumerate() {
+                    if let Some((v, _)) = point_at(s, &mut param_cursors[k][sidx], ts) {
+                        if params[k].is_none() {
+                            params[k] = Some(v);
+                        }
+                    }
+                }
+            }
+            step_out.clear();
+            for (sidx, s) in input.iter().enumerate() {
+                let Some((v, h)) = point_at(s, &mut cursors[sidx], ts) else { continue };
+                if let Some((v, h)) = f(self, ts, &params, v, h) {
+                    step_out.push((sidx, v, h));
+                }
+            }
+            self.add_samples(step_out.len())?;
+            if steps == 1 {
+                // An instant evaluation keeps every sample as its own series, in input order.
+                self.sub_samples(input_points);
+                return Ok(step_out
+                    .drain(..)
+                    .map(|(sidx, v, h)| one_point_series(out_labels(sidx).clone(), mapped[sidx].1, ts, v, h))
+                    .collect());
+            }
+            for (sidx, v, h) in step_out.drain(..) {
+                let key = key_of[sidx];
+                let i = match slot[key] {
+                    Some((_, last)) if last == si + 1 => {
+                        return Err(QueryError::Execution("vector cannot contain metrics with the same labelset".into()));
+                    }
+                    Some((i, _)) => i,
+                    None => {
+                        out.push(Series { metric: out_labels(sidx).clone(), drop_name: mapped[sidx].1, ..Default::default() });
+                        out.len() - 1
+                    }
+                };
+                slot[key] = Some((i, si + 1));
+                let ser = &mut out[i];
+                match h {
+                    Some(h) => ser.histograms.push(HPoint { t: ts, h }),
+                    None => ser.floats.push(FPoint { t: ts, f: v }),
+                }
+            }
+        }
+        self.sub_samples(input_points);
+        Ok(out)
+    }
+
     /// The reference time of a selector at step `ts`: the `@` time if any, minus the offset.
     pub fn ref_time(&self, ts: i64, at: &Option<AtModifier>, offset: &Option<Offset>) -> i64 {
         let base = match at {
@@ -420,4 +521,33 @@ pub(crate) fn system_time_ms(t: std::time::SystemTime) -> i64 {
         Ok(d) => d.as_millis() as i64,
         Err(e) => -(e.duration().as_millis() as i64),
     }
+}
+
+/// A series' value at step `ts` (floats first, as [`Evaluator::range_eval`] reads them),
+/// advancing its `(float, histogram)` cursor; a histogram's float value is 0.
+#[inline]
+fn point_at<'a>(s: &'a Series, cur: &mut (usize, usize), ts: i64) -> Option<(f64, Option<&'a Arc<FloatHistogram>>)> {
+    while cur.0 < s.floats.len() && s.floats[cur.0].t < ts {
+        cur.0 += 1;
+    }
+    while cur.1 < s.histograms.len() && s.histograms[cur.1].t < ts {
+        cur.1 += 1;
+    }
+    if cur.0 < s.floats.len() && s.floats[cur.0].t == ts {
+        Some((s.floats[cur.0].f, None))
+    } else if cur.1 < s.histograms.len() && s.histograms[cur.1].t == ts {
+        Some((0.0, Some(&s.histograms[cur.1].h)))
+    } else {
+        None
+    }
+}
+
+/// A series holding one point.
+fn one_point_series(metric: Labels, drop_name: bool, ts: i64, f: f64, h: Option<Arc<FloatHistogram>>) -> Series {
+    let mut ser = Series { metric, drop_name, ..Default::default() };
+    match h {
+        Some(h) => ser.histograms.push(HPoint { t: ts, h }),
+        None => ser.floats.push(FPoint { t: ts, f }),
+    }
+    ser
 }

@@ -253,7 +253,7 @@ impl Evaluator<'_> {
                                 match acc.add(&h) {
                                     Ok(()) => {
                                         if acc.reconciled() && !was_reconciled {
-                                            self.info("mismatched custom buckets were reconciled during aggregation".to_string(), pos);
+                                            self.info_at_arg("mismatched custom buckets were reconciled during aggregation", pos);
                                         }
                                     }
                                     Err(e) => {
@@ -333,6 +333,19 @@ impl Evaluator<'_> {
         }
     }
 
+    /// Warning `text` at the position of the expression argument of aggregation `op`, where
+    /// Prometheus raises histogram-aggregation annotations (`e.Expr.PositionRange()`).
+    fn warn_at_arg(&mut self, text: &str, op: &str) {
+        let p = agg_arg_pos(self.ctx.query, op);
+        self.annos.warn(format!("PromQL warning: {text}{p}"));
+    }
+
+    /// As [`Self::warn_at_arg`], for an info annotation.
+    fn info_at_arg(&mut self, text: &str, op: &str) {
+        let p = agg_arg_pos(self.ctx.query, op);
+        self.annos.info(format!("PromQL info: {text}{p}"));
+    }
+
     pub(super) fn finish_group(&mut self, op: &str, param: f64, mut g: Group, pos: &str) -> Option<Sample> {
         let metric = g.metric.clone();
         let mk = |f: f64, h: Option<Arc<FloatHistogram>>| Sample { metric: metric.clone(), t: 0, f, h, drop_name: g.drop_name };
@@ -350,7 +363,7 @@ impl Evaluator<'_> {
                     }
                     let acc = g.h.take()?;
                     if acc.counter_reset_collision() {
-                        self.warn("conflicting counter resets during histogram aggregation".to_string(), pos);
+                        self.warn_at_arg("conflicting counter resets during histogram aggregation", pos);
                     }
                     return Some(mk(0.0, Some(Arc::new(acc.finish()))));
                 }
@@ -500,5 +513,72 @@ pub(crate) fn fmt_go(f: f64) -> String {
     } else {
         let s = format!("{f}");
         s
+    }
+}
+
+/// ` (line:col)` of the expression argument of the first aggregation `op` in query text `q`:
+/// `op`, then optionally `by (..)`/`without (..)`, then `(`, then the argument (after the
+/// parameter and its comma for `topk`, `quantile` and the like). Falls back to the position of
+/// `op` itself (1:1 if absent). Aggregations that sum histograms (`sum`, `avg`) take no
+/// parameter, so the argument is the first one in the parentheses.
+pub(crate) fn agg_arg_pos(q: &str, op: &str) -> String {
+    let b = q.as_bytes();
+    let mut from = 0;
+    let mut found = None;
+    while let Some(off) = q[from..].find(op) {
+        let i = from + off;
+        from = i + op.len();
+        let before_ok = i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_' || b[i - 1] == b':');
+        if !before_ok {
+            continue;
+        }
+        if let Some(open) = agg_open_paren(q, from) {
+            found = Some(open + 1);
+            break;
+        }
+    }
+    let idx = match found {
+        Some(start) => {
+            let rest = &q[start..];
+            start + (rest.len() - rest.trim_start().len())
+        }
+        None => q.find(op).unwrap_or(0),
+    };
+    let line = q[..idx].matches('\n').count() + 1;
+    let col = idx - q[..idx].rfind('\n').map_or(0, |p| p + 1) + 1;
+    format!(" ({line}:{col})")
+}
+
+/// Index of the `(` that opens an aggregation's arguments, given the index just after its
+/// name: skips whitespace and one `by (..)`/`without (..)` clause. `None` if the text there is
+/// not an aggregation call.
+fn agg_open_paren(q: &str, mut k: usize) -> Option<usize> {
+    let skip_ws = |k: usize| k + (q[k..].len() - q[k..].trim_start().len());
+    k = skip_ws(k);
+    for kw in ["by", "without"] {
+        let r = &q[k..];
+        if r.len() > kw.len() && r[..kw.len()].eq_ignore_ascii_case(kw) {
+            let after = skip_ws(k + kw.len());
+            if q[after..].starts_with('(') {
+                let close = q[after..].find(')')?;
+                k = skip_ws(after + close + 1);
+            }
+            break;
+        }
+    }
+    q[k..].starts_with('(').then_some(k)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::agg_arg_pos;
+
+    #[test]
+    fn aggregation_argument_positions() {
+        assert_eq!(agg_arg_pos("histogram_count(sum(metric))", "sum"), " (1:21)");
+        assert_eq!(agg_arg_pos("sum by (job) ( x )", "sum"), " (1:16)");
+        assert_eq!(agg_arg_pos("histogram_sum(sum_over_time(x[5m])) + avg without(a)(y)", "avg"), " (1:54)");
+        assert_eq!(agg_arg_pos("sum_over_time(x[5m])\n+ sum(\n  y)", "sum"), " (3:3)");
+        assert_eq!(agg_arg_pos("x", "sum"), " (1:1)");
     }
 }

@@ -400,16 +400,34 @@ impl<'a> Evaluator<'a> {
         &mut self,
         args: &[&Expr],
         relabel: impl Fn(&Series) -> (Option<Labels>, bool),
+        f: impl FnMut(&mut Self, i64, &[Option<f64>], f64, Option<&Arc<FloatHistogram>>) -> Option<(f64, Option<Arc<FloatHistogram>>)>,
+    ) -> Result<Matrix> {
+        self.range_map_at(args, 0, relabel, f)
+    }
+
+    /// [`Evaluator::range_map`] with the instant vector at `args[vector_arg]` (arguments are
+    /// still evaluated in order; `params` holds the others, in order), e.g. a vector-scalar
+    /// operator whose vector is on the right.
+    pub fn range_map_at(
+        &mut self,
+        args: &[&Expr],
+        vector_arg: usize,
+        relabel: impl Fn(&Series) -> (Option<Labels>, bool),
         mut f: impl FnMut(&mut Self, i64, &[Option<f64>], f64, Option<&Arc<FloatHistogram>>) -> Option<(f64, Option<Arc<FloatHistogram>>)>,
     ) -> Result<Matrix> {
-        let mut mats: Vec<Matrix> = Vec::with_capacity(args.len());
+        let mut input: Matrix = Vec::new();
+        let mut params_in: Vec<Matrix> = Vec::with_capacity(args.len().saturating_sub(1));
         let mut input_points = 0usize;
-        for a in args {
+        for (ai, a) in args.iter().enumerate() {
             let m = if a.value_type() == PType::String { Vec::new() } else { self.eval_matrix(a)? };
             input_points += m.iter().map(|s| s.len()).sum::<usize>();
-            mats.push(m);
+            if ai == vector_arg {
+                input = m;
+            } else {
+                params_in.push(m);
+            }
         }
-        let Some((input, params_in)) = mats.split_first() else { return Ok(Vec::new()) };
+        let input = &input;
         // Output identity of each input series, once per query.
         let mapped: Vec<(Option<Labels>, bool)> = input.iter().map(&relabel).collect();
         let out_labels = |i: usize| mapped[i].0.as_ref().unwrap_or(&input[i].metric);

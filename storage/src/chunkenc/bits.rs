@@ -346,6 +346,22 @@ impl<'a> BitReader<'a> {
         (w.leading_zeros() as usize).min(self.remaining_bits()) as u32
     }
 
+    /// Position in bits from the start of the stream.
+    #[inline]
+    pub fn position_bits(&self) -> usize {
+        self.pos
+    }
+
+    /// Moves to bit `pos`; false (reader unchanged) if `pos` is past the end of the stream.
+    #[inline]
+    pub fn set_position_bits(&mut self, pos: usize) -> bool {
+        if pos > self.b.len() * 8 {
+            return false;
+        }
+        self.pos = pos;
+        true
+    }
+
     /// Skips `n` bits (the caller has checked they exist, e.g. with [`Self::zero_run`]);
     /// past the end the reader stays exhausted.
     #[inline(always)]

@@ -3,13 +3,24 @@
 //!
 //! Timestamps and values are read from their own streams; [`FloatIter::seek`] scans the
 //! timestamp column alone and then advances the value column by the number of samples skipped
-//! (for decimal chunks that is an integer sum, no float work).
+//! (for decimal chunks that is an integer sum, no float work). Over an
+//! [`super::Encoding::SeekableFloat`] chunk the value column first jumps to the last seek point
+//! at or before the target sample ([`super::seek_points`]).
 
 use super::bits::BitReader;
 use super::bits::unzigzag;
 use super::float::{decimal_value, parse_header, ValueCode};
+use super::seek_points::{self, PointState};
 use super::ts::TsReader;
 use super::{Encoding, ValueType};
+
+/// The value decoder's state after the first `c` values, `bits` into the value stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ValuePoint {
+    pub(crate) c: u32,
+    pub(crate) bits: usize,
+    pub(crate) state: PointState,
+}
 
 #[derive(Clone, Copy, Debug)]
 enum ValState {
@@ -33,6 +44,10 @@ pub struct FloatIter<'a> {
     /// Set once `next`/`seek` ran past the last sample.
     done: bool,
     err: Option<&'static str>,
+    /// Seek point table of a [`Encoding::SeekableFloat`] chunk (else empty).
+    points: &'a [u8],
+    /// First mantissa of a decimal chunk (seek points store mantissas relative to it).
+    m0: i64,
 }
 
 impl<'a> FloatIter<'a> {
@@ -48,6 +63,29 @@ impl<'a> FloatIter<'a> {
             state: ValState::Xor { bits: 0, leading: 0xff, trailing: 0 },
             done: false,
             err: None,
+            points: &[],
+            m0: 0,
+        };
+        let (enc, b) = if enc == Encoding::SeekableFloat {
+            match seek_points::split(b) {
+                Ok((inner, n, table, rest)) => {
+                    match num_inner(inner, rest) {
+                        Some(m) if m == n => {}
+                        _ => {
+                            it.err = Some("seekable float chunk: sample count differs from the inner chunk's");
+                            return it;
+                        }
+                    }
+                    it.points = table;
+                    (inner, rest)
+                }
+                Err(e) => {
+                    it.err = Some(e);
+                    return it;
+                }
+            }
+        } else {
+            (enc, b)
         };
         match parse_header(enc, b) {
             Ok(h) => {
@@ -56,11 +94,83 @@ impl<'a> FloatIter<'a> {
                 it.vals = BitReader::new(h.vals);
                 if let Some((scale, code, m0)) = h.decimal {
                     it.state = ValState::Decimal { scale, code, m: m0, d: 0 };
+                    it.m0 = m0;
                 }
             }
             Err(e) => it.err = Some(e),
         }
         it
+    }
+
+    /// Number of samples in the chunk (0 if its header is corrupt).
+    pub fn len(&self) -> u32 {
+        self.n
+    }
+
+    /// True for an empty (or corrupt) chunk.
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    /// The value decoder's state, when every value up to the current sample has been read
+    /// (after `next`), for writing seek points.
+    pub(crate) fn value_point(&self) -> Option<ValuePoint> {
+        if self.read_v == 0 || self.read_v != self.read_t {
+            return None;
+        }
+        let state = match self.state {
+            ValState::Xor { bits, leading, trailing } => PointState::Xor { bits, leading, trailing },
+            ValState::Decimal { code, m, d, .. } => {
+                PointState::Decimal { m_rel: m.wrapping_sub(self.m0), d: code.dod.then_some(d) }
+            }
+        };
+        Some(ValuePoint { c: self.read_v, bits: self.vals.position_bits(), state })
+    }
+
+    /// Moves the value decoder to the last seek point with `read_v < c <= read_t`, if any.
+    /// False on a corrupt table.
+    fn jump_to_point(&mut self) -> bool {
+        let xor = matches!(self.state, ValState::Xor { .. });
+        let dod = matches!(self.state, ValState::Decimal { code, .. } if code.dod);
+        let (mut p, mut prev, mut best) = (0usize, (0u32, 0usize), None);
+        loop {
+            match seek_points::read_point(self.points, &mut p, prev, xor, dod) {
+                Ok(Some(pt)) => {
+                    if pt.c > self.read_t {
+                        break;
+                    }
+                    if pt.c > self.read_v {
+                        best = Some(pt);
+                    }
+                    prev = (pt.c, pt.bits);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    self.fail(e);
+                    return false;
+                }
+            }
+        }
+        let Some(pt) = best else { return true };
+        if pt.c < 2 || !self.vals.set_position_bits(pt.bits) {
+            self.fail("seekable float chunk: seek point outside the value stream");
+            return false;
+        }
+        match (&mut self.state, pt.state) {
+            (ValState::Xor { bits, leading, trailing }, PointState::Xor { bits: b, leading: l, trailing: t }) => {
+                (*bits, *leading, *trailing) = (b, l, t);
+            }
+            (ValState::Decimal { m, d, .. }, PointState::Decimal { m_rel, d: pd }) => {
+                *m = self.m0.wrapping_add(m_rel);
+                *d = pd.unwrap_or(0);
+            }
+            _ => {
+                self.fail("seekable float chunk: seek point of the wrong kind");
+                return false;
+            }
+        }
+        self.read_v = pt.c;
+        true
     }
 
     #[cold]
@@ -222,6 +332,9 @@ impl<'a> FloatIter<'a> {
                 return ValueType::None;
             }
         }
+        if !self.points.is_empty() && self.read_t >= self.read_v + 2 && !self.jump_to_point() {
+            return ValueType::None;
+        }
         if !self.catch_up_values() {
             return ValueType::None;
         }
@@ -238,6 +351,11 @@ impl<'a> FloatIter<'a> {
     pub fn err(&self) -> Option<&'static str> {
         self.err
     }
+}
+
+/// Sample count of an inner chunk by its header.
+fn num_inner(enc: Encoding, b: &[u8]) -> Option<u32> {
+    super::num_samples(enc, b).ok()
 }
 
 /// Catches the decimal value state up to sample `to` (`read_v` samples read so far, at least

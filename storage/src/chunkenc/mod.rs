@@ -10,6 +10,7 @@
 //! | 1 | [`Encoding::XorFloat`] | header, delta-of-delta timestamp bit stream, Gorilla XOR value bit stream ([`float`]) |
 //! | 2 | [`Encoding::DecimalFloat`] | header with decimal scale and value code, timestamp stream, mantissa deltas or delta-of-deltas (varbit or Rice, optionally divided by a common factor; none for a constant chunk) ([`float`]) |
 //! | 3 | [`Encoding::Histogram`] | header, timestamp stream, one byte-aligned record per native histogram ([`histogram`]) |
+//! | 4 | [`Encoding::SeekableFloat`] | sample count, version, inner encoding (1 or 2), seek point table, then the whole inner float chunk ([`seek_points`]) |
 //!
 //! `Raw` is uncompressed and exists for tests, tools and as the always-correct fallback.
 //!
@@ -28,12 +29,16 @@ pub mod float;
 pub mod float_iter;
 pub mod histogram;
 pub mod raw;
+pub mod seek_points;
+#[cfg(test)]
+mod seek_points_tests;
 #[cfg(test)]
 mod tests;
 pub mod ts;
 pub mod workload;
 
 pub use float::{encode_floats, FloatChunkBuilder};
+pub use seek_points::with_seek_points;
 pub use histogram::HistogramChunkBuilder;
 
 /// Samples per float chunk at which the head cuts its open chunk.
@@ -84,6 +89,9 @@ pub enum Encoding {
     DecimalFloat = 2,
     /// Native histogram samples ([`histogram`]).
     Histogram = 3,
+    /// A long [`Encoding::XorFloat`] or [`Encoding::DecimalFloat`] chunk with a table of seek
+    /// points, for seeks that resume value decoding mid-chunk ([`seek_points`]).
+    SeekableFloat = 4,
 }
 
 impl Encoding {
@@ -94,6 +102,7 @@ impl Encoding {
             1 => Some(Encoding::XorFloat),
             2 => Some(Encoding::DecimalFloat),
             3 => Some(Encoding::Histogram),
+            4 => Some(Encoding::SeekableFloat),
             _ => None,
         }
     }
@@ -112,7 +121,7 @@ pub fn num_samples(encoding: Encoding, bytes: &[u8]) -> Result<u32, &'static str
             let hdr = bytes.get(..4).ok_or("raw chunk: truncated sample count")?;
             Ok(u32::from_le_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]))
         }
-        Encoding::XorFloat | Encoding::DecimalFloat | Encoding::Histogram => {
+        Encoding::XorFloat | Encoding::DecimalFloat | Encoding::Histogram | Encoding::SeekableFloat => {
             let mut p = 0;
             let n = bits::get_uvarint(bytes, &mut p).ok_or("chunk: truncated sample count")?;
             u32::try_from(n).map_err(|_| "chunk: sample count too large")
@@ -188,7 +197,7 @@ pub enum ValueType {
 pub enum ChunkIter<'a> {
     /// Over a [`Encoding::Raw`] chunk.
     Raw(raw::RawIter<'a>),
-    /// Over a [`Encoding::XorFloat`] or [`Encoding::DecimalFloat`] chunk.
+    /// Over a [`Encoding::XorFloat`], [`Encoding::DecimalFloat`] or [`Encoding::SeekableFloat`] chunk.
     Float(float_iter::FloatIter<'a>),
     /// Over a [`Encoding::Histogram`] chunk.
     Histogram(histogram::HistogramIter<'a>),
@@ -200,7 +209,7 @@ impl<'a> ChunkIter<'a> {
     pub fn new(encoding: Encoding, bytes: &'a [u8]) -> Self {
         match encoding {
             Encoding::Raw => ChunkIter::Raw(raw::RawIter::new(bytes)),
-            Encoding::XorFloat | Encoding::DecimalFloat => ChunkIter::Float(float_iter::FloatIter::new(encoding, bytes)),
+            Encoding::XorFloat | Encoding::DecimalFloat | Encoding::SeekableFloat => ChunkIter::Float(float_iter::FloatIter::new(encoding, bytes)),
             Encoding::Histogram => ChunkIter::Histogram(histogram::HistogramIter::new(bytes)),
         }
     }

@@ -68,7 +68,7 @@ impl<'a> FloatIter<'a> {
         };
         let (enc, b) = if enc == Encoding::SeekableFloat {
             match seek_points::split(b) {
-                Ok((inner, n, table, rest)) => {
+                Ok(seek_points::Parts { inner, n, table, rest }) => {
                     match num_inner(inner, rest) {
                         Some(m) if m == n => {}
                         _ => {

@@ -66,7 +66,7 @@ pub fn with_seek_points(enc: Encoding, bytes: Vec<u8>) -> (Encoding, Vec<u8>) {
         let mut read = 0u32;
         while it.next() == ValueType::Float {
             read += 1;
-            if read % SEEK_POINT_INTERVAL != 0 || read == n {
+            if !read.is_multiple_of(SEEK_POINT_INTERVAL) || read == n {
                 continue;
             }
             let Some(p) = it.value_point() else { continue };
@@ -112,10 +112,20 @@ pub(crate) enum PointState {
     Decimal { m_rel: i64, d: Option<i64> },
 }
 
-/// Splits a [`Encoding::SeekableFloat`] chunk into `(inner encoding, table, inner bytes)`,
-/// checking the repeated sample count against `inner_n` later (the caller parses the inner
-/// header). `Err` describes the corruption.
-pub(crate) fn split(b: &[u8]) -> Result<(Encoding, u32, &[u8], &[u8]), &'static str> {
+/// The parts of a [`Encoding::SeekableFloat`] chunk.
+pub(crate) struct Parts<'a> {
+    /// The inner chunk's encoding.
+    pub(crate) inner: Encoding,
+    /// The sample count of the wrapper (the caller checks it against the inner chunk's).
+    pub(crate) n: u32,
+    pub(crate) table: &'a [u8],
+    /// The inner chunk.
+    pub(crate) rest: &'a [u8],
+}
+
+/// Splits a [`Encoding::SeekableFloat`] chunk into its [`Parts`]. `Err` describes the
+/// corruption.
+pub(crate) fn split(b: &[u8]) -> Result<Parts<'_>, &'static str> {
     let mut p = 0;
     let n = get_uvarint(b, &mut p).ok_or("seekable float chunk: truncated sample count")?;
     let n = u32::try_from(n).map_err(|_| "seekable float chunk: sample count too large")?;
@@ -133,7 +143,7 @@ pub(crate) fn split(b: &[u8]) -> Result<(Encoding, u32, &[u8], &[u8]), &'static 
     let len = get_uvarint(b, &mut p).ok_or("seekable float chunk: truncated table length")?;
     let end = usize::try_from(len).ok().and_then(|l| p.checked_add(l)).filter(|&e| e <= b.len());
     let end = end.ok_or("seekable float chunk: table longer than the chunk")?;
-    Ok((inner, n, &b[p..end], &b[end..]))
+    Ok(Parts { inner, n, table: &b[p..end], rest: &b[end..] })
 }
 
 /// Reads the seek point after `prev` (`(c, bits)` of the previous point, `(0, 0)` at the

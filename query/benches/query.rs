@@ -123,8 +123,9 @@ fn binary_vector_range(c: &mut Criterion) {
     }
 }
 
-/// Functions evaluated through the generic step loop (`range_eval`) over a range: one
-/// element-wise math function and one relabelling function over 500 instances' gauges.
+/// Functions and operators evaluated element-wise over a range: one math function, one
+/// relabelling function (both `range_map`) and a vector-scalar operator (`range_eval`) over
+/// 500 instances' gauges.
 fn function_range(c: &mut Criterion) {
     let instances = std::env::var("HEARTH_BENCH_NODE_INSTANCES").ok().and_then(|v| v.parse().ok()).unwrap_or(500usize);
     let day_ms = 24 * HOUR_MS;
@@ -133,6 +134,7 @@ fn function_range(c: &mut Criterion) {
     let queries = [
         ("function_range_clamp_min", "clamp_min(node_memory_MemAvailable_bytes, 1e9)"),
         ("function_range_label_replace", r#"label_replace(node_memory_MemAvailable_bytes, "host", "$1", "instance", "(.*):.*")"#),
+        ("function_range_vector_scalar", "node_memory_MemAvailable_bytes / 1024"),
     ];
     for (name, q) in queries {
         for (span, dur, step) in [("1h", HOUR_MS, SCRAPE_MS), ("24h", day_ms - HOUR_MS, 60_000)] {

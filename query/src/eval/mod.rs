@@ -305,7 +305,13 @@ impl<'a> Evaluator<'a> {
         let mut vectors: Vec<Vector> = vec![Vec::new(); args.len()];
         let steps = self.steps();
         let mut out: Matrix = Vec::new();
-        let mut index: HashMap<Labels, (usize, i64)> = HashMap::new();
+        // Output series by label set, and the time of each one's last point. A step's outputs
+        // usually come in the previous step's order: output `k` is first compared with the
+        // series the previous step's output `k` went to, and hashed only when that differs.
+        let mut index: HashMap<Labels, usize> = HashMap::new();
+        let mut last_ts: Vec<i64> = Vec::new();
+        let mut prev_slots: Vec<usize> = Vec::new();
+        let mut slots: Vec<usize> = Vec::new();
         for si in 0..steps {
             if si % 256 == 0 {
                 self.check("range evaluation")?;
@@ -359,29 +365,34 @@ impl<'a> Evaluator<'a> {
                     })
                     .collect());
             }
-            for s in result {
-                let slot = match index.get_mut(&s.metric) {
-                    Some(e) => {
-                        if e.1 == ts {
+            slots.clear();
+            for (k, s) in result.into_iter().enumerate() {
+                let guess = prev_slots.get(k).copied().filter(|&g| out[g].metric == s.metric);
+                let slot = match guess.or_else(|| index.get(&s.metric).copied()) {
+                    Some(slot) => {
+                        if last_ts[slot] == ts {
                             return Err(QueryError::Execution(
                                 "vector cannot contain metrics with the same labelset".into(),
                             ));
                         }
-                        e.1 = ts;
-                        e.0
+                        slot
                     }
                     None => {
-                        out.push(Series { metric: s.metric.clone(), drop_name: s.drop_name, ..Default::default() });
-                        index.insert(s.metric.clone(), (out.len() - 1, ts));
+                        index.insert(s.metric.clone(), out.len());
+                        out.push(Series { metric: s.metric, drop_name: s.drop_name, ..Default::default() });
+                        last_ts.push(ts);
                         out.len() - 1
                     }
                 };
+                last_ts[slot] = ts;
+                slots.push(slot);
                 let ser = &mut out[slot];
                 match s.h {
                     Some(h) => ser.histograms.push(HPoint { t: ts, h }),
                     None => ser.floats.push(FPoint { t: ts, f: s.f }),
                 }
             }
+            std::mem::swap(&mut prev_slots, &mut slots);
         }
         self.sub_samples(input_points);
         Ok(out)

@@ -120,9 +120,20 @@ fn apply(e: &mut Expr, marks: &OpMarks, next: &mut usize) {
             };
             apply(&mut b.rhs, marks, next);
             if let Some(upper) = mark {
+                let name = if upper { TRIM_UPPER_FN } else { TRIM_LOWER_FN };
+                if b.rhs.value_type() == PType::Vector && b.lhs.value_type() == PType::Vector {
+                    // Vector-vector trim: the binary node (with its `on`/`ignoring`/`group_x`
+                    // matching) becomes the call's only argument; the evaluator matches the
+                    // sides and trims each pair.
+                    let node = std::mem::replace(e, Expr::from(0.0));
+                    *e = Expr::Call(Call {
+                        func: Function::new(name, vec![PType::Vector], 0, PType::Vector, false),
+                        args: FunctionArgs::new_args(node),
+                    });
+                    return;
+                }
                 let lhs = std::mem::replace(&mut *b.lhs, Expr::from(0.0));
                 let rhs = std::mem::replace(&mut *b.rhs, Expr::from(0.0));
-                let name = if upper { TRIM_UPPER_FN } else { TRIM_LOWER_FN };
                 *e = Expr::Call(Call {
                     func: Function::new(name, vec![PType::Vector, PType::Scalar], 0, PType::Vector, false),
                     args: FunctionArgs::new_args(lhs).append_args(rhs),
@@ -163,7 +174,55 @@ pub(crate) fn parse(query: &str, step_ms: i64, range_ms: i64) -> Result<Expr, St
         let mut next = 0;
         apply(&mut e, &marks, &mut next);
     }
+    mark_hist_stats(&mut e, false, false);
     Ok(e)
+}
+
+/// [`MODIFIER_LABEL`] value marking a selector read as by Prometheus' `HistogramStatsIterator`.
+pub(crate) const HIST_STATS: &str = "hist_stats";
+
+/// Marks the selectors whose histograms only feed `histogram_count`, `histogram_sum` or
+/// `histogram_avg` (Prometheus `detectHistogramStatsDecoding`): under such a call, unless a
+/// subquery, `histogram_quantile(s)`, `histogram_fraction` or a trim operator sits anywhere
+/// above the selector (those need the buckets, or their own reset detection).
+fn mark_hist_stats(e: &mut Expr, stats: bool, vetoed: bool) {
+    match e {
+        Expr::Call(c) => {
+            let (stats, vetoed) = match c.func.name {
+                "histogram_count" | "histogram_sum" | "histogram_avg" => (!vetoed, vetoed),
+                "histogram_quantile" | "histogram_quantiles" | "histogram_fraction" | TRIM_UPPER_FN | TRIM_LOWER_FN => (false, true),
+                _ => (stats, vetoed),
+            };
+            for a in c.args.args.iter_mut() {
+                mark_hist_stats(a, stats, vetoed);
+            }
+        }
+        Expr::Subquery(s) => mark_hist_stats(&mut s.expr, false, true),
+        Expr::Aggregate(a) => {
+            if let Some(p) = a.param.as_deref_mut() {
+                mark_hist_stats(p, stats, vetoed);
+            }
+            mark_hist_stats(&mut a.expr, stats, vetoed);
+        }
+        Expr::Binary(b) => {
+            mark_hist_stats(&mut b.lhs, stats, vetoed);
+            mark_hist_stats(&mut b.rhs, stats, vetoed);
+        }
+        Expr::Unary(u) => mark_hist_stats(&mut u.expr, stats, vetoed),
+        Expr::Paren(p) => mark_hist_stats(&mut p.expr, stats, vetoed),
+        Expr::VectorSelector(vs) if stats => add_stats_matcher(vs),
+        Expr::MatrixSelector(ms) if stats => add_stats_matcher(&mut ms.vs),
+        _ => {}
+    }
+}
+
+fn add_stats_matcher(vs: &mut promql_parser::parser::VectorSelector) {
+    use promql_parser::label::{MatchOp, Matcher};
+    let m = Matcher::new(MatchOp::Equal, MODIFIER_LABEL, HIST_STATS);
+    vs.matchers.matchers.push(m.clone());
+    for g in vs.matchers.or_matchers.iter_mut() {
+        g.push(m.clone());
+    }
 }
 
 #[cfg(test)]

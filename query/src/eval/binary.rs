@@ -45,6 +45,10 @@ pub(crate) enum Op {
     And,
     Or,
     Unless,
+    /// `</` (keep the observations below the right-hand value).
+    TrimUpper,
+    /// `>/` (keep the observations above the right-hand value).
+    TrimLower,
 }
 
 impl Op {
@@ -100,6 +104,8 @@ impl Op {
             Op::And => "and",
             Op::Or => "or",
             Op::Unless => "unless",
+            Op::TrimUpper => "</",
+            Op::TrimLower => ">/",
         }
     }
 }
@@ -121,6 +127,8 @@ pub(crate) fn float_op(op: Op, l: f64, r: f64) -> (f64, bool) {
         Op::Ge => (l, l >= r),
         Op::Le => (l, l <= r),
         Op::And | Op::Or | Op::Unless => (l, true),
+        // Trim needs a histogram on the left: a float pair is dropped (see `elem_op`).
+        Op::TrimUpper | Op::TrimLower => (l, false),
     }
 }
 
@@ -143,6 +151,7 @@ enum Elem {
 impl Evaluator<'_> {
     fn elem_op(&mut self, op: Op, lf: f64, lh: Option<&Arc<FloatHistogram>>, rf: f64, rh: Option<&Arc<FloatHistogram>>) -> Elem {
         match (lh, rh) {
+            (None, None) if matches!(op, Op::TrimUpper | Op::TrimLower) => Elem::Incompatible("float", "float"),
             (None, None) => {
                 let (v, k) = float_op(op, lf, rf);
                 Elem::F(v, k)
@@ -178,6 +187,7 @@ impl Evaluator<'_> {
             },
             (Some(a), None) => match op {
                 Op::Mul => Elem::H(Arc::new(hist::scale(a, rf)), true),
+                Op::TrimUpper | Op::TrimLower => Elem::H(Arc::new(hist::trim(a, rf, op == Op::TrimUpper)), true),
                 Op::Div => Elem::H(Arc::new(hist::div(a, rf)), true),
                 _ => Elem::Incompatible("histogram", "float"),
             },
@@ -202,6 +212,18 @@ impl Evaluator<'_> {
     pub fn eval_binary(&mut self, b: &BinaryExpr) -> Result<Matrix> {
         let op_name = b.op.to_string();
         let op = Op::parse(&op_name).ok_or_else(|| QueryError::BadData(format!("unknown operator {op_name}")))?;
+        self.eval_binary_op(op, b)
+    }
+
+    /// The trim operator `</` (`upper`) or `>/` between two instant vectors, `b` being the
+    /// comparison node the parser saw (its matching modifiers apply): each matched pair's
+    /// histogram is trimmed at the float (Prometheus `FloatHistogram.TrimBuckets`); other type
+    /// pairs are dropped with an info, as for the other operators.
+    pub fn eval_trim_matched(&mut self, b: &BinaryExpr, upper: bool) -> Result<Matrix> {
+        self.eval_binary_op(if upper { Op::TrimUpper } else { Op::TrimLower }, b)
+    }
+
+    fn eval_binary_op(&mut self, op: Op, b: &BinaryExpr) -> Result<Matrix> {
         let lt = b.lhs.value_type();
         let rt = b.rhs.value_type();
         let return_bool = b.modifier.as_ref().is_some_and(|m| m.return_bool);

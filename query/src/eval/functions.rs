@@ -235,6 +235,13 @@ impl Evaluator<'_> {
                 }
             }
             n if n.starts_with("histogram_") => self.eval_histogram_fn(n, &args)?,
+            // Vector-vector trim: the pre-parse pass passes the matching binary node alone.
+            crate::preprocess::TRIM_UPPER_FN | crate::preprocess::TRIM_LOWER_FN if args.len() == 1 => {
+                let Expr::Binary(b) = args[0] else {
+                    return Err(QueryError::BadData(format!("{name}: expected a binary expression")));
+                };
+                self.eval_trim_matched(b, name == crate::preprocess::TRIM_UPPER_FN)?
+            }
             crate::preprocess::TRIM_UPPER_FN | crate::preprocess::TRIM_LOWER_FN => {
                 let upper = name == crate::preprocess::TRIM_UPPER_FN;
                 let sym = if upper { "</" } else { ">/" };

@@ -63,12 +63,40 @@ pub(crate) fn selector_mod(vs: &VectorSelector) -> RangeMod {
             return match m.value.as_str() {
                 "anchored" => RangeMod::Anchored,
                 "smoothed" => RangeMod::Smoothed,
-                // "info" marks an info() data-label selector; not a range modifier.
+                // "info" marks an info() data-label selector, "hist_stats" a selector read for
+                // histogram statistics; neither is a range modifier.
+                crate::preprocess::HIST_STATS => continue,
                 _ => RangeMod::None,
             };
         }
     }
     RangeMod::None
+}
+
+/// True if the pre-parse pass marked `vs` as read for histogram statistics only.
+fn is_hist_stats(vs: &VectorSelector) -> bool {
+    vs.matchers.matchers.iter().chain(vs.matchers.or_matchers.iter().flatten())
+        .any(|m| m.name == crate::preprocess::MODIFIER_LABEL && m.value == crate::preprocess::HIST_STATS)
+}
+
+/// Prometheus' `HistogramStatsIterator`: a histogram whose stored hint is unknown gets
+/// `CounterReset` or `NotCounterReset` by comparing it with the previous histogram read
+/// (stale markers skipped); the first histogram read stays unknown.
+fn detect_stats_hints(hists: &mut [HPoint]) {
+    use storage::histogram::CounterResetHint as H;
+    let mut prev: Option<std::sync::Arc<storage::FloatHistogram>> = None;
+    for p in hists.iter_mut() {
+        if is_stale_nan(p.h.sum) {
+            continue;
+        }
+        if p.h.counter_reset_hint == H::Unknown {
+            if let Some(last) = &prev {
+                let hint = if crate::histogram::detect_reset(&p.h, last) { H::CounterReset } else { H::NotCounterReset };
+                std::sync::Arc::make_mut(&mut p.h).counter_reset_hint = hint;
+            }
+        }
+        prev = Some(p.h.clone());
+    }
 }
 
 /// Per-series points with staleness markers removed, as range windows see them.
@@ -139,6 +167,16 @@ pub(crate) enum Out {
 impl Evaluator<'_> {
     /// Selects raw series for a selector whose reference times span `[rmin, rmax]`.
     fn select_raw(&mut self, vs: &VectorSelector, mint: i64, maxt: i64) -> Result<Vec<RawSeries>> {
+        let mut raw = self.select_raw_series(vs, mint, maxt)?;
+        if is_hist_stats(vs) {
+            for r in raw.iter_mut() {
+                detect_stats_hints(&mut r.hists);
+            }
+        }
+        Ok(raw)
+    }
+
+    fn select_raw_series(&mut self, vs: &VectorSelector, mint: i64, maxt: i64) -> Result<Vec<RawSeries>> {
         let groups = to_matchers(&vs.name, &vs.matchers)?;
         if groups.len() == 1 {
             let raw = self.ctx.src.select(&groups[0], mint, maxt)?;

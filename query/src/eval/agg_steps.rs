@@ -18,7 +18,7 @@ use promql_parser::parser::LabelModifier;
 use storage::Labels;
 
 use super::aggregate::{cmp_asc_nan_last, cmp_desc_nan_last, fmt_go, group_key, group_labels, Group};
-use super::Evaluator;
+use super::{step_point, Evaluator, StepPoint};
 use crate::error::{QueryError, Result};
 use crate::value::{FPoint, HPoint, Matrix, Sample, Series};
 
@@ -33,33 +33,6 @@ enum FloatOp {
     Sum,
     Count,
     Other,
-}
-
-/// The value of one input series at one step.
-#[derive(Clone, Copy)]
-enum Point {
-    F(f64),
-    /// Index into the series' histogram points.
-    H(usize),
-}
-
-/// Advances `cur` (float and histogram cursors) to step time `ts` and returns the series'
-/// point there, floats first (as `range_eval` does).
-#[inline]
-fn point_at(s: &Series, cur: &mut (usize, usize), ts: i64) -> Option<Point> {
-    while cur.0 < s.floats.len() && s.floats[cur.0].t < ts {
-        cur.0 += 1;
-    }
-    while cur.1 < s.histograms.len() && s.histograms[cur.1].t < ts {
-        cur.1 += 1;
-    }
-    if cur.0 < s.floats.len() && s.floats[cur.0].t == ts {
-        Some(Point::F(s.floats[cur.0].f))
-    } else if cur.1 < s.histograms.len() && s.histograms[cur.1].t == ts {
-        Some(Point::H(cur.1))
-    } else {
-        None
-    }
 }
 
 /// Output series of an aggregation, created in first-emitted order and gathered by key
@@ -169,7 +142,7 @@ impl Evaluator<'_> {
                     self.warn_param(format!("quantile value should be between 0 and 1, got {}", fmt_go(param)), pos);
                 }
                 for (sidx, s) in input.iter().enumerate() {
-                    let Some(p) = point_at(s, &mut cursors[sidx], ts) else { continue };
+                    let Some(p) = step_point(s, &mut cursors[sidx], ts) else { continue };
                     let gid = group_of[sidx];
                     let g = slots[gid].get_or_insert_with(|| {
                         order.push(gid);
@@ -180,7 +153,7 @@ impl Evaluator<'_> {
                     }
                     // Float sums and counts inline what `accumulate` does for them.
                     match (p, float_op) {
-                        (Point::F(v), FloatOp::Sum) => {
+                        (StepPoint::F(v), FloatOp::Sum) => {
                             g.seen = true;
                             g.has_float = true;
                             let (f, c) = super::aggregate::kahan_inc(v, g.f, g.c);
@@ -188,7 +161,7 @@ impl Evaluator<'_> {
                             g.c = c;
                             continue;
                         }
-                        (Point::F(_), FloatOp::Count) => {
+                        (StepPoint::F(_), FloatOp::Count) => {
                             g.seen = true;
                             g.has_float = true;
                             g.count += 1.0;
@@ -197,8 +170,8 @@ impl Evaluator<'_> {
                         _ => {}
                     }
                     let sample = match p {
-                        Point::F(f) => Sample { metric: Labels::empty(), t: ts, f, h: None, drop_name: s.drop_name },
-                        Point::H(i) => Sample {
+                        StepPoint::F(f) => Sample { metric: Labels::empty(), t: ts, f, h: None, drop_name: s.drop_name },
+                        StepPoint::H(i) => Sample {
                             metric: Labels::empty(),
                             t: ts,
                             f: 0.0,
@@ -251,17 +224,17 @@ impl Evaluator<'_> {
         // Cursors must still advance over this step's points when nothing is kept.
         let keep = k >= 1;
         for (sidx, s) in input.iter().enumerate() {
-            let Some(p) = point_at(s, &mut cursors[sidx], ts) else { continue };
+            let Some(p) = step_point(s, &mut cursors[sidx], ts) else { continue };
             if !keep {
                 continue;
             }
             let f = match p {
-                Point::F(f) => f,
-                Point::H(_) if op != "limitk" => {
+                StepPoint::F(f) => f,
+                StepPoint::H(_) if op != "limitk" => {
                     self.info(format!("ignored histogram in {op} aggregation"), pos);
                     continue;
                 }
-                Point::H(_) => 0.0,
+                StepPoint::H(_) => 0.0,
             };
             let gid = group_of[sidx];
             let m = &mut members[gid];

@@ -21,7 +21,7 @@ use promql_parser::parser::value::ValueType as PType;
 use storage::{FloatHistogram, Labels, METRIC_NAME};
 use xxhash_rust::xxh3::xxh3_64;
 
-use super::Evaluator;
+use super::{point_at, Evaluator};
 use crate::error::{QueryError, Result};
 use crate::histogram as hist;
 use crate::value::{FPoint, HPoint, Matrix, Sample, Series, Vector};
@@ -449,24 +449,6 @@ impl Evaluator<'_> {
     }
 }
 
-/// A series' sample at step `ts`, advancing its `(float, histogram)` cursor (the inner result
-/// of a range evaluation has at most one point per step).
-fn point_at(s: &Series, cur: &mut (usize, usize), ts: i64) -> Option<(f64, Option<Arc<FloatHistogram>>)> {
-    while cur.0 < s.floats.len() && s.floats[cur.0].t < ts {
-        cur.0 += 1;
-    }
-    while cur.1 < s.histograms.len() && s.histograms[cur.1].t < ts {
-        cur.1 += 1;
-    }
-    if cur.0 < s.floats.len() && s.floats[cur.0].t == ts {
-        Some((s.floats[cur.0].f, None))
-    } else if cur.1 < s.histograms.len() && s.histograms[cur.1].t == ts {
-        Some((0.0, Some(s.histograms[cur.1].h.clone())))
-    } else {
-        None
-    }
-}
-
 /// Output series of a vector-vector range evaluation, indexed by label set; each output label
 /// set is hashed once, when its series is created.
 struct RangeOut {
@@ -559,14 +541,14 @@ impl Evaluator<'_> {
             many_here.clear();
             one_here.clear();
             for (i, s) in many.iter().enumerate() {
-                if let Some(v) = point_at(s, &mut many_cur[i], ts) {
-                    many_val[i] = v;
+                if let Some((f, h)) = point_at(s, &mut many_cur[i], ts) {
+                    many_val[i] = (f, h.cloned());
                     many_here.push(i);
                 }
             }
             for (i, s) in one.iter().enumerate() {
-                if let Some(v) = point_at(s, &mut one_cur[i], ts) {
-                    one_val[i] = v;
+                if let Some((f, h)) = point_at(s, &mut one_cur[i], ts) {
+                    one_val[i] = (f, h.cloned());
                     one_here.push(i);
                 }
             }

@@ -552,10 +552,20 @@ pub(crate) fn system_time_ms(t: std::time::SystemTime) -> i64 {
     }
 }
 
-/// A series' value at step `ts` (floats first, as [`Evaluator::range_eval`] reads them),
-/// advancing its `(float, histogram)` cursor; a histogram's float value is 0.
+/// A series' point at a range evaluation's step: a float value, or the index of a histogram
+/// point in `Series::histograms`.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum StepPoint {
+    F(f64),
+    H(usize),
+}
+
+/// Advances a series' `(float, histogram)` cursor to step time `ts` and returns its point
+/// there, floats first (the inner result of a range evaluation has at most one point per
+/// step). Shared by every step loop over an evaluated range (`range_eval`, aggregations,
+/// binary operators).
 #[inline]
-fn point_at<'a>(s: &'a Series, cur: &mut (usize, usize), ts: i64) -> Option<(f64, Option<&'a Arc<FloatHistogram>>)> {
+pub(super) fn step_point(s: &Series, cur: &mut (usize, usize), ts: i64) -> Option<StepPoint> {
     while cur.0 < s.floats.len() && s.floats[cur.0].t < ts {
         cur.0 += 1;
     }
@@ -563,11 +573,20 @@ fn point_at<'a>(s: &'a Series, cur: &mut (usize, usize), ts: i64) -> Option<(f64
         cur.1 += 1;
     }
     if cur.0 < s.floats.len() && s.floats[cur.0].t == ts {
-        Some((s.floats[cur.0].f, None))
+        Some(StepPoint::F(s.floats[cur.0].f))
     } else if cur.1 < s.histograms.len() && s.histograms[cur.1].t == ts {
-        Some((0.0, Some(&s.histograms[cur.1].h)))
+        Some(StepPoint::H(cur.1))
     } else {
         None
+    }
+}
+
+/// [`step_point`] as a value: a histogram's float value is 0.
+#[inline]
+pub(super) fn point_at<'a>(s: &'a Series, cur: &mut (usize, usize), ts: i64) -> Option<(f64, Option<&'a Arc<FloatHistogram>>)> {
+    match step_point(s, cur, ts)? {
+        StepPoint::F(f) => Some((f, None)),
+        StepPoint::H(i) => Some((0.0, Some(&s.histograms[i].h))),
     }
 }
 

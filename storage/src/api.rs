@@ -139,6 +139,41 @@ pub trait Appender {
     /// As [`Appender::append`], plus [`AppendError::InvalidHistogram`].
     fn append_histogram(&mut self, series: SeriesRef, t_ms: i64, h: &FloatHistogram) -> Result<(), AppendError>;
 
+    /// Appends a float sample with its start timestamp `st_ms` (ms since the epoch; 0 means
+    /// none/unknown, the Prometheus convention; [`Appender::append`] is this with 0). The
+    /// start timestamp is the time from which the sample's value accumulates: constant for a
+    /// cumulative counter until it resets, the previous sample's timestamp for a delta
+    /// series (OpenTelemetry's start time, remote-write 2.0's created timestamp). PromQL's
+    /// `rate`, `increase`, `irate` and `resets` read it to detect counter resets, and
+    /// `start_timestamp()` returns it.
+    ///
+    /// The default forwards `st_ms == 0` to [`Appender::append`] and refuses any other start
+    /// timestamp with [`AppendError::TypeConflict`] rather than dropping it: an appender that
+    /// stores samples overrides it (the head does; test doubles may not).
+    ///
+    /// # Errors
+    /// As [`Appender::append`].
+    fn append_st(&mut self, series: SeriesRef, st_ms: i64, t_ms: i64, v: f64) -> Result<(), AppendError> {
+        if st_ms == 0 {
+            self.append(series, t_ms, v)
+        } else {
+            Err(AppendError::TypeConflict { t_ms })
+        }
+    }
+
+    /// As [`Appender::append_st`], for a native histogram sample.
+    ///
+    /// # Errors
+    /// As [`Appender::append_histogram`]; the default refuses a non-zero `st_ms` as
+    /// [`Appender::append_st`]'s does.
+    fn append_histogram_st(&mut self, series: SeriesRef, st_ms: i64, t_ms: i64, h: &FloatHistogram) -> Result<(), AppendError> {
+        if st_ms == 0 {
+            self.append_histogram(series, t_ms, h)
+        } else {
+            Err(AppendError::TypeConflict { t_ms })
+        }
+    }
+
     /// Attaches an exemplar to a resolved series.
     ///
     /// # Errors

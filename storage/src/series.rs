@@ -43,6 +43,32 @@ impl Series {
         Series { labels, chunks, mint_ms: i64::MIN, maxt_ms: i64::MAX }
     }
 
+    /// A series over in-memory float samples `(st_ms, t_ms, v)` (sorted by time) with start
+    /// timestamps (0: none), for tests and tools. Uses [`Encoding::FloatSt`].
+    pub fn from_samples_st(labels: Labels, samples: &[(i64, i64, f64)]) -> Series {
+        let chunks = match (samples.first(), samples.last()) {
+            (Some(first), Some(last)) => {
+                let sts: Vec<i64> = samples.iter().map(|s| s.0).collect();
+                let ts: Vec<i64> = samples.iter().map(|s| s.1).collect();
+                let vs: Vec<f64> = samples.iter().map(|s| s.2).collect();
+                vec![ChunkHandle {
+                    min_t_ms: first.1,
+                    max_t_ms: last.1,
+                    encoding: Encoding::FloatSt,
+                    bytes: ChunkBytes::from_vec(crate::chunkenc::encode_floats_st(&ts, &vs, &sts)),
+                }]
+            }
+            _ => Vec::new(),
+        };
+        Series { labels, chunks, mint_ms: i64::MIN, maxt_ms: i64::MAX }
+    }
+
+    /// True if any chunk carries start timestamps ([`Encoding::has_st`]): readers that keep
+    /// per-sample STs check this once per series and skip the ST column otherwise.
+    pub fn has_st(&self) -> bool {
+        self.chunks.iter().any(|c| c.encoding.has_st())
+    }
+
     /// An iterator over the samples in `[mint_ms, maxt_ms]`.
     pub fn iter(&self) -> SeriesIterator<'_> {
         SeriesIterator {
@@ -161,6 +187,13 @@ impl<'a> SeriesIterator<'a> {
         self.last_t
     }
 
+    /// The current sample's start timestamp, ms since the epoch; 0 when it has none (chunks
+    /// without an ST column, Prometheus' "unknown").
+    #[inline]
+    pub fn st(&self) -> i64 {
+        self.cur.as_ref().map_or(0, |c| c.st())
+    }
+
     fn open_next_chunk(&mut self) -> bool {
         let Some(c) = self.chunks.get(self.next_chunk) else {
             self.cur = None;
@@ -206,6 +239,30 @@ mod tests {
             maxt_ms: 4,
         };
         assert_eq!(collect(&s), vec![(2, 2.0), (3, 3.0), (4, 4.0)]);
+    }
+
+    #[test]
+    fn start_timestamps_across_plain_and_st_chunks() {
+        let a = Series::from_samples(Labels::empty(), &[(1, 1.0), (2, 2.0)]);
+        let b = Series::from_samples_st(Labels::empty(), &[(2, 3, 3.0), (2, 4, 4.0), (4, 5, 1.0)]);
+        assert!(!a.has_st());
+        assert!(b.has_st());
+        let s = Series {
+            labels: Labels::empty(),
+            chunks: vec![a.chunks[0].clone(), b.chunks[0].clone()],
+            mint_ms: i64::MIN,
+            maxt_ms: i64::MAX,
+        };
+        assert!(s.has_st());
+        let mut it = s.iter();
+        let mut got = Vec::new();
+        while it.next() == ValueType::Float {
+            got.push((it.st(), it.at().0));
+        }
+        assert_eq!(got, vec![(0, 1), (0, 2), (2, 3), (2, 4), (4, 5)]);
+        let mut it = s.iter();
+        assert_eq!(it.seek(4), ValueType::Float);
+        assert_eq!((it.st(), it.t()), (2, 4));
     }
 
     #[test]

@@ -25,7 +25,8 @@ use super::meta::{BlockCompaction, BlockMeta};
 use super::reader::Block;
 use super::writer::BlockWriter;
 use crate::chunkenc::{
-    encode_floats, ChunkBytes, ChunkHandle, ChunkIter, Encoding, HistogramChunkBuilder, ValueType,
+    encode_floats, ChunkBytes, ChunkHandle, ChunkIter, Encoding, FloatStChunkBuilder, HistogramChunkBuilder,
+    HistogramStChunkBuilder, ValueType,
     HISTOGRAM_CHUNK_TARGET_BYTES, SAMPLES_PER_CHUNK,
 };
 use crate::histogram::FloatHistogram;
@@ -234,9 +235,12 @@ enum Sample {
 /// Decodes overlapping chunks into one deduplicated, time-ordered run and re-encodes it with
 /// the head's encoders: floats in chunks of [`SAMPLES_PER_CHUNK`] (smallest float encoding),
 /// histograms cut at [`HISTOGRAM_CHUNK_TARGET_BYTES`] or [`SAMPLES_PER_CHUNK`] samples; a
-/// change of sample type starts a new chunk. `None` if a chunk fails to decode.
+/// change of sample type starts a new chunk. Start timestamps are kept: a chunk any of whose
+/// samples has one is written in the ST encoding ([`crate::chunkenc::st`]). `None` if a chunk
+/// fails to decode.
 fn reencode(run: &[(usize, ChunkHandle)]) -> Option<Vec<ChunkHandle>> {
-    let mut samples: Vec<(i64, usize, Sample)> = Vec::new();
+    // (t_ms, block index, st_ms, sample)
+    let mut samples: Vec<(i64, usize, i64, Sample)> = Vec::new();
     for (bi, c) in run {
         let mut it = ChunkIter::new(c.encoding, c.bytes.as_slice());
         loop {
@@ -244,11 +248,11 @@ fn reencode(run: &[(usize, ChunkHandle)]) -> Option<Vec<ChunkHandle>> {
                 ValueType::None => break,
                 ValueType::Float => {
                     let (t, v) = it.at();
-                    samples.push((t, *bi, Sample::Float(v)));
+                    samples.push((t, *bi, it.st(), Sample::Float(v)));
                 }
                 ValueType::Histogram => {
                     let (t, h) = it.at_histogram();
-                    samples.push((t, *bi, Sample::Histogram(Box::new(h.clone()))));
+                    samples.push((t, *bi, it.st(), Sample::Histogram(Box::new(h.clone()))));
                 }
             }
         }
@@ -268,25 +272,45 @@ fn reencode(run: &[(usize, ChunkHandle)]) -> Option<Vec<ChunkHandle>> {
     let mut k = 0;
     while k < samples.len() {
         let first_t = samples[k].0;
-        if let Sample::Float(_) = samples[k].2 {
-            let (mut ts, mut vs) = (Vec::new(), Vec::new());
+        if let Sample::Float(_) = samples[k].3 {
+            let (mut ts, mut vs, mut sts) = (Vec::new(), Vec::new(), Vec::new());
             while k < samples.len() && ts.len() < SAMPLES_PER_CHUNK {
-                let Sample::Float(v) = samples[k].2 else { break };
+                let Sample::Float(v) = samples[k].3 else { break };
                 ts.push(samples[k].0);
                 vs.push(v);
+                sts.push(samples[k].2);
                 k += 1;
             }
-            out.push(handle(encode_floats(&ts, &vs), first_t, ts[ts.len() - 1]));
+            let encoded = if sts.iter().any(|&st| st != 0) {
+                let mut b = FloatStChunkBuilder::new();
+                for ((&t, &v), &st) in ts.iter().zip(&vs).zip(&sts) {
+                    b.append(st, t, v);
+                }
+                b.finish()
+            } else {
+                encode_floats(&ts, &vs)
+            };
+            out.push(handle(encoded, first_t, ts[ts.len() - 1]));
         } else {
-            let mut b = HistogramChunkBuilder::new();
+            let end = samples[k..].iter().position(|s| !matches!(s.3, Sample::Histogram(_))).map_or(samples.len(), |p| k + p);
+            let with_st = samples[k..end].iter().any(|s| s.2 != 0);
+            let (mut plain, mut st_b) = (HistogramChunkBuilder::new(), HistogramStChunkBuilder::new());
             let mut last_t = first_t;
-            while k < samples.len() && b.len() < SAMPLES_PER_CHUNK && b.size_bytes() < HISTOGRAM_CHUNK_TARGET_BYTES {
-                let Sample::Histogram(h) = &samples[k].2 else { break };
-                b.append(samples[k].0, h);
-                last_t = samples[k].0;
+            loop {
+                let (len, size) = if with_st { (st_b.len(), st_b.size_bytes()) } else { (plain.len(), plain.size_bytes()) };
+                if k >= end || len >= SAMPLES_PER_CHUNK || size >= HISTOGRAM_CHUNK_TARGET_BYTES {
+                    break;
+                }
+                let (t, _, st, Sample::Histogram(h)) = &samples[k] else { break };
+                if with_st {
+                    st_b.append_with_hint(*st, *t, h, h.counter_reset_hint);
+                } else {
+                    plain.append(*t, h);
+                }
+                last_t = *t;
                 k += 1;
             }
-            out.push(handle(b.finish(), first_t, last_t));
+            out.push(handle(if with_st { st_b.finish() } else { plain.finish() }, first_t, last_t));
         }
     }
     Some(out)

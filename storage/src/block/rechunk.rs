@@ -12,7 +12,9 @@
 //! is chosen over more samples; the saving rule keeps it from costing seeks where it saves
 //! little.
 //!
-//! What is left alone (passed through byte for byte): histogram chunks, a group of one chunk
+//! What is left alone (passed through byte for byte): histogram chunks, chunks with start
+//! timestamps ([`Encoding::FloatSt`], [`Encoding::HistogramSt`]: merging them would have to
+//! re-encode the ST column too, and series with start timestamps are few), a group of one chunk
 //! (so merging blocks that already hold big chunks costs no decoding), chunks that overlap the
 //! previous one in time, and a group whose chunks fail to decode (the reader reports the
 //! corruption later; compaction does not drop data).

@@ -247,6 +247,33 @@ fn compact_deduplicates_overlapping_blocks() {
     assert_ne!(encodings[0].2, crate::chunkenc::Encoding::Raw);
 }
 
+/// Overlapping blocks whose chunks carry start timestamps: the merged chunk keeps them (ST
+/// encoding), and the re-chunking on block write leaves ST chunks as they are.
+#[test]
+fn compact_keeps_start_timestamps_of_overlapping_blocks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let l = Labels::from_pairs([("__name__", "c")]);
+    let write = |ts: std::ops::Range<i64>| {
+        let samples: Vec<(i64, i64, f64)> = ts.clone().map(|t| (t - t % 50, t, t as f64)).collect();
+        let mut w = BlockWriter::create(dir.path(), ts.start, ts.end).expect("create");
+        let chunks: Vec<_> = samples.chunks(20).map(|p| Series::from_samples_st(l.clone(), p).chunks.remove(0)).collect();
+        w.add_series(&l, &chunks).expect("add");
+        w.finish().expect("finish")
+    };
+    let a = write(0..60);
+    let b = write(40..100);
+    let meta = compact(dir.path(), &[open(dir.path(), &a), open(dir.path(), &b)]).expect("compact").expect("some");
+    let got = BlockQuerier::new(open(dir.path(), &meta)).select(&[Matcher::equal("__name__", "c")], 0, 100).expect("select");
+    assert!(got[0].chunks.iter().all(|c| c.encoding == crate::chunkenc::Encoding::FloatSt), "{:?}", got[0].chunks);
+    let mut it = got[0].iter();
+    let mut read = Vec::new();
+    while it.next() == ValueType::Float {
+        read.push((it.st(), it.t(), it.at().1));
+    }
+    let want: Vec<(i64, i64, f64)> = (0..100).map(|t| (t - t % 50, t, t as f64)).collect();
+    assert_eq!(read, want);
+}
+
 #[test]
 fn compact_deduplicates_overlapping_histograms() {
     use crate::chunkenc::{ChunkBytes, ChunkHandle, HistogramChunkBuilder};

@@ -11,6 +11,8 @@
 //! | 2 | [`Encoding::DecimalFloat`] | header with decimal scale and value code, timestamp stream, mantissa deltas or delta-of-deltas (varbit or Rice, optionally divided by a common factor; none for a constant chunk) ([`float`]) |
 //! | 3 | [`Encoding::Histogram`] | header, timestamp stream, one byte-aligned record per native histogram ([`histogram`]) |
 //! | 4 | [`Encoding::SeekableFloat`] | sample count, version, inner encoding (1 or 2), seek point table, then the whole inner float chunk ([`seek_points`]) |
+//! | 5 | [`Encoding::FloatSt`] | sample count, version, inner encoding (1, 2 or 4), inner length, the whole inner float chunk, then a start-timestamp column ([`st`]) |
+//! | 6 | [`Encoding::HistogramSt`] | as 5 around a histogram chunk (inner encoding 3) ([`st`]) |
 //!
 //! `Raw` is uncompressed and exists for tests, tools and as the always-correct fallback.
 //!
@@ -30,6 +32,9 @@ pub mod float_iter;
 pub mod histogram;
 pub mod raw;
 pub mod seek_points;
+pub mod st;
+#[cfg(test)]
+mod st_tests;
 #[cfg(test)]
 mod seek_points_tests;
 #[cfg(test)]
@@ -40,6 +45,7 @@ pub mod workload;
 pub use float::{encode_floats, FloatChunkBuilder};
 pub use seek_points::with_seek_points;
 pub use histogram::HistogramChunkBuilder;
+pub use st::{encode_floats_st, FloatStChunkBuilder, HistogramStChunkBuilder};
 
 /// Samples per float chunk at which the head cuts its open chunk.
 ///
@@ -92,6 +98,12 @@ pub enum Encoding {
     /// A long [`Encoding::XorFloat`] or [`Encoding::DecimalFloat`] chunk with a table of seek
     /// points, for seeks that resume value decoding mid-chunk ([`seek_points`]).
     SeekableFloat = 4,
+    /// Float samples with per-sample start timestamps: a float chunk (1, 2 or 4) plus an ST
+    /// column ([`st`]).
+    FloatSt = 5,
+    /// Native histogram samples with per-sample start timestamps: a histogram chunk plus an
+    /// ST column ([`st`]).
+    HistogramSt = 6,
 }
 
 impl Encoding {
@@ -103,8 +115,22 @@ impl Encoding {
             2 => Some(Encoding::DecimalFloat),
             3 => Some(Encoding::Histogram),
             4 => Some(Encoding::SeekableFloat),
+            5 => Some(Encoding::FloatSt),
+            6 => Some(Encoding::HistogramSt),
             _ => None,
         }
+    }
+
+    /// True for the encodings whose samples carry start timestamps ([`st`]).
+    #[inline]
+    pub fn has_st(self) -> bool {
+        matches!(self, Encoding::FloatSt | Encoding::HistogramSt)
+    }
+
+    /// True for the encodings of native histogram samples.
+    #[inline]
+    pub fn is_histogram(self) -> bool {
+        matches!(self, Encoding::Histogram | Encoding::HistogramSt)
     }
 }
 
@@ -121,7 +147,12 @@ pub fn num_samples(encoding: Encoding, bytes: &[u8]) -> Result<u32, &'static str
             let hdr = bytes.get(..4).ok_or("raw chunk: truncated sample count")?;
             Ok(u32::from_le_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]))
         }
-        Encoding::XorFloat | Encoding::DecimalFloat | Encoding::Histogram | Encoding::SeekableFloat => {
+        Encoding::XorFloat
+        | Encoding::DecimalFloat
+        | Encoding::Histogram
+        | Encoding::SeekableFloat
+        | Encoding::FloatSt
+        | Encoding::HistogramSt => {
             let mut p = 0;
             let n = bits::get_uvarint(bytes, &mut p).ok_or("chunk: truncated sample count")?;
             u32::try_from(n).map_err(|_| "chunk: sample count too large")
@@ -201,6 +232,10 @@ pub enum ChunkIter<'a> {
     Float(float_iter::FloatIter<'a>),
     /// Over a [`Encoding::Histogram`] chunk.
     Histogram(histogram::HistogramIter<'a>),
+    /// Over a [`Encoding::FloatSt`] chunk.
+    FloatSt(st::StIter<'a, float_iter::FloatIter<'a>>),
+    /// Over a [`Encoding::HistogramSt`] chunk.
+    HistogramSt(st::StIter<'a, histogram::HistogramIter<'a>>),
 }
 
 impl<'a> ChunkIter<'a> {
@@ -211,6 +246,8 @@ impl<'a> ChunkIter<'a> {
             Encoding::Raw => ChunkIter::Raw(raw::RawIter::new(bytes)),
             Encoding::XorFloat | Encoding::DecimalFloat | Encoding::SeekableFloat => ChunkIter::Float(float_iter::FloatIter::new(encoding, bytes)),
             Encoding::Histogram => ChunkIter::Histogram(histogram::HistogramIter::new(bytes)),
+            Encoding::FloatSt => ChunkIter::FloatSt(st::StIter::new_float(bytes)),
+            Encoding::HistogramSt => ChunkIter::HistogramSt(st::StIter::new_histogram(bytes)),
         }
     }
 
@@ -219,6 +256,7 @@ impl<'a> ChunkIter<'a> {
     pub fn reset(&mut self, encoding: Encoding, bytes: &'a [u8]) {
         match (self, encoding) {
             (ChunkIter::Histogram(it), Encoding::Histogram) => it.reset(bytes),
+            (ChunkIter::HistogramSt(it), Encoding::HistogramSt) => it.reset(bytes),
             (this, _) => *this = ChunkIter::new(encoding, bytes),
         }
     }
@@ -230,6 +268,8 @@ impl<'a> ChunkIter<'a> {
             ChunkIter::Raw(it) => it.next(),
             ChunkIter::Float(it) => it.next(),
             ChunkIter::Histogram(it) => it.next(),
+            ChunkIter::FloatSt(it) => it.next(),
+            ChunkIter::HistogramSt(it) => it.next(),
         }
     }
 
@@ -240,6 +280,8 @@ impl<'a> ChunkIter<'a> {
             ChunkIter::Raw(it) => it.seek(t_ms),
             ChunkIter::Float(it) => it.seek(t_ms),
             ChunkIter::Histogram(it) => it.seek(t_ms),
+            ChunkIter::FloatSt(it) => it.seek(t_ms),
+            ChunkIter::HistogramSt(it) => it.seek(t_ms),
         }
     }
 
@@ -251,6 +293,8 @@ impl<'a> ChunkIter<'a> {
             ChunkIter::Raw(it) => it.at(),
             ChunkIter::Float(it) => it.at(),
             ChunkIter::Histogram(it) => (it.t(), f64::NAN),
+            ChunkIter::FloatSt(it) => it.inner.at(),
+            ChunkIter::HistogramSt(it) => (it.inner.t(), f64::NAN),
         }
     }
 
@@ -260,6 +304,7 @@ impl<'a> ChunkIter<'a> {
     pub fn at_histogram(&self) -> (i64, &FloatHistogram) {
         match self {
             ChunkIter::Histogram(it) => it.at_histogram(),
+            ChunkIter::HistogramSt(it) => it.inner.at_histogram(),
             _ => (self.t(), &EMPTY_HISTOGRAM),
         }
     }
@@ -271,6 +316,19 @@ impl<'a> ChunkIter<'a> {
             ChunkIter::Raw(it) => it.at().0,
             ChunkIter::Float(it) => it.at().0,
             ChunkIter::Histogram(it) => it.t(),
+            ChunkIter::FloatSt(it) => it.inner.at().0,
+            ChunkIter::HistogramSt(it) => it.inner.t(),
+        }
+    }
+
+    /// The current sample's start timestamp, ms; 0 when it has none (every encoding without
+    /// an ST column).
+    #[inline]
+    pub fn st(&self) -> i64 {
+        match self {
+            ChunkIter::FloatSt(it) => it.st(),
+            ChunkIter::HistogramSt(it) => it.st(),
+            _ => 0,
         }
     }
 
@@ -280,6 +338,8 @@ impl<'a> ChunkIter<'a> {
             ChunkIter::Raw(it) => it.err(),
             ChunkIter::Float(it) => it.err(),
             ChunkIter::Histogram(it) => it.err(),
+            ChunkIter::FloatSt(it) => it.err(),
+            ChunkIter::HistogramSt(it) => it.err(),
         }
     }
 }

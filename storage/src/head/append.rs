@@ -32,7 +32,7 @@ pub(crate) struct AppendBuffers {
     sample_series: Vec<Arc<MemSeries>>,
     /// Histograms with the number of float samples buffered before each (its position in
     /// the transaction's append order).
-    hists: Vec<(SeriesRef, i64, FloatHistogram, usize)>,
+    hists: Vec<BufferedHistogram>,
     hist_series: Vec<Arc<MemSeries>>,
     exemplars: Vec<(SeriesRef, Exemplar)>,
     metadata: Vec<(String, Metadata)>,
@@ -49,6 +49,16 @@ impl AppendBuffers {
         self.metadata.clear();
         self.wal.clear();
     }
+}
+
+/// A histogram sample waiting for commit.
+struct BufferedHistogram {
+    series: SeriesRef,
+    st_ms: i64,
+    t_ms: i64,
+    h: FloatHistogram,
+    /// Float samples buffered before it.
+    pos: usize,
 }
 
 /// Buffers above this many bytes are not pooled (a one-off huge transaction should not pin
@@ -136,12 +146,13 @@ impl HeadAppender {
         }
     }
 
-    /// Checks a float sample against series `s` (whose ref is `series`) and buffers it.
+    /// Checks a float sample (start timestamp `st_ms`, 0 for none) against series `s` (whose
+    /// ref is `series`) and buffers it.
     #[inline]
-    fn append_to(&mut self, s: Arc<MemSeries>, series: SeriesRef, t_ms: i64, v: f64) -> Result<(), AppendError> {
+    fn append_to(&mut self, s: Arc<MemSeries>, series: SeriesRef, st_ms: i64, t_ms: i64, v: f64) -> Result<(), AppendError> {
         match self.accept(&s, t_ms, Kind::Float, v.to_bits(), None) {
             Ok(true) => {
-                self.buf.samples.push(RefSample { series_ref: series, t_ms, v });
+                self.buf.samples.push(RefSample { series_ref: series, t_ms, v, st_ms });
                 self.buf.sample_series.push(s);
                 Ok(())
             }
@@ -219,7 +230,7 @@ impl HeadAppender {
         b.sample_series.truncate(keep);
         let mut keep = 0;
         for i in 0..b.hists.len() {
-            if b.hists[i].1 < min_valid {
+            if b.hists[i].t_ms < min_valid {
                 let mut st = b.hist_series[i].state.lock();
                 st.pending = st.pending.saturating_sub(1);
                 if st.pending_owner == self.id {
@@ -237,7 +248,7 @@ impl HeadAppender {
         if !dropped_floats.is_empty() {
             // Positions count floats before each histogram: subtract the dropped ones.
             for h in &mut b.hists {
-                h.3 -= dropped_floats.partition_point(|&d| d < h.3);
+                h.pos -= dropped_floats.partition_point(|&d| d < h.pos);
             }
         }
         dropped
@@ -256,7 +267,7 @@ impl HeadAppender {
         // series' samples in the order this commit does.
         for_each_run(b.samples.len(), &b.hists, |floats, hists| {
             record::encode_samples(&mut b.wal, &b.samples[floats]);
-            record::encode_histograms(&mut b.wal, b.hists[hists].iter().map(|(r, t, h, _)| (*r, *t, h)));
+            record::encode_histograms(&mut b.wal, b.hists[hists].iter().map(|x| (x.series, x.st_ms, x.t_ms, &x.h)));
         });
         record::encode_exemplars(&mut b.wal, b.exemplars.iter().map(|(r, e)| (*r, e)));
         record::encode_metadata(&mut b.wal, b.metadata.iter().map(|(n, m)| (n.as_str(), m)));
@@ -284,7 +295,7 @@ impl HeadAppender {
                     st.pending = st.pending.saturating_sub(1);
                     match st.check_float(smp.t_ms, smp.v) {
                         Ok(true) => {
-                            chunks_cut += st.append_float(s.id, smp.t_ms, smp.v, &head.cut, &head.chunks);
+                            chunks_cut += st.append_float(s.id, smp.st_ms, smp.t_ms, smp.v, &head.cut, &head.chunks);
                             stats.samples += 1;
                             mint = mint.min(smp.t_ms);
                             maxt = maxt.max(smp.t_ms);
@@ -299,7 +310,7 @@ impl HeadAppender {
                 }
             }
             for k in hists {
-                let (_, t, h, _) = &b.hists[k];
+                let BufferedHistogram { st_ms, t_ms: t, h, .. } = &b.hists[k];
                 let s = &b.hist_series[k];
                 let mut st = s.state.lock();
                 st.pending = st.pending.saturating_sub(1);
@@ -308,7 +319,7 @@ impl HeadAppender {
                 }
                 match st.check_histogram(*t, h) {
                     Ok(true) => {
-                        chunks_cut += st.append_histogram(s.id, *t, h, &head.cut, &head.chunks);
+                        chunks_cut += st.append_histogram(s.id, *st_ms, *t, h, &head.cut, &head.chunks);
                         stats.histograms += 1;
                         mint = mint.min(*t);
                         maxt = maxt.max(*t);
@@ -350,16 +361,16 @@ impl HeadAppender {
 /// where the floats come first, then the histograms appended after them (either may be empty).
 fn for_each_run(
     n_floats: usize,
-    hists: &[(SeriesRef, i64, FloatHistogram, usize)],
+    hists: &[BufferedHistogram],
     mut f: impl FnMut(std::ops::Range<usize>, std::ops::Range<usize>),
 ) {
     let (mut fi, mut hi) = (0, 0);
     while fi < n_floats || hi < hists.len() {
-        let next = hists.get(hi).map_or(n_floats, |h| h.3.min(n_floats));
+        let next = hists.get(hi).map_or(n_floats, |h| h.pos.min(n_floats));
         let floats = fi..next.max(fi);
         fi = floats.end;
         let start = hi;
-        while hi < hists.len() && hists[hi].3 <= fi {
+        while hi < hists.len() && hists[hi].pos <= fi {
             hi += 1;
         }
         f(floats, start..hi);
@@ -378,13 +389,20 @@ impl Appender for HeadAppender {
     }
 
     fn append(&mut self, series: SeriesRef, t_ms: i64, v: f64) -> Result<(), AppendError> {
+        self.append_st(series, 0, t_ms, v)
+    }
+
+    /// Stores the start timestamp with the sample: in the WAL (record type 7) and in the
+    /// series' chunks ([`crate::chunkenc::Encoding::FloatSt`], opened at the series' first
+    /// sample with a start timestamp).
+    fn append_st(&mut self, series: SeriesRef, st_ms: i64, t_ms: i64, v: f64) -> Result<(), AppendError> {
         if let Err(e) = self.check_bounds(t_ms) {
             return Err(self.reject(e));
         }
         let Some(s) = self.head.series_by_ref(series) else {
             return Err(self.reject(AppendError::UnknownSeriesRef(series)));
         };
-        self.append_to(s, series, t_ms, v)
+        self.append_to(s, series, st_ms, t_ms, v)
     }
 
     /// As the trait's default (look up, then append), but the series found by labels is used
@@ -402,10 +420,16 @@ impl Appender for HeadAppender {
         if let Err(e) = self.check_bounds(t_ms) {
             return Err(self.reject(e));
         }
-        self.append_to(s, series, t_ms, v).map(|()| series)
+        self.append_to(s, series, 0, t_ms, v).map(|()| series)
     }
 
     fn append_histogram(&mut self, series: SeriesRef, t_ms: i64, h: &FloatHistogram) -> Result<(), AppendError> {
+        self.append_histogram_st(series, 0, t_ms, h)
+    }
+
+    /// As [`HeadAppender::append_st`], for a histogram ([`crate::chunkenc::Encoding::HistogramSt`],
+    /// WAL record type 8).
+    fn append_histogram_st(&mut self, series: SeriesRef, st_ms: i64, t_ms: i64, h: &FloatHistogram) -> Result<(), AppendError> {
         if let Err(msg) = h.validate() {
             return Err(self.reject(AppendError::InvalidHistogram(msg)));
         }
@@ -418,7 +442,7 @@ impl Appender for HeadAppender {
         match self.accept(&s, t_ms, Kind::Histogram, 0, Some(h)) {
             Ok(true) => {
                 let pos = self.buf.samples.len();
-                self.buf.hists.push((series, t_ms, h.clone(), pos));
+                self.buf.hists.push(BufferedHistogram { series, st_ms, t_ms, h: h.clone(), pos });
                 self.buf.hist_series.push(s);
                 Ok(())
             }
@@ -429,8 +453,8 @@ impl Appender for HeadAppender {
                     .hists
                     .iter()
                     .rev()
-                    .find(|(r, _, _, _)| *r == series)
-                    .is_some_and(|(_, t, p, _)| *t == t_ms && histograms_identical(p, h)) =>
+                    .find(|x| x.series == series)
+                    .is_some_and(|x| x.t_ms == t_ms && histograms_identical(&x.h, h)) =>
             {
                 Ok(()) // an exact repeat of this transaction's own newest histogram
             }

@@ -133,7 +133,7 @@ pub(crate) fn open(dir: PathBuf, opts: HeadOptions) -> Result<HeadInner> {
                     series_count += 1;
                 }
             }
-            RecordType::Samples => {
+            RecordType::Samples | RecordType::SamplesSt => {
                 smp.clear();
                 record::decode_samples(payload, &mut smp)?;
                 for x in &smp {
@@ -152,7 +152,7 @@ pub(crate) fn open(dir: PathBuf, opts: HeadOptions) -> Result<HeadInner> {
                     }
                     match st.check_float(x.t_ms, x.v) {
                         Ok(true) => {
-                            chunks_created += st.append_float(s.id, x.t_ms, x.v, &cut, &chunks);
+                            chunks_created += st.append_float(s.id, x.st_ms, x.t_ms, x.v, &cut, &chunks);
                             info.samples += 1;
                             mint = mint.min(x.t_ms);
                             maxt = maxt.max(x.t_ms);
@@ -162,7 +162,7 @@ pub(crate) fn open(dir: PathBuf, opts: HeadOptions) -> Result<HeadInner> {
                     }
                 }
             }
-            RecordType::HistogramSamples => {
+            RecordType::HistogramSamples | RecordType::HistogramSamplesSt => {
                 hbuf.clear();
                 record::decode_histograms(payload, &mut hbuf)?;
                 for x in &hbuf {
@@ -188,7 +188,7 @@ pub(crate) fn open(dir: PathBuf, opts: HeadOptions) -> Result<HeadInner> {
                     }
                     match st.check_histogram(x.t_ms, &x.h) {
                         Ok(true) => {
-                            chunks_created += st.append_histogram(s.id, x.t_ms, &x.h, &cut, &chunks);
+                            chunks_created += st.append_histogram(s.id, x.st_ms, x.t_ms, &x.h, &cut, &chunks);
                             info.samples += 1;
                             mint = mint.min(x.t_ms);
                             maxt = maxt.max(x.t_ms);

@@ -14,7 +14,9 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
-use crate::chunkenc::{ChunkBytes, ChunkHandle, Encoding, FloatChunkBuilder, HistogramChunkBuilder};
+use crate::chunkenc::{
+    ChunkBytes, ChunkHandle, Encoding, FloatChunkBuilder, FloatStChunkBuilder, HistogramChunkBuilder, HistogramStChunkBuilder,
+};
 use crate::histogram::FloatHistogram;
 use crate::index::Symbols;
 use crate::labels::{Label, Labels};
@@ -67,11 +69,15 @@ pub(crate) enum Kind {
     Histogram,
 }
 
-/// The open (still growing) chunk of a series.
+/// The open (still growing) chunk of a series. The `St` variants carry start timestamps
+/// ([`crate::chunkenc::st`]): a series gets one when a sample with a start timestamp arrives,
+/// so series without start timestamps keep the plain encodings.
 pub(crate) enum OpenChunk {
     None,
     Float(FloatChunkBuilder),
     Histogram(Box<HistogramChunkBuilder>),
+    FloatSt(Box<FloatStChunkBuilder>),
+    HistogramSt(Box<HistogramStChunkBuilder>),
 }
 
 impl OpenChunk {
@@ -80,6 +86,8 @@ impl OpenChunk {
             OpenChunk::None => 0,
             OpenChunk::Float(b) => b.len(),
             OpenChunk::Histogram(b) => b.len(),
+            OpenChunk::FloatSt(b) => b.len(),
+            OpenChunk::HistogramSt(b) => b.len(),
         }
     }
 
@@ -88,15 +96,22 @@ impl OpenChunk {
             OpenChunk::None => None,
             OpenChunk::Float(b) => Some((b.min_t()?, b.max_t()?)),
             OpenChunk::Histogram(b) => Some((b.min_t()?, b.max_t()?)),
+            OpenChunk::FloatSt(b) => Some((b.min_t()?, b.max_t()?)),
+            OpenChunk::HistogramSt(b) => Some((b.min_t()?, b.max_t()?)),
         }
     }
 
     pub(crate) fn kind(&self) -> Kind {
         match self {
             OpenChunk::None => Kind::None,
-            OpenChunk::Float(_) => Kind::Float,
-            OpenChunk::Histogram(_) => Kind::Histogram,
+            OpenChunk::Float(_) | OpenChunk::FloatSt(_) => Kind::Float,
+            OpenChunk::Histogram(_) | OpenChunk::HistogramSt(_) => Kind::Histogram,
         }
+    }
+
+    /// True if the open chunk has a start-timestamp column.
+    pub(crate) fn has_st(&self) -> bool {
+        matches!(self, OpenChunk::FloatSt(_) | OpenChunk::HistogramSt(_))
     }
 
     /// A copy of the chunk as it stands, for a query.
@@ -106,6 +121,8 @@ impl OpenChunk {
             OpenChunk::None => return None,
             OpenChunk::Float(b) => b.snapshot_bytes(),
             OpenChunk::Histogram(b) => b.snapshot_bytes(),
+            OpenChunk::FloatSt(b) => b.snapshot_bytes(),
+            OpenChunk::HistogramSt(b) => b.snapshot_bytes(),
         };
         Some(ChunkHandle { min_t_ms, max_t_ms, encoding, bytes: ChunkBytes::from_vec(bytes) })
     }
@@ -115,6 +132,8 @@ impl OpenChunk {
             OpenChunk::None => 0,
             OpenChunk::Float(b) => b.memory_bytes(),
             OpenChunk::Histogram(b) => b.memory_bytes(),
+            OpenChunk::FloatSt(b) => b.memory_bytes(),
+            OpenChunk::HistogramSt(b) => b.memory_bytes(),
         }
     }
 }
@@ -193,10 +212,12 @@ impl SeriesState {
         self.open.bounds().map(|b| b.1).or_else(|| self.closed.last().map(|c| c.max_t))
     }
 
-    /// True if the open chunk must be cut before a sample of `kind` at `t_ms`.
-    fn must_cut(&self, kind: Kind, t_ms: i64, p: &CutPolicy) -> bool {
+    /// True if the open chunk must be cut before a sample of `kind` at `t_ms` with start
+    /// timestamp `st_ms` (a plain chunk is cut when the first sample with a start timestamp
+    /// arrives; an ST chunk takes samples without one too).
+    fn must_cut(&self, kind: Kind, st_ms: i64, t_ms: i64, p: &CutPolicy) -> bool {
         let Some((min_t, _)) = self.open.bounds() else { return false };
-        if self.open.kind() != kind {
+        if self.open.kind() != kind || (st_ms != 0 && !self.open.has_st()) {
             return true;
         }
         let range_end = min_t.div_euclid(p.chunk_range_ms).saturating_add(1).saturating_mul(p.chunk_range_ms);
@@ -205,7 +226,9 @@ impl SeriesState {
         }
         match &self.open {
             OpenChunk::Float(b) => b.len() >= p.samples_per_chunk,
+            OpenChunk::FloatSt(b) => b.len() >= p.samples_per_chunk,
             OpenChunk::Histogram(b) => b.len() >= p.samples_per_chunk || b.size_bytes() >= p.histogram_chunk_bytes,
+            OpenChunk::HistogramSt(b) => b.len() >= p.samples_per_chunk || b.size_bytes() >= p.histogram_chunk_bytes,
             OpenChunk::None => false,
         }
     }
@@ -217,6 +240,8 @@ impl SeriesState {
         let (encoding, bytes): (Encoding, Vec<u8>) = match &mut self.open {
             OpenChunk::Float(b) => b.finish(),
             OpenChunk::Histogram(b) => b.finish(),
+            OpenChunk::FloatSt(b) => b.finish(),
+            OpenChunk::HistogramSt(b) => b.finish(),
             OpenChunk::None => return 0,
         };
         let loc = store.write(series_id, min_t, max_t, encoding, bytes);
@@ -224,18 +249,27 @@ impl SeriesState {
         1
     }
 
-    /// Appends a committed float sample to the chunks. The caller has checked order.
-    /// Returns the number of chunks cut (0 or 1).
-    pub(crate) fn append_float(&mut self, id: u32, t_ms: i64, v: f64, p: &CutPolicy, store: &ChunkStore) -> u64 {
+    /// Appends a committed float sample (start timestamp `st_ms`, 0 for none) to the chunks.
+    /// The caller has checked order. Returns the number of chunks cut (0 or 1).
+    pub(crate) fn append_float(&mut self, id: u32, st_ms: i64, t_ms: i64, v: f64, p: &CutPolicy, store: &ChunkStore) -> u64 {
         let mut cut = 0;
-        if self.must_cut(Kind::Float, t_ms, p) {
+        if self.must_cut(Kind::Float, st_ms, t_ms, p) {
             cut = self.cut(id, store);
         }
-        if !matches!(self.open, OpenChunk::Float(_)) {
-            self.open = OpenChunk::Float(FloatChunkBuilder::new());
-        }
-        if let OpenChunk::Float(b) = &mut self.open {
-            b.append(t_ms, v);
+        match &mut self.open {
+            OpenChunk::Float(b) if !b.is_empty() || st_ms == 0 => b.append(t_ms, v),
+            OpenChunk::FloatSt(b) => b.append(st_ms, t_ms, v),
+            open => {
+                if st_ms == 0 {
+                    let mut b = FloatChunkBuilder::new();
+                    b.append(t_ms, v);
+                    *open = OpenChunk::Float(b);
+                } else {
+                    let mut b = Box::<FloatStChunkBuilder>::default();
+                    b.append(st_ms, t_ms, v);
+                    *open = OpenChunk::FloatSt(b);
+                }
+            }
         }
         self.last_t = t_ms;
         self.last_v = v.to_bits();
@@ -245,27 +279,38 @@ impl SeriesState {
     }
 
     /// Appends a committed histogram sample to the chunks. The caller has checked order.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn append_histogram(
         &mut self,
         id: u32,
+        st_ms: i64,
         t_ms: i64,
         h: &FloatHistogram,
         p: &CutPolicy,
         store: &ChunkStore,
     ) -> u64 {
         let mut cut = 0;
-        let must_cut = self.must_cut(Kind::Histogram, t_ms, p);
-        let continues = !must_cut && matches!(&self.open, OpenChunk::Histogram(b) if !b.is_empty());
+        let must_cut = self.must_cut(Kind::Histogram, st_ms, t_ms, p);
+        let continues = !must_cut && self.open.kind() == Kind::Histogram && self.open.len() > 0;
         let prev = if self.last_kind == Kind::Histogram { self.last_h.as_deref() } else { None };
         let hint = super::hints::hint_for(prev, h, continues);
         if must_cut {
             cut = self.cut(id, store);
         }
-        if !matches!(self.open, OpenChunk::Histogram(_)) {
-            self.open = OpenChunk::Histogram(Box::default());
-        }
-        if let OpenChunk::Histogram(b) = &mut self.open {
-            b.append_with_hint(t_ms, h, hint);
+        match &mut self.open {
+            OpenChunk::Histogram(b) if !b.is_empty() || st_ms == 0 => b.append_with_hint(t_ms, h, hint),
+            OpenChunk::HistogramSt(b) => b.append_with_hint(st_ms, t_ms, h, hint),
+            open => {
+                if st_ms == 0 {
+                    let mut b = Box::<HistogramChunkBuilder>::default();
+                    b.append_with_hint(t_ms, h, hint);
+                    *open = OpenChunk::Histogram(b);
+                } else {
+                    let mut b = Box::<HistogramStChunkBuilder>::default();
+                    b.append_with_hint(st_ms, t_ms, h, hint);
+                    *open = OpenChunk::HistogramSt(b);
+                }
+            }
         }
         self.last_t = t_ms;
         self.last_kind = Kind::Histogram;
@@ -634,7 +679,7 @@ mod tests {
         let p = policy();
         let mut cuts = 0;
         for t in [10, 20, 30, 40, 99, 100, 101] {
-            cuts += st.append_float(1, t, t as f64, &p, &store);
+            cuts += st.append_float(1, 0, t, t as f64, &p, &store);
         }
         // [10,20,30] cut at count, [40,99] cut at the boundary 100, [100,101] open.
         assert_eq!(cuts, 2);

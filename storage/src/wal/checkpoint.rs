@@ -91,7 +91,7 @@ pub fn checkpoint(
                         .map(|s| (s.series_ref, s.labels.iter().map(|l| (l.name.as_str(), l.value.as_str())))),
                 );
             }
-            RecordType::Samples => {
+            RecordType::Samples | RecordType::SamplesSt => {
                 samples.clear();
                 record::decode_samples(payload, &mut samples)?;
                 let before = samples.len();
@@ -100,14 +100,14 @@ pub fn checkpoint(
                 stats.samples_dropped += (before - samples.len()) as u64;
                 record::encode_samples(&mut out, &samples);
             }
-            RecordType::HistogramSamples => {
+            RecordType::HistogramSamples | RecordType::HistogramSamplesSt => {
                 hists.clear();
                 record::decode_histograms(payload, &mut hists)?;
                 let before = hists.len();
                 hists.retain(|s| s.t_ms >= mint_ms && keep(s.series_ref));
                 stats.samples_kept += hists.len() as u64;
                 stats.samples_dropped += (before - hists.len()) as u64;
-                record::encode_histograms(&mut out, hists.iter().map(|s| (s.series_ref, s.t_ms, &s.h)));
+                record::encode_histograms(&mut out, hists.iter().map(|s| (s.series_ref, s.st_ms, s.t_ms, &s.h)));
             }
             RecordType::Exemplars => {
                 exemplars.clear();

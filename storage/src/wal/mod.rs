@@ -31,7 +31,8 @@
 //! crc     u32 LE   CRC-32C (Castagnoli) of payload
 //! payload len bytes:
 //!   type    u8     1 series, 2 samples, 3 histogram samples, 4 exemplars, 5 metadata,
-//!                  6 lower bound
+//!                  6 lower bound, 7 samples with start timestamps, 8 histogram samples
+//!                  with start timestamps
 //!   version u8     1 for every type today; a new layout gets a new version, old ones stay
 //!   body           per type, below
 //! ```
@@ -49,6 +50,12 @@
 //! | 4 exemplars | `u64 LE ref0`, `i64 LE t0`, then repeated: `varint dref`, `varint dt`, `f64 value`, `labels` |
 //! | 5 metadata | repeated: `str metric`, `u8 type` (0 unknown, 1 counter, 2 gauge, 3 histogram, 4 gaugehistogram, 5 summary, 6 info, 7 stateset), `str unit`, `str help` |
 //! | 6 lower bound | `i64 LE min_valid_t_ms`: samples before it belong to blocks (first record of a checkpoint) |
+//! | 7 samples with ST | as 2, with `varint (st_ms - t0)` after each entry's `dt` (`st_ms` 0: none) |
+//! | 8 histograms with ST | as 3, with `varint (st_ms - t0)` after each entry's `dt` |
+//!
+//! Types 7 and 8 carry start timestamps ([`crate::Appender::append_st`]); a writer uses them
+//! only for a record in which some entry has a non-zero start timestamp, so data without start
+//! timestamps is logged exactly as before.
 //!
 //! `histogram` is: `u8 counter_reset_hint`, `varint schema`, `f64 zero_threshold`,
 //! `f64 zero_count`, `f64 count`, `f64 sum`, positive spans (`uvarint n`, `n × (varint offset,

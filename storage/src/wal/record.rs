@@ -33,6 +33,10 @@ pub enum RecordType {
     Metadata = 5,
     /// The head's lower bound for samples after a truncation (written first in checkpoints).
     MinValidTime = 6,
+    /// Float samples with start timestamps (at least one non-zero in the record).
+    SamplesSt = 7,
+    /// Native histogram samples with start timestamps (at least one non-zero in the record).
+    HistogramSamplesSt = 8,
 }
 
 impl RecordType {
@@ -45,6 +49,8 @@ impl RecordType {
             4 => RecordType::Exemplars,
             5 => RecordType::Metadata,
             6 => RecordType::MinValidTime,
+            7 => RecordType::SamplesSt,
+            8 => RecordType::HistogramSamplesSt,
             _ => return None,
         })
     }
@@ -68,12 +74,14 @@ pub struct RefSample {
     pub t_ms: i64,
     /// Value; stored as its raw bits, so NaN payloads (stale markers) survive.
     pub v: f64,
+    /// Start timestamp, ms since the epoch; 0 = none (see [`crate::Appender::append_st`]).
+    pub st_ms: i64,
 }
 
 impl PartialEq for RefSample {
     /// Bit-wise on the value, so a stale marker equals only itself.
     fn eq(&self, o: &Self) -> bool {
-        self.series_ref == o.series_ref && self.t_ms == o.t_ms && self.v.to_bits() == o.v.to_bits()
+        self.series_ref == o.series_ref && self.t_ms == o.t_ms && self.v.to_bits() == o.v.to_bits() && self.st_ms == o.st_ms
     }
 }
 
@@ -86,6 +94,8 @@ pub struct RefHistogramSample {
     pub t_ms: i64,
     /// The histogram.
     pub h: FloatHistogram,
+    /// Start timestamp, ms since the epoch; 0 = none.
+    pub st_ms: i64,
 }
 
 /// An exemplar as logged.
@@ -219,15 +229,21 @@ where
 }
 
 /// Appends a framed float samples record. Refs and timestamps are delta-encoded against the
-/// first sample; values are raw f64 bits. Nothing is written for an empty slice.
+/// first sample; values are raw f64 bits. Nothing is written for an empty slice. A record
+/// whose samples all have `st_ms == 0` is type 2 (as before start timestamps existed); one
+/// with any start timestamp is type 7, which adds `varint (st_ms - t0)` per sample.
 pub fn encode_samples(buf: &mut Vec<u8>, samples: &[RefSample]) {
     let Some(first) = samples.first() else { return };
-    let start = begin_frame(buf, RecordType::Samples);
+    let with_st = samples.iter().any(|s| s.st_ms != 0);
+    let start = begin_frame(buf, if with_st { RecordType::SamplesSt } else { RecordType::Samples });
     buf.extend_from_slice(&first.series_ref.0.to_le_bytes());
     buf.extend_from_slice(&first.t_ms.to_le_bytes());
     for s in samples {
         put_varint(buf, s.series_ref.0.wrapping_sub(first.series_ref.0) as i64);
         put_varint(buf, s.t_ms.wrapping_sub(first.t_ms));
+        if with_st {
+            put_varint(buf, s.st_ms.wrapping_sub(first.t_ms));
+        }
         buf.extend_from_slice(&s.v.to_bits().to_le_bytes());
     }
     finish_frame(buf, start);
@@ -262,16 +278,27 @@ fn put_histogram(buf: &mut Vec<u8>, h: &FloatHistogram) {
     put_f64s(buf, &h.custom_values);
 }
 
-/// Appends a framed histogram samples record. Nothing is written for an empty input.
-pub fn encode_histograms<'a>(buf: &mut Vec<u8>, samples: impl IntoIterator<Item = (SeriesRef, i64, &'a FloatHistogram)>) {
-    let mut it = samples.into_iter().peekable();
-    let Some(&(r0, t0, _)) = it.peek() else { return };
-    let start = begin_frame(buf, RecordType::HistogramSamples);
+/// Appends a framed histogram samples record from `(ref, st_ms, t_ms, histogram)` entries.
+/// Nothing is written for an empty input. As [`encode_samples`]: type 3 when every `st_ms`
+/// is 0, else type 8 with `varint (st_ms - t0)` per entry.
+pub fn encode_histograms<'a, I>(buf: &mut Vec<u8>, samples: I)
+where
+    I: IntoIterator<Item = (SeriesRef, i64, i64, &'a FloatHistogram)>,
+    I::IntoIter: Clone,
+{
+    let it = samples.into_iter();
+    let with_st = it.clone().any(|(_, st, _, _)| st != 0);
+    let mut it = it.peekable();
+    let Some(&(r0, _, t0, _)) = it.peek() else { return };
+    let start = begin_frame(buf, if with_st { RecordType::HistogramSamplesSt } else { RecordType::HistogramSamples });
     buf.extend_from_slice(&r0.0.to_le_bytes());
     buf.extend_from_slice(&t0.to_le_bytes());
-    for (r, t, h) in it {
+    for (r, st, t, h) in it {
         put_varint(buf, r.0.wrapping_sub(r0.0) as i64);
         put_varint(buf, t.wrapping_sub(t0));
+        if with_st {
+            put_varint(buf, st.wrapping_sub(t0));
+        }
         put_histogram(buf, h);
     }
     finish_frame(buf, start);
@@ -482,6 +509,15 @@ fn body(payload: &[u8], want: RecordType) -> Result<Dec<'_>, DecodeError> {
     Ok(Dec { b: &payload[2..] })
 }
 
+/// The body of a record of type `plain` or its start-timestamp form `with_st`, and which.
+fn body_st(payload: &[u8], plain: RecordType, with_st: RecordType) -> Result<(Dec<'_>, bool), DecodeError> {
+    let t = record_type(payload)?;
+    if t != plain && t != with_st {
+        return Err(DecodeError::Invalid("record type does not match the decoder"));
+    }
+    Ok((Dec { b: &payload[2..] }, t == with_st))
+}
+
 /// Decodes a series record payload, appending to `out`.
 ///
 /// # Errors
@@ -496,19 +532,21 @@ pub fn decode_series(payload: &[u8], out: &mut Vec<RefSeries>) -> Result<(), Dec
     Ok(())
 }
 
-/// Decodes a float samples record payload, appending to `out`.
+/// Decodes a float samples record payload (type 2, or 7 with start timestamps), appending to
+/// `out`.
 ///
 /// # Errors
 /// A [`DecodeError`] on malformed bytes.
 pub fn decode_samples(payload: &[u8], out: &mut Vec<RefSample>) -> Result<(), DecodeError> {
-    let mut d = body(payload, RecordType::Samples)?;
+    let (mut d, with_st) = body_st(payload, RecordType::Samples, RecordType::SamplesSt)?;
     let r0 = d.u64_le()?;
     let t0 = d.i64_le()?;
     while !d.is_empty() {
         let r = r0.wrapping_add(d.varint()? as u64);
         let t = t0.wrapping_add(d.varint()?);
+        let st_ms = if with_st { t0.wrapping_add(d.varint()?) } else { 0 };
         let v = d.f64()?;
-        out.push(RefSample { series_ref: SeriesRef(r), t_ms: t, v });
+        out.push(RefSample { series_ref: SeriesRef(r), t_ms: t, v, st_ms });
     }
     Ok(())
 }
@@ -518,14 +556,15 @@ pub fn decode_samples(payload: &[u8], out: &mut Vec<RefSample>) -> Result<(), De
 /// # Errors
 /// A [`DecodeError`] on malformed bytes.
 pub fn decode_histograms(payload: &[u8], out: &mut Vec<RefHistogramSample>) -> Result<(), DecodeError> {
-    let mut d = body(payload, RecordType::HistogramSamples)?;
+    let (mut d, with_st) = body_st(payload, RecordType::HistogramSamples, RecordType::HistogramSamplesSt)?;
     let r0 = d.u64_le()?;
     let t0 = d.i64_le()?;
     while !d.is_empty() {
         let r = r0.wrapping_add(d.varint()? as u64);
         let t = t0.wrapping_add(d.varint()?);
+        let st_ms = if with_st { t0.wrapping_add(d.varint()?) } else { 0 };
         let h = d.histogram()?;
-        out.push(RefHistogramSample { series_ref: SeriesRef(r), t_ms: t, h });
+        out.push(RefHistogramSample { series_ref: SeriesRef(r), t_ms: t, h, st_ms });
     }
     Ok(())
 }
@@ -606,12 +645,12 @@ impl Record {
                 decode_series(payload, &mut v)?;
                 Record::Series(v)
             }
-            RecordType::Samples => {
+            RecordType::Samples | RecordType::SamplesSt => {
                 let mut v = Vec::new();
                 decode_samples(payload, &mut v)?;
                 Record::Samples(v)
             }
-            RecordType::HistogramSamples => {
+            RecordType::HistogramSamples | RecordType::HistogramSamplesSt => {
                 let mut v = Vec::new();
                 decode_histograms(payload, &mut v)?;
                 Record::Histograms(v)
@@ -638,7 +677,7 @@ impl Record {
                 v.iter().map(|s| (s.series_ref, s.labels.iter().map(|l| (l.name.as_str(), l.value.as_str())))),
             ),
             Record::Samples(v) => encode_samples(buf, v),
-            Record::Histograms(v) => encode_histograms(buf, v.iter().map(|s| (s.series_ref, s.t_ms, &s.h))),
+            Record::Histograms(v) => encode_histograms(buf, v.iter().map(|s| (s.series_ref, s.st_ms, s.t_ms, &s.h))),
             Record::Exemplars(v) => {
                 let ex: Vec<(SeriesRef, crate::api::Exemplar)> = v
                     .iter()
@@ -669,8 +708,8 @@ mod tests {
         encode_samples(
             &mut buf,
             &[
-                RefSample { series_ref: SeriesRef(5), t_ms: 1000, v: 1.0 },
-                RefSample { series_ref: SeriesRef(3), t_ms: 1015, v: crate::stale_nan() },
+                RefSample { series_ref: SeriesRef(5), t_ms: 1000, v: 1.0, st_ms: 0 },
+                RefSample { series_ref: SeriesRef(3), t_ms: 1015, v: crate::stale_nan(), st_ms: 0 },
             ],
         );
         let p = payload(&buf);
@@ -742,12 +781,54 @@ mod tests {
             custom_values: vec![],
         };
         let rec = Record::Histograms(vec![
-            RefHistogramSample { series_ref: SeriesRef(1), t_ms: 10, h: h.clone() },
-            RefHistogramSample { series_ref: SeriesRef(0), t_ms: 5, h },
+            RefHistogramSample { series_ref: SeriesRef(1), t_ms: 10, h: h.clone(), st_ms: 0 },
+            RefHistogramSample { series_ref: SeriesRef(0), t_ms: 5, h: h.clone(), st_ms: 0 },
         ]);
         let mut buf = Vec::new();
         rec.encode(&mut buf);
+        assert_eq!(payload(&buf)[0], RecordType::HistogramSamples as u8);
         assert_eq!(Record::decode(payload(&buf)).unwrap(), rec);
+        let rec = Record::Histograms(vec![
+            RefHistogramSample { series_ref: SeriesRef(1), t_ms: 10, h: h.clone(), st_ms: 4 },
+            RefHistogramSample { series_ref: SeriesRef(0), t_ms: 15, h, st_ms: 0 },
+        ]);
+        let mut buf = Vec::new();
+        rec.encode(&mut buf);
+        assert_eq!(payload(&buf)[0], RecordType::HistogramSamplesSt as u8);
+        assert_eq!(Record::decode(payload(&buf)).unwrap(), rec);
+    }
+
+    #[test]
+    fn golden_samples_st_record() {
+        let mut buf = Vec::new();
+        encode_samples(
+            &mut buf,
+            &[
+                RefSample { series_ref: SeriesRef(5), t_ms: 1000, v: 1.0, st_ms: 400 },
+                RefSample { series_ref: SeriesRef(5), t_ms: 1015, v: 2.0, st_ms: 0 },
+            ],
+        );
+        let p = payload(&buf);
+        #[rustfmt::skip]
+        let want: Vec<u8> = vec![
+            7, 1,                                   // type = samples with ST, version 1
+            5, 0, 0, 0, 0, 0, 0, 0,                 // first ref, u64 LE
+            0xe8, 0x03, 0, 0, 0, 0, 0, 0,           // first t_ms = 1000, i64 LE
+            0, 0, 0xaf, 0x09,                       // dref 0, dt 0, st - t0 = -600 (zigzag 1199)
+            0, 0, 0, 0, 0, 0, 0xf0, 0x3f,           // 1.0 bits LE
+            0, 30, 0xcf, 0x0f,                      // dref 0, dt 15, st - t0 = -1000 (st 0: none)
+            0, 0, 0, 0, 0, 0, 0, 0x40,              // 2.0 bits LE
+        ];
+        assert_eq!(p, &want[..]);
+        let mut out = Vec::new();
+        decode_samples(p, &mut out).unwrap();
+        assert_eq!((out[0].st_ms, out[1].st_ms), (400, 0));
+        // The same samples without start timestamps keep the old record type.
+        let mut plain = Vec::new();
+        encode_samples(&mut plain, &[RefSample { st_ms: 0, ..out[0] }]);
+        assert_eq!(payload(&plain)[0], RecordType::Samples as u8);
+        // A samples decoder never accepts another type.
+        assert!(decode_samples(&[3, 1, 0, 0], &mut out).is_err());
     }
 
     #[test]

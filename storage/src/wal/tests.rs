@@ -28,7 +28,7 @@ fn opts(segment_bytes: u64, fsync: FsyncPolicy) -> WalOptions {
 }
 
 fn samples(r: u64, t0: i64, n: usize) -> Record {
-    Record::Samples((0..n).map(|i| RefSample { series_ref: SeriesRef(r), t_ms: t0 + i as i64, v: i as f64 }).collect())
+    Record::Samples((0..n).map(|i| RefSample { series_ref: SeriesRef(r), t_ms: t0 + i as i64, v: i as f64, st_ms: 0 }).collect())
 }
 
 fn series(r: u64, name: &str) -> Record {
@@ -145,7 +145,7 @@ fn golden_segment_bytes() {
     {
         let w = WalWriter::open(dir.path(), opts(1 << 20, FsyncPolicy::Never), 1, Arc::new(StorageMetrics::default()))
             .unwrap();
-        commit(&w, &[Record::Samples(vec![RefSample { series_ref: SeriesRef(1), t_ms: 2, v: 0.5 }])]);
+        commit(&w, &[Record::Samples(vec![RefSample { series_ref: SeriesRef(1), t_ms: 2, v: 0.5, st_ms: 0 }])]);
     }
     let data = std::fs::read(dir.path().join("00000001")).unwrap();
     #[rustfmt::skip]
@@ -197,9 +197,9 @@ fn checkpoint_keeps_live_series_and_recent_samples_and_deletes_old_segments() {
         vec![
             Record::MinValidTime(8),
             series(1, "keep"),
-            Record::Samples((8..10).map(|i| RefSample { series_ref: SeriesRef(1), t_ms: i, v: i as f64 }).collect()),
+            Record::Samples((8..10).map(|i| RefSample { series_ref: SeriesRef(1), t_ms: i, v: i as f64, st_ms: 0 }).collect()),
             Record::Metadata(vec![RefMetadata { metric: "keep".into(), metadata: meta("new") }]),
-            Record::Samples(vec![RefSample { series_ref: SeriesRef(1), t_ms: 10, v: 0.0 }]),
+            Record::Samples(vec![RefSample { series_ref: SeriesRef(1), t_ms: 10, v: 0.0, st_ms: 0 }]),
         ]
     );
     assert_eq!(StorageMetrics::get(&m.checkpoints), 2);
@@ -287,10 +287,10 @@ fn arb_record() -> impl Strategy<Value = Record> {
         proptest::collection::vec((r.clone(), arb_labels()), 1..4)
             .prop_map(|v| Record::Series(v.into_iter().map(|(r, l)| RefSeries { series_ref: SeriesRef(r), labels: l }).collect())),
         proptest::collection::vec((r.clone(), t, arb_f64()), 1..20).prop_map(|v| Record::Samples(
-            v.into_iter().map(|(r, t, v)| RefSample { series_ref: SeriesRef(r), t_ms: t, v }).collect()
+            v.into_iter().map(|(r, t, v)| RefSample { series_ref: SeriesRef(r), t_ms: t, v, st_ms: 0 }).collect()
         )),
         proptest::collection::vec((r.clone(), t, arb_histogram()), 1..3).prop_map(|v| Record::Histograms(
-            v.into_iter().map(|(r, t, h)| RefHistogramSample { series_ref: SeriesRef(r), t_ms: t, h }).collect()
+            v.into_iter().map(|(r, t, h)| RefHistogramSample { series_ref: SeriesRef(r), t_ms: t, h, st_ms: 0 }).collect()
         )),
         proptest::collection::vec((r, t, arb_f64(), arb_labels()), 1..3).prop_map(|v| Record::Exemplars(
             v.into_iter().map(|(r, t, value, labels)| RefExemplar { series_ref: SeriesRef(r), t_ms: t, value, labels }).collect()

@@ -63,6 +63,7 @@ static long (*bpf_probe_read_kernel)(void *dst, __u32 size, const void *unsafe_p
 static void *(*bpf_ringbuf_reserve)(void *ringbuf, __u64 size, __u64 flags) = (void *)131;
 static void (*bpf_ringbuf_submit)(void *data, __u64 flags) = (void *)132;
 static __u64 (*bpf_ringbuf_query)(void *ringbuf, __u64 flags) = (void *)134;
+static struct tcp_sock *(*bpf_skc_to_tcp_sock)(void *sk) = (void *)137;
 static struct task_struct *(*bpf_get_current_task_btf)(void) = (void *)158;
 static struct pt_regs *(*bpf_task_pt_regs)(struct task_struct *task) = (void *)175;
 
@@ -83,6 +84,11 @@ struct sock_common {
 
 struct sock {
 	struct sock_common __sk_common;
+	void *sk_bpf_storage; /* struct bpf_local_storage __rcu *: NULL until some sk storage is created */
+} __attribute__((preserve_access_index));
+
+struct tcp_sock {
+	__u64 tcp_mstamp; /* CLOCK_MONOTONIC us (tcp_clock_us), refreshed by the TCP stack */
 } __attribute__((preserve_access_index));
 
 struct socket {

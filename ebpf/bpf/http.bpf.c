@@ -14,8 +14,10 @@
  * The socket tracepoints give the struct sock and the byte count; the user buffer comes from
  * the syscall's arguments in the task's saved user registers (bpf_task_pt_regs: orig_ax is the
  * syscall number, di/si/dx its first arguments). A socket that is not a tracked connection
- * costs one socket-local-storage lookup (a client's socket, Hearth's own...): a load of
- * sk->sk_bpf_storage, NULL for a socket never tracked.
+ * (a client's socket, Hearth's own...) costs one field load, sk->sk_bpf_storage, NULL for a
+ * socket that never had local storage (a storage lookup otherwise). Request and response times
+ * are the socket's own TCP clock (tcp_mstamp, refreshed by the call that just ended; see
+ * sock_now_ns), not a clock read per call.
  *
  * Per connection (socket local storage, BPF_MAP_TYPE_SK_STORAGE, so that every descriptor of the
  * socket, dup'ed or inherited, shares it), a small state machine:
@@ -42,7 +44,8 @@
  * the scan (fields then report "unseen"). Pipelined requests (two in one read) count as one.
  *
  * Events go to a ring buffer without waking the reader, except once each time the queued data
- * crosses a multiple of wakeup_bytes; userspace drains on a timer as well. Reserve failures are counted per CPU in `dropped`.
+ * crosses a multiple of wakeup_bytes (a power of two); userspace drains on a timer as well.
+ * Reserve failures are counted per CPU in `dropped`.
  */
 #include "hearth_bpf.h"
 #include "http_event.h"
@@ -417,20 +420,36 @@ static __always_inline void hscan_init(struct hscan *h)
 	h->digits = 0;
 }
 
+/* Now, CLOCK_MONOTONIC ns with microsecond resolution, for the socket call that `sk` just ended:
+ * the TCP socket's tcp_mstamp (tcp_clock_us()), which the stack refreshed a moment before the
+ * tracepoint fired: tcp_recvmsg through tcp_rcv_space_adjust after each copied skb, tcp_sendmsg
+ * through tcp_write_xmit. A field load instead of bpf_ktime_get_ns (a pvclock read under KVM,
+ * about 60 ns here per call). When a send queued its data without transmitting (autocork, a full
+ * window), the stamp is that of the socket's last transmit or receive, at most that much early;
+ * it never goes back, so a request's end is never before its start. */
+static __always_inline __u64 sock_now_ns(struct sock *sk)
+{
+	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+	if (!tp)
+		return bpf_ktime_get_ns();
+	return tp->tcp_mstamp * 1000;
+}
+
 /* Bytes one event takes in the ring: the record and its 8-byte header, 8-byte aligned. */
 #define EVENT_RECORD_BYTES ((sizeof(struct http_event) + 8 + 7) & ~7ULL)
 
 /* Wakes the reader once each time the queued data crosses a multiple of wakeup_bytes (the
  * reserved, not yet submitted event included), never otherwise: a forced wakeup is an irq_work
  * (a self-IPI, a VM exit under virtualization), so waking on every submit while the reader has
- * not yet drained costs microseconds per event. */
+ * not yet drained costs microseconds per event. wakeup_bytes is a power of two (the loader
+ * rounds it up), so the crossing is a mask test: avail crossed a multiple of it with this record
+ * exactly when avail mod wakeup_bytes < the record's bytes (no 64-bit divisions). */
 static __always_inline __u64 wake_flags(void)
 {
 	__u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
-	if (wakeup_bytes == 0 || avail < EVENT_RECORD_BYTES)
+	if (wakeup_bytes < EVENT_RECORD_BYTES || avail < EVENT_RECORD_BYTES)
 		return BPF_RB_NO_WAKEUP;
-	return avail / wakeup_bytes != (avail - EVENT_RECORD_BYTES) / wakeup_bytes ? BPF_RB_FORCE_WAKEUP
-											 : BPF_RB_NO_WAKEUP;
+	return (avail & (wakeup_bytes - 1)) < EVENT_RECORD_BYTES ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 }
 
 
@@ -484,9 +503,9 @@ struct segs {
 	const void *tail; /* the last 5 bytes written, or 0 */
 };
 
-static __always_inline void on_read(struct conn *c, struct segs *s, __u64 total)
+static __always_inline void on_read(struct sock *sk, struct conn *c, struct segs *s, __u64 total)
 {
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = sock_now_ns(sk);
 	if (c->state == ST_IGNORE)
 		return;
 	if (c->state == ST_RESPONSE) {
@@ -543,7 +562,7 @@ scan_now:
 		scan_segment(&c->req, (__u64)s->p1, s->n1);
 }
 
-static __always_inline void on_write(struct conn *c, struct segs *s, __u64 total)
+static __always_inline void on_write(struct sock *sk, struct conn *c, struct segs *s, __u64 total)
 {
 	int scanned = 0;
 	if (c->state == ST_REQUEST) {
@@ -561,7 +580,7 @@ static __always_inline void on_write(struct conn *c, struct segs *s, __u64 total
 		return;
 	}
 	c->resp_bytes += total;
-	c->end_ns = bpf_ktime_get_ns();
+	c->end_ns = sock_now_ns(sk);
 	if (c->status == 101) {
 		emit(c, HTTP_END_COMPLETE);
 		reset(c);
@@ -642,6 +661,9 @@ static __always_inline void on_closing(struct sock *sk)
  * connection is then forgotten, and later calls miss at the lookup. */
 static __always_inline struct conn *observed(struct sock *sk)
 {
+	/* Most sockets never had any local storage: one field load settles them, no helper call. */
+	if (!sk->sk_bpf_storage)
+		return 0;
 	struct conn *c = bpf_sk_storage_get(&conns, sk, 0, 0);
 	if (!c)
 		return 0;
@@ -699,7 +721,8 @@ int hearth_recv(__u64 *ctx)
 	int ret = (int)ctx[1];
 	if (ret <= 0)
 		return 0;
-	struct conn *c = observed((struct sock *)ctx[0]);
+	struct sock *sk = (struct sock *)ctx[0];
+	struct conn *c = observed(sk);
 	if (!c)
 		return 0;
 	struct pt_regs *regs = bpf_task_pt_regs(bpf_get_current_task_btf());
@@ -730,7 +753,7 @@ int hearth_recv(__u64 *ctx)
 	default:
 		return 0; /* no user buffer we know how to find (recvmmsg, io_uring...) */
 	}
-	on_read(c, &s, total);
+	on_read(sk, c, &s, total);
 	return 0;
 }
 
@@ -743,7 +766,8 @@ int hearth_send(__u64 *ctx)
 	int ret = (int)ctx[1];
 	if (ret <= 0)
 		return 0;
-	struct conn *c = observed((struct sock *)ctx[0]);
+	struct sock *sk = (struct sock *)ctx[0];
+	struct conn *c = observed(sk);
 	if (!c)
 		return 0;
 	struct pt_regs *regs = bpf_task_pt_regs(bpf_get_current_task_btf());
@@ -776,7 +800,7 @@ int hearth_send(__u64 *ctx)
 		/* File bytes: counted, never a response start, never scanned. */
 		if (c->state == ST_RESPONSE) {
 			c->resp_bytes += total;
-			c->end_ns = bpf_ktime_get_ns();
+			c->end_ns = sock_now_ns(sk);
 			if (c->resp.done == SCAN_FOUND && c->resp.content_length >= 0 &&
 			    c->resp_bytes >= c->resp.pos + (__u64)c->resp.content_length) {
 				emit(c, HTTP_END_COMPLETE);
@@ -787,6 +811,6 @@ int hearth_send(__u64 *ctx)
 	default:
 		return 0;
 	}
-	on_write(c, &s, total);
+	on_write(sk, c, &s, total);
 	return 0;
 }

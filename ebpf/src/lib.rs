@@ -54,7 +54,9 @@ pub mod globals {
     pub const FILTER_PORTS: &str = "filter_ports";
     /// `u32`: 1 = observe only tgids in [`super::maps::TARGET_PIDS`].
     pub const FILTER_PIDS: &str = "filter_pids";
-    /// `u64`: queued ring buffer bytes at which a submit wakes the reader (default 65536).
+    /// `u64`: queued ring buffer bytes at which a submit wakes the reader, once per multiple
+    /// crossed; a power of two (the kernel tests the crossing with a mask), or 0 for never
+    /// (default 65536).
     pub const WAKEUP_BYTES: &str = "wakeup_bytes";
 }
 

@@ -57,7 +57,7 @@ pub use aggregate::{
 pub use config::{EbpfConfig, PortRanges};
 pub use error::EbpfError;
 pub use metrics::{EbpfMetrics, EbpfStatus};
-pub use parse::{parse_event, request_line, route, Request, Unparsable};
+pub use parse::{parse_event, parse_event_cached, request_line, route, Request, RouteCache, Unparsable};
 pub use privileges::{check as check_privileges, missing_capabilities, VMLINUX_BTF};
 
 /// Where flushes write: something that opens an appender transaction. Implemented for
@@ -132,6 +132,7 @@ pub fn start<S: AppenderSource>(config: EbpfConfig, storage: Arc<S>) -> Result<E
                 config.instance.clone().unwrap_or_else(targets::hostname),
                 config.job.clone().or_else(|| config.service_name.clone()),
             ),
+            routes: parse::RouteCache::default(),
             names: targets::ServiceNames::new(config.service_name.clone()),
             metrics: Arc::clone(&metrics),
             storage,
@@ -213,6 +214,7 @@ struct Task<S: AppenderSource> {
     /// The program and maps; declared after `ring` so the ring is unregistered first.
     bpf: loader::Bpf,
     aggregator: Aggregator,
+    routes: parse::RouteCache,
     names: targets::ServiceNames,
     metrics: Arc<EbpfMetrics>,
     storage: Arc<S>,
@@ -269,7 +271,7 @@ impl<S: AppenderSource> Task<S> {
         let ring = self.ring.get_mut();
         while let Some(item) = ring.next() {
             read += 1;
-            match parse::parse_event(&item) {
+            match parse::parse_event_cached(&item, &mut self.routes) {
                 Ok(req) => {
                     let name = self.names.get(req.pid);
                     self.aggregator.observe(&name, &req, now);

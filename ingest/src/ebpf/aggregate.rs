@@ -89,8 +89,8 @@ pub struct SeriesKey {
     pub method: &'static str,
     /// `http_response_status_code` (0: closed without a response).
     pub status: u16,
-    /// `http_route`.
-    pub route: String,
+    /// `http_route` (shared with the requests of its paths: no allocation per request).
+    pub route: Arc<str>,
 }
 
 /// The three histograms of one [`SeriesKey`].
@@ -152,7 +152,7 @@ impl Aggregator {
             server_port: r.port,
             method: r.method,
             status: r.status,
-            route: r.route.clone(),
+            route: Arc::clone(&r.route),
         };
         let red = self.groups.entry(key).or_insert_with(|| Red {
             duration: Histogram::new(&DURATION_BUCKETS_SECONDS),
@@ -185,7 +185,7 @@ impl Aggregator {
         let base = [
             ("http_request_method", key.method),
             ("http_response_status_code", status.as_str()),
-            ("http_route", key.route.as_str()),
+            ("http_route", &*key.route),
             ("server_port", port.as_str()),
             ("service_name", &key.service_name),
             ("instance", self.instance.as_str()),

@@ -38,7 +38,9 @@ pub struct EbpfConfig {
     /// about 1 s of 264-byte events at 30k requests/s, so a reader stalled for a few drain
     /// periods (100 ms) loses nothing; it costs only locked kernel memory.
     pub ring_bytes: u32,
-    /// Queued bytes at which the kernel wakes the reader. Default 64 KiB.
+    /// Queued bytes at which the kernel wakes the reader (once per multiple crossed), rounded up
+    /// to a power of two at load so that the kernel tests the crossing with a mask; 0 = never
+    /// (the drain timer alone). Default 64 KiB.
     pub wakeup_bytes: u64,
     /// Ports never observed: Hearth's own listen port(s). Default empty; the server adds its own.
     pub exclude_ports: Vec<u16>,

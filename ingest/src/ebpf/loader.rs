@@ -44,13 +44,15 @@ pub(crate) fn load(cfg: &EbpfConfig) -> Result<Loaded, EbpfError> {
     let self_tgid: u32 = std::process::id();
     let filter_ports: u32 = u32::from(!cfg.open_ports.is_empty());
     let filter_pids: u32 = u32::from(cfg.exe_path.is_some());
+    // The kernel tests "crossed a multiple of wakeup_bytes" with a mask (no division per event).
+    let wakeup_bytes: u64 = if cfg.wakeup_bytes == 0 { 0 } else { cfg.wakeup_bytes.checked_next_power_of_two().unwrap_or(1 << 63) };
     let btf = Btf::from_sys_fs().map_err(|e| EbpfError::Load(format!("kernel BTF: {e}")))?;
     let mut ebpf = EbpfLoader::new()
         .btf(Some(&btf))
         .override_global(globals::SELF_TGID, &self_tgid, true)
         .override_global(globals::FILTER_PORTS, &filter_ports, true)
         .override_global(globals::FILTER_PIDS, &filter_pids, true)
-        .override_global(globals::WAKEUP_BYTES, &cfg.wakeup_bytes, true)
+        .override_global(globals::WAKEUP_BYTES, &wakeup_bytes, true)
         .map_max_entries(maps::EVENTS, cfg.ring_bytes.next_power_of_two())
         .load(ebpf::object())
         .map_err(|e| EbpfError::Load(error_chain(&e)))?;

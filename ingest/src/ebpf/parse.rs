@@ -1,6 +1,9 @@
 //! Kernel events into requests: method and path from the request's first bytes, a
 //! low-cardinality route, body sizes, duration.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use ebpf::{EndReason, HttpEvent, HTTP_EVENT_VERSION};
 
 /// One observed HTTP request, ready to aggregate.
@@ -13,8 +16,9 @@ pub struct Request {
     /// `http_request_method`: the method, or `_OTHER` for one outside RFC 9110 and PATCH
     /// (OpenTelemetry semantic conventions, as Beyla).
     pub method: &'static str,
-    /// `http_route`, see [`route`].
-    pub route: String,
+    /// `http_route`, see [`route`]; shared with every request of the same path (see
+    /// [`RouteCache`]).
+    pub route: Arc<str>,
     /// Status code; 0 when the server closed without responding.
     pub status: u16,
     /// Server-side duration, seconds (first request read to last response write).
@@ -40,11 +44,62 @@ pub enum Unparsable {
 
 const METHODS: [&str; 9] = ["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"];
 
+/// Routes of recently seen request paths, so that the drain computes and allocates a route once
+/// per distinct path rather than once per event. Bounded: cleared when it holds
+/// [`RouteCache::MAX_PATHS`] paths (high-cardinality paths then cost what they cost uncached).
+#[derive(Debug, Default)]
+pub struct RouteCache {
+    by_path: HashMap<Box<str>, Arc<str>>,
+}
+
+impl RouteCache {
+    /// Paths kept before the cache is cleared.
+    pub const MAX_PATHS: usize = 4096;
+
+    /// The route of request target `target` ([`route`]), shared.
+    pub fn route(&mut self, target: &str) -> Arc<str> {
+        // The query and fragment never change the route: key by the path alone.
+        let path = target.split(['?', '#']).next().unwrap_or("");
+        if let Some(r) = self.by_path.get(path) {
+            return Arc::clone(r);
+        }
+        let r: Arc<str> = Arc::from(route(path));
+        if self.by_path.len() >= Self::MAX_PATHS {
+            self.by_path.clear();
+        }
+        self.by_path.insert(Box::from(path), Arc::clone(&r));
+        r
+    }
+
+    /// Paths cached now.
+    pub fn len(&self) -> usize {
+        self.by_path.len()
+    }
+
+    /// True when no path is cached.
+    pub fn is_empty(&self) -> bool {
+        self.by_path.is_empty()
+    }
+}
+
 /// Decodes and interprets one ring buffer record.
 ///
 /// # Errors
 /// [`Unparsable`] naming the defect; the caller counts it.
 pub fn parse_event(bytes: &[u8]) -> Result<Request, Unparsable> {
+    parse_event_with(bytes, &mut |target| Arc::from(route(target)))
+}
+
+/// [`parse_event`] with routes from `routes`: no allocation for a path seen before (the drain's
+/// path).
+///
+/// # Errors
+/// As [`parse_event`].
+pub fn parse_event_cached(bytes: &[u8], routes: &mut RouteCache) -> Result<Request, Unparsable> {
+    parse_event_with(bytes, &mut |target| routes.route(target))
+}
+
+fn parse_event_with(bytes: &[u8], route_of: &mut dyn FnMut(&str) -> Arc<str>) -> Result<Request, Unparsable> {
     let ev = HttpEvent::from_bytes(bytes).ok_or(Unparsable::Short)?;
     if ev.version != HTTP_EVENT_VERSION {
         return Err(Unparsable::Version(ev.version));
@@ -72,7 +127,7 @@ pub fn parse_event(bytes: &[u8]) -> Result<Request, Unparsable> {
         pid: ev.pid,
         port: ev.port,
         method,
-        route: route(target),
+        route: route_of(target),
         status: if reason == EndReason::NoResponse { 0 } else { ev.status },
         duration_seconds: ev.duration_seconds(),
         request_body_bytes,
@@ -244,7 +299,7 @@ mod tests {
     #[test]
     fn events_to_requests() {
         let r = parse_event(&event(b"POST /u/42 HTTP/1.1\r\n", 201, 1)).expect("parses");
-        assert_eq!((r.method, r.route.as_str(), r.status, r.port, r.pid), ("POST", "/u/*", 201, 8080, 7));
+        assert_eq!((r.method, &*r.route, r.status, r.port, r.pid), ("POST", "/u/*", 201, 8080, 7));
         assert!((r.duration_seconds - 0.01).abs() < 1e-12);
         assert_eq!((r.request_body_bytes, r.response_body_bytes), (10, 200));
         let r = parse_event(&event(b"GET / HTTP/1.1\r\n", 0, 4)).expect("parses");
@@ -283,6 +338,26 @@ mod tests {
         // Scanned by the kernel (req_bytes beyond head): its fields are used as they are.
         let r = parse_event(&event(b"POST /u/42 HTTP/1.1\r\nContent-Length: 7\r\n\r\n", 201, 1)).expect("parses");
         assert_eq!(r.request_body_bytes, 10);
+    }
+
+    #[test]
+    fn cached_routes_equal_uncached_and_are_shared() {
+        let mut cache = RouteCache::default();
+        for head in [&b"GET /users/42?x=1 HTTP/1.1\r\n"[..], b"GET /users/43 HTTP/1.1\r\n", b"POST /a/b#f HTTP/1.1\r\n"] {
+            let ev = event(head, 200, 1);
+            assert_eq!(parse_event_cached(&ev, &mut cache), parse_event(&ev));
+        }
+        // /users/42 and /users/43 are two paths with one route.
+        assert_eq!(cache.len(), 3);
+        let a = parse_event_cached(&event(b"GET /users/42 HTTP/1.1\r\n", 200, 1), &mut cache).expect("parses");
+        let b = parse_event_cached(&event(b"GET /users/42?y HTTP/1.1\r\n", 404, 1), &mut cache).expect("parses");
+        assert!(Arc::ptr_eq(&a.route, &b.route));
+        assert_eq!((&*a.route, cache.len()), ("/users/*", 3));
+        for i in 0..RouteCache::MAX_PATHS {
+            cache.route(&format!("/p{i}x"));
+        }
+        assert!(cache.len() <= RouteCache::MAX_PATHS);
+        assert_eq!(&*cache.route("/users/7"), "/users/*");
     }
 
     #[test]

@@ -126,7 +126,7 @@ struct scan_state {
 
 struct scratch {
 	struct scan_state st;
-	char buf[SCAN_CAP + 16]; /* scan_one loads 16 bytes at any index below SCAN_CAP */
+	char buf[SCAN_CAP + 48]; /* scan_one loads 16 bytes, line_step up to 40, at any index below SCAN_CAP */
 };
 
 struct {
@@ -365,6 +365,92 @@ static __always_inline int is_digit(char c)
 	return c >= '0' && c <= '9';
 }
 
+/* The fast path of a response header scan: whole lines per step instead of at most 8 bytes. */
+struct line_ctx {
+	const char *buf;        /* the scratch copy, SCAN_CAP + 48 bytes */
+	__s64 content_length;   /* -1 until a Content-Length value is parsed */
+	__u32 n;                /* valid bytes in buf */
+	__u32 pos;              /* next index to look at */
+	__u32 found_at;         /* index after the CRLFCRLF, 0 while not found */
+	__u8 mid;               /* 1: pos is inside a line, not at its start */
+	__u8 after_crlf;        /* 1: the line at pos follows a CRLF (or the stream start) */
+};
+
+/* bpf_loop callback: one line of header (or the next 32 bytes of a long one). At a line start
+ * that follows a CRLF, "\r\n" ends the header; a "content-length:" line (any case) has its value
+ * parsed (optional spaces or tabs, then digits), as scan_byte does byte by byte. Then the next LF
+ * is found 8 bytes at a time. Returns 1 to stop (header end, or no more bytes). */
+static long line_step(__u32 i, void *data)
+{
+	struct line_ctx *l = data;
+	__u64 idx = l->pos;
+	if (idx >= l->n)
+		return 1;
+	/* Bounded in the register the loads use (see scan_one); buf has SCAN_CAP + 48 bytes, so
+	 * the loads below (up to idx + 40) stay inside. */
+	asm volatile("%[idx] &= 0xff" : [idx] "+r"(idx));
+	const char *p = l->buf + idx;
+	__u32 left = l->n - (__u32)idx;
+	if (!l->mid) {
+		if (l->after_crlf && left >= 2 && *(const __u16 *)p == 0x0a0d) {
+			l->found_at = (__u32)idx + 2;
+			return 1;
+		}
+		__u64 w = *(const __u64 *)p;
+		if (left >= 15 && (w | LOWER) == CL_WORD0 && ((*(const __u64 *)(p + 8) | LOWER) & LOW7) == CL_WORD1) {
+			__s64 v = -1;
+			int more = 1;
+#pragma unroll
+			for (int j = 15; j < 39; j++) {
+				char c = p[j];
+				if (more && (__u32)j < left) {
+					if (c >= '0' && c <= '9') {
+						if (v < 0)
+							v = 0;
+						if (v < (1LL << 50))
+							v = v * 10 + (c - '0');
+					} else if (!((c == ' ' || c == '\t') && v < 0)) {
+						more = 0;
+					}
+				}
+			}
+			if (v >= 0)
+				l->content_length = v;
+		}
+	}
+#pragma unroll
+	for (int k = 0; k < 4; k++) {
+		__u64 m = has_byte(*(const __u64 *)(p + 8 * k), 0x0a0a0a0a0a0a0a0aULL);
+		if (m) {
+			__u32 at = (__u32)idx + 8 * k + 7 - (__u32)((((m & -m) >> 7) * 0x0706050403020100ULL) >> 56);
+			/* An LF past the valid bytes is stale scratch: the next step stops at n. */
+			l->after_crlf = at >= 1 && at <= l->n && at - 1 < SCAN_CAP + 48 && l->buf[(at - 1) & 0x1ff] == '\r';
+			l->pos = at + 1;
+			l->mid = 0;
+			return 0;
+		}
+	}
+	l->pos = (__u32)idx + 32;
+	l->mid = 1;
+	return 0;
+}
+
+/* Finds the header end and Content-Length of a response whose header starts at sc->buf[0],
+ * in the first `n` bytes, a line per step; 1 (and `h` done) when the end was found. Otherwise
+ * nothing is changed and the byte-wise scanner takes over (a header longer than the copy, or
+ * continued in a later write). The same rules as scan_byte on a complete header. */
+static __always_inline int scan_lines(struct hscan *h, struct scratch *sc, __u32 n)
+{
+	struct line_ctx l = { .buf = sc->buf, .content_length = -1, .n = n, .after_crlf = 1 };
+	bpf_loop(SCAN_CAP, line_step, &l, 0);
+	if (!l.found_at)
+		return 0;
+	h->content_length = l.content_length;
+	h->pos = l.found_at;
+	h->done = SCAN_FOUND;
+	return 1;
+}
+
 /* The status code of the final response whose status line starts the user segment at `ptr`
  * ("HTTP/1.x NNN"), with the segment's header scanned into `h` from the same copy; 0 when the
  * segment starts no response, or starts an interim one (1xx other than 101: the final one
@@ -387,7 +473,7 @@ __attribute__((noinline)) int scan_response(struct hscan *h, __u64 ptr, __u64 le
 	int status = (b[9] - '0') * 100 + (b[10] - '0') * 10 + (b[11] - '0');
 	if (status >= 100 && status < 200 && status != 101)
 		return 0;
-	if (h->done == SCAN_RUNNING)
+	if (h->done == SCAN_RUNNING && !scan_lines(h, sc, n))
 		scan_buf(h, sc, sc->buf, n, len);
 	return status;
 }

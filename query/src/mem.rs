@@ -25,20 +25,52 @@ impl MemStorage {
 
     /// Adds a float sample (a stale marker too). A sample at an existing timestamp replaces it.
     pub fn add_float(&mut self, labels: &Labels, t_ms: i64, v: f64) {
+        self.add_float_st(labels, 0, t_ms, v);
+    }
+
+    /// Adds a float sample with its start timestamp `st_ms` (ms since the epoch, 0 = none; see
+    /// [`storage::Appender::append_st`]). A sample at an existing timestamp replaces it.
+    pub fn add_float_st(&mut self, labels: &Labels, st_ms: i64, t_ms: i64, v: f64) {
         let s = self.entry(labels);
-        match s.floats.binary_search_by_key(&t_ms, |p| p.t) {
-            Ok(i) => s.floats[i].f = v,
-            Err(i) => s.floats.insert(i, FPoint { t: t_ms, f: v }),
-        }
+        let i = match s.floats.binary_search_by_key(&t_ms, |p| p.t) {
+            Ok(i) => {
+                s.floats[i].f = v;
+                i
+            }
+            Err(i) => {
+                s.floats.insert(i, FPoint { t: t_ms, f: v });
+                if !s.float_sts.is_empty() {
+                    s.float_sts.insert(i, 0);
+                }
+                i
+            }
+        };
+        set_st(&mut s.float_sts, s.floats.len(), i, st_ms);
     }
 
     /// Adds a histogram sample. A sample at an existing timestamp replaces it.
     pub fn add_histogram(&mut self, labels: &Labels, t_ms: i64, h: FloatHistogram) {
+        self.add_histogram_st(labels, 0, t_ms, h);
+    }
+
+    /// Adds a histogram sample with its start timestamp (0 = none). A sample at an existing
+    /// timestamp replaces it.
+    pub fn add_histogram_st(&mut self, labels: &Labels, st_ms: i64, t_ms: i64, h: FloatHistogram) {
         let s = self.entry(labels);
-        match s.hists.binary_search_by_key(&t_ms, |p| p.t) {
-            Ok(i) => s.hists[i].h = Arc::new(h),
-            Err(i) => s.hists.insert(i, HPoint { t: t_ms, h: Arc::new(h) }),
-        }
+        let i = match s.hists.binary_search_by_key(&t_ms, |p| p.t) {
+            Ok(i) => {
+                s.hists[i].h = Arc::new(h);
+                i
+            }
+            Err(i) => {
+                s.hists.insert(i, HPoint { t: t_ms, h: Arc::new(h) });
+                if !s.hist_sts.is_empty() {
+                    s.hist_sts.insert(i, 0);
+                }
+                i
+            }
+        };
+        set_st(&mut s.hist_sts, s.hists.len(), i, st_ms);
     }
 
     /// Number of series.
@@ -58,14 +90,32 @@ impl MemStorage {
     }
 }
 
-/// The points of `ps` (sorted by time) in `[mint, maxt]`.
-fn window<T: Clone>(ps: &[T], t: impl Fn(&T) -> i64, mint: i64, maxt: i64) -> Vec<T> {
+/// Sets the start timestamp of point `i` in an ST column that is either empty (no point has
+/// one) or `len` long; the column is created (zeros) at the first non-zero start timestamp.
+fn set_st(sts: &mut Vec<i64>, len: usize, i: usize, st_ms: i64) {
+    if sts.is_empty() {
+        if st_ms == 0 {
+            return;
+        }
+        sts.resize(len, 0);
+    }
+    sts[i] = st_ms;
+}
+
+/// The index range of `ps` (sorted by time) in `[mint, maxt]`.
+fn window<T>(ps: &[T], t: impl Fn(&T) -> i64, mint: i64, maxt: i64) -> std::ops::Range<usize> {
     let lo = ps.partition_point(|p| t(p) < mint);
     let hi = ps.partition_point(|p| t(p) <= maxt);
-    if lo >= hi {
-        return Vec::new();
+    lo..hi.max(lo)
+}
+
+/// The ST column's part for the point range `r` (empty stays empty).
+fn sts_of(sts: &[i64], r: &std::ops::Range<usize>) -> Vec<i64> {
+    if sts.is_empty() {
+        Vec::new()
+    } else {
+        sts[r.clone()].to_vec()
     }
-    ps[lo..hi].to_vec()
 }
 
 impl SampleSource for MemStorage {
@@ -75,12 +125,18 @@ impl SampleSource for MemStorage {
             if !matchers.iter().all(|m| m.matches(labels.get(&m.name).unwrap_or(""))) {
                 continue;
             }
-            let floats = window(&s.floats, |p| p.t, mint_ms, maxt_ms);
-            let hists = window(&s.hists, |p| p.t, mint_ms, maxt_ms);
-            if floats.is_empty() && hists.is_empty() {
+            let fr = window(&s.floats, |p| p.t, mint_ms, maxt_ms);
+            let hr = window(&s.hists, |p| p.t, mint_ms, maxt_ms);
+            if fr.is_empty() && hr.is_empty() {
                 continue;
             }
-            out.push(RawSeries { labels: labels.clone(), floats, hists });
+            out.push(RawSeries {
+                labels: labels.clone(),
+                floats: s.floats[fr.clone()].to_vec(),
+                hists: s.hists[hr.clone()].to_vec(),
+                float_sts: sts_of(&s.float_sts, &fr),
+                hist_sts: sts_of(&s.hist_sts, &hr),
+            });
         }
         Ok(out)
     }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use storage::chunkenc::{self, ChunkHandle, ChunkIter, Encoding};
+use storage::chunkenc::{self, ChunkHandle, ChunkIter};
 use storage::{Labels, Matcher, Querier, ValueType};
 
 use crate::error::Result;
@@ -19,6 +19,11 @@ use crate::value::{FPoint, HPoint};
 ///
 /// Points are stored as `(t, value)` pairs, the shape every consumer reads them in (range
 /// windows are slices of `floats`), so a selection is decoded once into its final layout.
+///
+/// Start timestamps (ms since the epoch, 0 = none; see [`storage::Appender::append_st`]) are
+/// kept in columns beside the points only for series that have them: `float_sts` is either
+/// empty or as long as `floats` (same for `hist_sts` and `hists`), so series without start
+/// timestamps carry and scan nothing extra.
 #[derive(Clone, Debug, Default)]
 pub struct RawSeries {
     /// The series' labels.
@@ -27,6 +32,10 @@ pub struct RawSeries {
     pub floats: Vec<FPoint>,
     /// The histogram samples, by time.
     pub hists: Vec<HPoint>,
+    /// Start timestamp of each float sample, or empty when the series has none.
+    pub float_sts: Vec<i64>,
+    /// Start timestamp of each histogram sample, or empty when the series has none.
+    pub hist_sts: Vec<i64>,
 }
 
 /// A read view the engine can select series from.
@@ -64,8 +73,11 @@ fn expected_samples(c: &ChunkHandle, mint_ms: i64, maxt_ms: i64) -> usize {
 /// the same overlap rule: a sample at or before the last one taken is skipped), but checks
 /// the range bounds once per chunk rather than once per sample for chunks that lie inside
 /// it, and reserves the output from the chunks' sample counts. The labels are moved, not
-/// copied.
+/// copied. Series with start-timestamp chunks go through [`decode_with_st`] instead.
 fn decode(s: storage::Series, mint_ms: i64, maxt_ms: i64) -> Option<RawSeries> {
+    if s.has_st() {
+        return decode_with_st(s, mint_ms, maxt_ms);
+    }
     let mint_ms = mint_ms.max(s.mint_ms);
     let maxt_ms = maxt_ms.min(s.maxt_ms);
     let mut floats: Vec<FPoint> = Vec::new();
@@ -73,7 +85,7 @@ fn decode(s: storage::Series, mint_ms: i64, maxt_ms: i64) -> Option<RawSeries> {
     let expected: usize = s
         .chunks
         .iter()
-        .filter(|c| c.encoding != Encoding::Histogram && c.max_t_ms >= mint_ms && c.min_t_ms <= maxt_ms)
+        .filter(|c| !c.encoding.is_histogram() && c.max_t_ms >= mint_ms && c.min_t_ms <= maxt_ms)
         .map(|c| expected_samples(c, mint_ms, maxt_ms))
         .sum();
     floats.reserve_exact(expected);
@@ -95,7 +107,7 @@ fn decode(s: storage::Series, mint_ms: i64, maxt_ms: i64) -> Option<RawSeries> {
             None => it.insert(ChunkIter::new(c.encoding, c.bytes.as_slice())),
         };
         let mut vt = if c.min_t_ms >= lo { it.next() } else { it.seek(lo) };
-        if c.encoding == Encoding::Histogram {
+        if c.encoding.is_histogram() {
             while vt == ValueType::Histogram {
                 let (t, h) = it.at_histogram();
                 if t > maxt_ms {
@@ -128,7 +140,37 @@ fn decode(s: storage::Series, mint_ms: i64, maxt_ms: i64) -> Option<RawSeries> {
     if floats.is_empty() && hists.is_empty() {
         return None;
     }
-    Some(RawSeries { labels: s.labels, floats, hists })
+    Some(RawSeries { labels: s.labels, floats, hists, float_sts: Vec::new(), hist_sts: Vec::new() })
+}
+
+/// [`decode`] for a series with start timestamps: the same walk through the series iterator,
+/// keeping each sample's start timestamp (0 in chunks without an ST column) in `float_sts` /
+/// `hist_sts`.
+fn decode_with_st(s: storage::Series, mint_ms: i64, maxt_ms: i64) -> Option<RawSeries> {
+    let mut it = s.iter();
+    let (mut floats, mut hists, mut float_sts, mut hist_sts) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut vt = it.seek(mint_ms);
+    while vt != ValueType::None && it.t() <= maxt_ms {
+        match vt {
+            ValueType::Float => {
+                let (t, f) = it.at();
+                floats.push(FPoint { t, f });
+                float_sts.push(it.st());
+            }
+            ValueType::Histogram => {
+                let (t, h) = it.at_histogram();
+                hists.push(HPoint { t, h: Arc::new(h.clone()) });
+                hist_sts.push(it.st());
+            }
+            ValueType::None => break,
+        }
+        vt = it.next();
+    }
+    if floats.is_empty() && hists.is_empty() {
+        return None;
+    }
+    drop(it);
+    Some(RawSeries { labels: s.labels, floats, hists, float_sts, hist_sts })
 }
 
 impl SampleSource for QuerierSource<'_> {

@@ -23,8 +23,11 @@
 //!   `load` writing older samples into an existing series, which Prometheus' test storage
 //!   accepts out of order) are counted and printed per file. `HEARTH_PROMQLTEST_STORAGE=mem`
 //!   runs the same scripts on the in-memory [`query::mem::MemStorage`] instead.
-//! * `@st` (start timestamp) lines are parsed and validated, then ignored: the storage
-//!   contract has no start timestamps.
+//! * `@st` (start timestamp) lines give each sample of the series with the same labels a
+//!   start timestamp, written as an offset relative to the sample's own timestamp (`-1m` on
+//!   a sample at 5m is a start timestamp of 4m; `_` is none). Samples are written with
+//!   [`storage::Appender::append_st`] / `append_histogram_st` (or the `MemStorage` `_st`
+//!   adders), so start timestamps go through Hearth's storage like values do.
 //! * Annotation positions (`(line:col)`) are located by the engine heuristically; a `msg:`
 //!   expectation compares the whole text, position included, as upstream does.
 
@@ -63,16 +66,17 @@ impl Store {
         Ok(Store::Db { db, _dir: dir })
     }
 
-    /// Writes series (samples in time order); returns how many samples were refused.
-    fn write(&mut self, series: &[(Labels, Vec<(i64, Item)>)]) -> Result<usize, String> {
+    /// Writes series (samples `(t_ms, value, st_ms)` in time order, `st_ms` 0 for none);
+    /// returns how many samples were refused.
+    fn write(&mut self, series: &[(Labels, Vec<(i64, Item, i64)>)]) -> Result<usize, String> {
         match self {
             Store::Mem(m) => {
                 for (l, samples) in series {
-                    for (t, it) in samples {
+                    for (t, it, st) in samples {
                         match it {
                             Item::Omitted => {}
-                            Item::F(v) => m.add_float(l, *t, *v),
-                            Item::H(h) => m.add_histogram(l, *t, h.clone()),
+                            Item::F(v) => m.add_float_st(l, *st, *t, *v),
+                            Item::H(h) => m.add_histogram_st(l, *st, *t, h.clone()),
                         }
                     }
                 }
@@ -86,11 +90,11 @@ impl Store {
                         refused += samples.len();
                         continue;
                     };
-                    for (t, it) in samples {
+                    for (t, it, st) in samples {
                         let res = match it {
                             Item::Omitted => Ok(()),
-                            Item::F(v) => app.append(r, *t, *v),
-                            Item::H(h) => app.append_histogram(r, *t, h),
+                            Item::F(v) => app.append_st(r, *st, *t, *v),
+                            Item::H(h) => app.append_histogram_st(r, *st, *t, h),
                         };
                         if res.is_err() {
                             refused += 1;
@@ -111,9 +115,10 @@ fn corpus_dir() -> PathBuf {
     }
 }
 
-/// The samples of one `load` block, per series in time order (the classic-histogram
-/// families turned into NHCB series too for `load_with_nhcb`).
-fn load_samples(interval_ms: i64, nhcb: bool, series: &[script::SeriesLine]) -> Vec<(Labels, Vec<(i64, Item)>)> {
+/// The samples of one `load` block, per series in time order, each `(t_ms, value, st_ms)`
+/// with its start timestamp from the series' `@st` line (0: none), and the classic-histogram
+/// families turned into NHCB series too for `load_with_nhcb`.
+fn load_samples(interval_ms: i64, nhcb: bool, series: &[script::SeriesLine]) -> Vec<(Labels, Vec<(i64, Item, i64)>)> {
     // The second line for the same series replaces the first (upstream keys by label hash).
     let mut last: std::collections::HashMap<Labels, usize> = std::collections::HashMap::new();
     for (i, s) in series.iter().enumerate() {
@@ -124,17 +129,25 @@ fn load_samples(interval_ms: i64, nhcb: bool, series: &[script::SeriesLine]) -> 
         if last[&s.labels] != i {
             continue;
         }
-        let samples: Vec<(i64, Item)> = s
+        let samples: Vec<(i64, Item, i64)> = s
             .items
             .iter()
             .enumerate()
             .filter(|(_, it)| !matches!(it, Item::Omitted))
-            .map(|(k, it)| (k as i64 * interval_ms, it.clone()))
+            .map(|(k, it)| {
+                let t = k as i64 * interval_ms;
+                let st = s.st_offsets.get(k).copied().flatten().map_or(0, |off| t + off);
+                (t, it.clone(), st)
+            })
             .collect();
         out.push((s.labels.clone(), samples));
     }
     if nhcb {
-        out.extend(compare::nhcb_series(interval_ms, series));
+        out.extend(
+            compare::nhcb_series(interval_ms, series)
+                .into_iter()
+                .map(|(l, ps)| (l, ps.into_iter().map(|(t, it)| (t, it, 0)).collect())),
+        );
     }
     out
 }

@@ -183,6 +183,15 @@ impl Evaluator<'_> {
                 Expr::VectorSelector(vs) => self.eval_selector_timestamps(vs)?,
                 _ => self.range_map(&args, drops_name, |_, ts, _, _, _| Some((ts as f64 / 1000.0, None)))?,
             },
+            // Start timestamps exist only on stored samples: an expression has none, so the
+            // result is empty (Prometheus `funcStartTimestamp` over an empty StartTimestamps).
+            "start_timestamp" => match unwrap_parens(args[0]) {
+                Expr::VectorSelector(vs) => self.eval_selector_start_timestamps(vs)?,
+                other => {
+                    self.eval_matrix(other)?;
+                    Vec::new()
+                }
+            },
             "absent" => {
                 let labels = absent_labels(args[0]);
                 self.range_eval(&args, move |_, vs, ts| {

@@ -22,6 +22,7 @@ pub(crate) mod info;
 pub(crate) mod range_fns;
 pub(crate) mod rate;
 pub(crate) mod selector;
+pub(crate) mod start_ts;
 pub(crate) mod subquery;
 
 use std::collections::HashMap;

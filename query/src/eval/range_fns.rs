@@ -105,7 +105,13 @@ impl Evaluator<'_> {
                         } else {
                             ((lf + 1) as usize, lh.max(0) as usize)
                         };
-                        let sub = Window { floats: &w.floats[ff..], hists: &w.hists[fh..], ..*w };
+                        let sub = Window {
+                            floats: &w.floats[ff..],
+                            hists: &w.hists[fh..],
+                            float_sts: w.float_sts.get(ff..).unwrap_or(&[]),
+                            hist_sts: w.hist_sts.get(fh..).unwrap_or(&[]),
+                            ..*w
+                        };
                         return Some(Out::F(count_changes(&sub, resets)));
                     }
                     Some(Out::F(count_changes(w, resets)))
@@ -492,32 +498,37 @@ fn des(ps: &[FPoint], sf: f64, tf: f64) -> Option<f64> {
 }
 
 /// `changes` / `resets` over floats and histograms merged in time order; a switch between a
-/// float and a histogram counts as a change and as a reset.
+/// float and a histogram counts as a change and as a reset. For `resets`, a start-timestamp
+/// reset ([`super::start_ts::is_st_reset`]) between two samples of the same kind counts too
+/// (Prometheus 3.x); `changes` ignores start timestamps.
 fn count_changes(w: &Window<'_>, resets: bool) -> f64 {
+    use super::start_ts::{is_st_reset, st_at};
     let (mut i, mut j) = (0, 0);
-    let mut prev: Option<(Option<f64>, Option<&FloatHistogram>)> = None;
+    // (value, histogram, t_ms, st_ms)
+    let mut prev: Option<(Option<f64>, Option<&FloatHistogram>, i64, i64)> = None;
     let mut n = 0.0;
     while i < w.floats.len() || j < w.hists.len() {
         let take_float = j >= w.hists.len() || (i < w.floats.len() && w.floats[i].t < w.hists[j].t);
-        let cur: (Option<f64>, Option<&FloatHistogram>) = if take_float {
+        let cur: (Option<f64>, Option<&FloatHistogram>, i64, i64) = if take_float {
             i += 1;
-            (Some(w.floats[i - 1].f), None)
+            (Some(w.floats[i - 1].f), None, w.floats[i - 1].t, st_at(w.float_sts, i - 1))
         } else {
             j += 1;
-            (None, Some(&*w.hists[j - 1].h))
+            (None, Some(&*w.hists[j - 1].h), w.hists[j - 1].t, st_at(w.hist_sts, j - 1))
         };
         if let Some(p) = prev {
+            let st_reset = resets && is_st_reset(p.3, p.2, cur.3, cur.2);
             let changed = match (p, cur) {
-                ((Some(a), _), (Some(b), _)) => {
+                ((Some(a), ..), (Some(b), ..)) => {
                     if resets {
-                        b < a
+                        b < a || st_reset
                     } else {
                         b != a && !(a.is_nan() && b.is_nan())
                     }
                 }
-                ((_, Some(a)), (_, Some(b))) => {
+                ((_, Some(a), ..), (_, Some(b), ..)) => {
                     if resets {
-                        hist::detect_reset(b, a)
+                        st_reset || hist::detect_reset(b, a)
                     } else {
                         !hist::equals(a, b)
                     }

@@ -2,12 +2,20 @@
 //! extrapolation to the window boundaries (`extrapolatedRate`, `histogramRate`), their
 //! `anchored` / `smoothed` variants without extrapolation (`extendedRate`,
 //! `extendedHistogramRate`), and `irate` / `idelta` (`instantValue`).
+//!
+//! Start timestamps (Prometheus 3.x, [`super::start_ts`]): for `rate`/`increase`, `irate` and
+//! `resets`, a sample whose start timestamp says its counter restarted since the previous
+//! sample counts as a counter reset, and when the first sample of a window has a start
+//! timestamp inside the window, a zero sample at that start timestamp replaces extrapolation
+//! to the left (which also gives a value for a window with a single sample). `delta`, `idelta`
+//! and the `anchored`/`smoothed` variants do not use them.
 
 use std::sync::Arc;
 
 use storage::FloatHistogram;
 
 use super::selector::{interpolate, AnnoSink, Out, RangeMod, Window};
+use super::start_ts::{is_st_reset, overlap_warning, st_at, st_overlaps};
 use crate::histogram as hist;
 use crate::value::FPoint;
 
@@ -84,22 +92,17 @@ pub(crate) fn extrapolated_rate(w: &Window<'_>, is_counter: bool, is_rate: bool,
         a.warn(format!("encountered a mix of histograms and floats for metric name {name:?}"), pos);
         return None;
     }
-    let (first_t, last_t, n_minus_1, mut result_f, mut result_h, first_f, first_hc);
-    if w.hists.len() > 1 {
+    let (first_t, last_t, n_minus_1, mut result_f, mut result_h, first_f, first_hc, sts);
+    if !w.hists.is_empty() {
         n_minus_1 = w.hists.len() - 1;
         first_t = w.hists[0].t;
         last_t = w.hists[n_minus_1].t;
-        result_h = Some(histogram_rate(w.hists, is_counter, name, a, pos)?);
+        sts = w.hist_sts;
+        result_h = if w.hists.len() > 1 { Some(histogram_rate(w.hists, sts, is_counter, name, a, pos)?) } else { None };
         result_f = 0.0;
         first_f = 0.0;
         first_hc = w.hists[0].h.count;
-    } else if w.floats.len() > 1 {
-        if is_counter && !name.is_empty() && !counter_name_ok(name) {
-            a.info(
-                format!("metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {name:?}"),
-                pos,
-            );
-        }
+    } else if !w.floats.is_empty() {
         n_minus_1 = w.floats.len() - 1;
         first_t = w.floats[0].t;
         last_t = w.floats[n_minus_1].t;
@@ -107,43 +110,94 @@ pub(crate) fn extrapolated_rate(w: &Window<'_>, is_counter: bool, is_rate: bool,
         result_h = None;
         first_f = w.floats[0].f;
         first_hc = 0.0;
+        // delta() reads no start timestamps (Prometheus leaves them out for gauges).
+        sts = if is_counter { w.float_sts } else { &[] };
         if is_counter {
-            let mut prev = w.floats[0].f;
-            for p in &w.floats[1..] {
-                if p.f < prev {
-                    result_f += prev;
+            if sts.is_empty() {
+                let mut prev = w.floats[0].f;
+                for p in &w.floats[1..] {
+                    if p.f < prev {
+                        result_f += prev;
+                    }
+                    prev = p.f;
                 }
-                prev = p.f;
+            } else {
+                let mut overlap_seen = false;
+                for i in 1..w.floats.len() {
+                    let (prev, cur) = (w.floats[i - 1], w.floats[i]);
+                    let (prev_st, cur_st) = (st_at(sts, i - 1), st_at(sts, i));
+                    if !overlap_seen && st_overlaps(prev_st, prev.t, cur_st) {
+                        a.warn(overlap_warning(name), pos);
+                        overlap_seen = true;
+                    }
+                    if cur.f < prev.f || is_st_reset(prev_st, prev.t, cur_st, cur.t) {
+                        result_f += prev.f;
+                    }
+                }
             }
         }
     } else {
         return None;
     }
+    let st0 = if is_counter { st_at(sts, 0) } else { 0 };
+    let st_start = st0 != 0 && st0 > w.range_start && st0 < first_t;
+    if !st_start && n_minus_1 == 0 {
+        // One sample and no start timestamp to measure the increase from.
+        return None;
+    }
+    if is_counter && !w.floats.is_empty() && !name.is_empty() && !counter_name_ok(name) {
+        a.info(format!("metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {name:?}"), pos);
+    }
     let mut to_start = (first_t - w.range_start) as f64 / 1000.0;
     let mut to_end = (w.range_end - last_t) as f64 / 1000.0;
-    let sampled = (last_t - first_t) as f64 / 1000.0;
-    let avg_between = sampled / n_minus_1 as f64;
+    let mut sampled = (last_t - first_t) as f64 / 1000.0;
+    let avg_between = if n_minus_1 > 0 { sampled / n_minus_1 as f64 } else { 0.0 };
     let threshold = avg_between * 1.1;
-    if to_start >= threshold {
-        to_start = avg_between / 2.0;
-    }
-    if is_counter {
-        let mut to_zero = to_start;
-        if let Some(h) = &result_h {
-            if h.count > 0.0 && first_hc >= 0.0 {
-                to_zero = sampled * (first_hc / h.count);
-            }
-        } else if result_f > 0.0 && first_f >= 0.0 {
-            to_zero = sampled * (first_f / result_f);
+    if st_start {
+        // A zero sample at the first sample's start timestamp, inside the window, replaces
+        // extrapolation to the left.
+        to_start = 0.0;
+        sampled = (last_t - st0) as f64 / 1000.0;
+        if w.hists.is_empty() {
+            result_f += first_f;
+        } else {
+            let first = &w.hists[0].h;
+            result_h = Some(match result_h.take() {
+                None => (**first).clone(),
+                Some(h) => {
+                    let mut annos = Vec::new();
+                    match hist::add_sub(&h, first, false, &mut annos) {
+                        Ok(h) => h,
+                        Err(_) => {
+                            a.warn(format!("vector contains a mix of histograms with exponential and custom buckets schemas for metric name {name:?}"), pos);
+                            return None;
+                        }
+                    }
+                }
+            });
         }
-        if to_zero < to_start {
-            to_start = to_zero;
+    } else {
+        if to_start >= threshold {
+            to_start = avg_between / 2.0;
+        }
+        if is_counter {
+            let mut to_zero = to_start;
+            if let Some(h) = &result_h {
+                if h.count > 0.0 && first_hc >= 0.0 {
+                    to_zero = sampled * (first_hc / h.count);
+                }
+            } else if result_f > 0.0 && first_f >= 0.0 {
+                to_zero = sampled * (first_f / result_f);
+            }
+            if to_zero < to_start {
+                to_start = to_zero;
+            }
         }
     }
     if to_end >= threshold {
         to_end = avg_between / 2.0;
     }
-    let mut factor = (sampled + to_start + to_end) / sampled;
+    let mut factor = if sampled != 0.0 { (sampled + to_start + to_end) / sampled } else { 1.0 };
     if is_rate {
         factor /= w.range_ms as f64 / 1000.0;
     }
@@ -158,8 +212,16 @@ pub(crate) fn extrapolated_rate(w: &Window<'_>, is_counter: bool, is_rate: bool,
 
 /// Prometheus `histogramRate`: last minus first, adding back what was lost at each counter
 /// reset. A reset between the first two samples replaces the first by an empty histogram of
-/// the second's layout, so that an incompatible first sample does not matter.
-fn histogram_rate(hs: &[crate::value::HPoint], is_counter: bool, name: &str, a: &mut AnnoSink<'_>, pos: &str) -> Option<FloatHistogram> {
+/// the second's layout, so that an incompatible first sample does not matter. `sts` are the
+/// samples' start timestamps (empty: none); a start-timestamp reset counts as a reset.
+fn histogram_rate(
+    hs: &[crate::value::HPoint],
+    sts: &[i64],
+    is_counter: bool,
+    name: &str,
+    a: &mut AnnoSink<'_>,
+    pos: &str,
+) -> Option<FloatHistogram> {
     use storage::histogram::CounterResetHint::Gauge;
     let last = &hs[hs.len() - 1].h;
     let mixed_schemas = |a: &mut AnnoSink<'_>| {
@@ -169,7 +231,8 @@ fn histogram_rate(hs: &[crate::value::HPoint], is_counter: bool, name: &str, a: 
         a.warn(format!("this native histogram metric is not a counter: {name:?}"), pos);
     }
     let mut prev0: FloatHistogram = (*hs[0].h).clone();
-    if is_counter && hist::detect_reset(&hs[1].h, &hs[0].h) {
+    let st_reset = |i: usize| !sts.is_empty() && is_st_reset(st_at(sts, i - 1), hs[i - 1].t, st_at(sts, i), hs[i].t);
+    if is_counter && (st_reset(1) || hist::detect_reset(&hs[1].h, &hs[0].h)) {
         prev0 = FloatHistogram {
             schema: hs[1].h.schema,
             custom_values: hs[1].h.custom_values.clone(),
@@ -206,8 +269,13 @@ fn histogram_rate(hs: &[crate::value::HPoint], is_counter: bool, name: &str, a: 
     if is_counter {
         let mut annos = Vec::new();
         let mut prev: &FloatHistogram = &prev0;
-        for p in &hs[1..] {
-            if hist::detect_reset(&p.h, prev) {
+        let mut overlap_seen = false;
+        for (i, p) in hs.iter().enumerate().skip(1) {
+            if !overlap_seen && !sts.is_empty() && st_overlaps(st_at(sts, i - 1), hs[i - 1].t, st_at(sts, i)) {
+                a.warn(overlap_warning(name), pos);
+                overlap_seen = true;
+            }
+            if st_reset(i) || hist::detect_reset(&p.h, prev) {
                 match hist::add_sub(&res, prev, false, &mut annos) {
                     Ok(h) => res = h,
                     Err(_) => {
@@ -240,27 +308,28 @@ fn report_reconciled(annos: &hist::HistAnnos, op: &str, a: &mut AnnoSink<'_>, po
 
 /// Prometheus `instantValue` (irate, idelta).
 pub(crate) fn instant_value(w: &Window<'_>, is_rate: bool, a: &mut AnnoSink<'_>, pos: &str) -> Option<Out> {
-    // Merge the last two samples of both kinds.
-    let mut last: Vec<(i64, Option<f64>, Option<&Arc<FloatHistogram>>)> = Vec::new();
-    for p in w.floats.iter().rev().take(2) {
-        last.push((p.t, Some(p.f), None));
+    // Merge the last two samples of both kinds, each with its start timestamp.
+    let mut last: Vec<(i64, Option<f64>, Option<&Arc<FloatHistogram>>, i64)> = Vec::new();
+    for (k, p) in w.floats.iter().enumerate().rev().take(2) {
+        last.push((p.t, Some(p.f), None, st_at(w.float_sts, k)));
     }
-    for p in w.hists.iter().rev().take(2) {
-        last.push((p.t, None, Some(&p.h)));
+    for (k, p) in w.hists.iter().enumerate().rev().take(2) {
+        last.push((p.t, None, Some(&p.h), st_at(w.hist_sts, k)));
     }
     last.sort_by(|x, y| y.0.cmp(&x.0));
     if last.len() < 2 {
         return None;
     }
-    let (lt, lf, lh) = last[0];
-    let (pt, pf, ph) = last[1];
+    let (lt, lf, lh, lst) = last[0];
+    let (pt, pf, ph, pst) = last[1];
     let dt = lt - pt;
     if dt == 0 {
         return None;
     }
+    let st_reset = is_rate && is_st_reset(pst, pt, lst, lt);
     match (lf, pf, lh, ph) {
         (Some(l), Some(p), _, _) => {
-            let mut v = if is_rate && l < p { l } else { l - p };
+            let mut v = if is_rate && (l < p || st_reset) { l } else { l - p };
             if is_rate {
                 v /= dt as f64 / 1000.0;
             }
@@ -277,7 +346,7 @@ pub(crate) fn instant_value(w: &Window<'_>, is_rate: bool, a: &mut AnnoSink<'_>,
             // A counter reset (for irate) leaves the last sample as it is, so a change of bucket
             // layout across the reset is no incompatibility. Conflicting counter-reset hints
             // are ignored here: resets are handled explicitly.
-            let mut h = if is_rate && hist::detect_reset(l, p) {
+            let mut h = if is_rate && (st_reset || hist::detect_reset(l, p)) {
                 (**l).clone()
             } else {
                 let mut annos = Vec::new();

@@ -106,16 +106,35 @@ pub(crate) struct RangeSeries {
     pub drop_name: bool,
     pub floats: Vec<FPoint>,
     pub hists: Vec<HPoint>,
+    /// Start timestamps of `floats` / `hists` (ms, 0 = none), each either empty (the series
+    /// has none: subquery results, series stored without them) or aligned with its points.
+    pub float_sts: Vec<i64>,
+    pub hist_sts: Vec<i64>,
 }
 
 impl RangeSeries {
-    /// Takes over a selected series' buffers, dropping staleness markers in place.
+    /// Takes over a selected series' buffers, dropping staleness markers in place (and their
+    /// start timestamps with them).
     fn from_raw(r: RawSeries) -> RangeSeries {
         let mut floats = r.floats;
+        let mut float_sts = r.float_sts;
         if floats.iter().any(|p| is_stale_nan(p.f)) {
-            floats.retain(|p| !is_stale_nan(p.f));
+            if float_sts.len() == floats.len() {
+                let mut k = 0;
+                for i in 0..floats.len() {
+                    if !is_stale_nan(floats[i].f) {
+                        floats[k] = floats[i];
+                        float_sts[k] = float_sts[i];
+                        k += 1;
+                    }
+                }
+                floats.truncate(k);
+                float_sts.truncate(k);
+            } else {
+                floats.retain(|p| !is_stale_nan(p.f));
+            }
         }
-        RangeSeries { metric: r.labels, drop_name: false, floats, hists: r.hists }
+        RangeSeries { metric: r.labels, drop_name: false, floats, hists: r.hists, float_sts, hist_sts: r.hist_sts }
     }
 
     /// The window `(lo, hi]` as slices.
@@ -146,6 +165,10 @@ pub(crate) struct RangeInput {
 pub(crate) struct Window<'w> {
     pub floats: &'w [FPoint],
     pub hists: &'w [HPoint],
+    /// Start timestamps of `floats` / `hists` (ms, 0 = none): empty when the series has none,
+    /// else aligned with the points (Prometheus' `EvalNodeHelper.StartTimestamps`).
+    pub float_sts: &'w [i64],
+    pub hist_sts: &'w [i64],
     /// The step time.
     pub ts: i64,
     /// The window's (exclusive) start and (inclusive) end, ms.
@@ -260,6 +283,33 @@ impl Evaluator<'_> {
         Ok(out)
     }
 
+    /// `start_timestamp(selector)`: the start timestamp, in seconds, of the sample the
+    /// selector picks at each step (0 for a sample without one), Prometheus'
+    /// `funcStartTimestamp` over the engine's `StartTimestamps`. Only a plain selector has
+    /// start timestamps; any other argument gives an empty result (the caller's part).
+    pub fn eval_selector_start_timestamps(&mut self, vs: &VectorSelector) -> Result<Matrix> {
+        let lookback = self.ctx.lookback_ms;
+        let (rmin, rmax) = self.ref_bounds(&vs.at, &vs.offset);
+        let raw = self.select_raw(vs, rmin - lookback + 1, rmax)?;
+        let steps = self.steps();
+        let mut out = Vec::with_capacity(raw.len());
+        for mut r in raw {
+            let mut s = Series { metric: std::mem::take(&mut r.labels), drop_name: true, ..Default::default() };
+            for si in 0..steps {
+                let ts = self.ts(si);
+                let rt = self.ref_time(ts, &vs.at, &vs.offset);
+                if let Some(st) = lookup_st(&r, rt, lookback) {
+                    s.floats.push(FPoint { t: ts, f: st as f64 / 1000.0 });
+                }
+            }
+            if !s.is_empty() {
+                self.add_samples(s.len())?;
+                out.push(s);
+            }
+        }
+        Ok(out)
+    }
+
     /// The input of a range function whose argument is a matrix selector.
     pub fn range_input_selector(&mut self, ms: &MatrixSelector) -> Result<RangeInput> {
         let vs = &ms.vs;
@@ -347,8 +397,20 @@ impl Evaluator<'_> {
                 }
                 let (fl, hs) = cur.window(s, rt - range_ms - before, rt + after);
                 peak = peak.max(fl.len() + hs.len());
-                let w =
-                    Window { floats: fl, hists: hs, ts, range_start: rt - range_ms, range_end: rt, range_ms, metric: &s.metric, name, modifier };
+                let (float_sts, hist_sts) = cur.sts(s);
+                let w = Window {
+                    floats: fl,
+                    hists: hs,
+                    float_sts,
+                    hist_sts,
+                    ts,
+                    range_start: rt - range_ms,
+                    range_end: rt,
+                    range_ms,
+                    metric: &s.metric,
+                    name,
+                    modifier,
+                };
                 let mut sink = AnnoSink { ctx, annos: &mut annos };
                 match f(&w, &mut sink) {
                     None => {}
@@ -415,6 +477,15 @@ impl WindowCursor {
         self.ha = advance(&s.hists, |p| p.t, self.ha, lo);
         self.hb = advance(&s.hists, |p| p.t, self.hb.max(self.ha), hi);
         (&s.floats[self.fa..self.fb.max(self.fa)], &s.hists[self.ha..self.hb.max(self.ha)])
+    }
+
+    /// The start timestamps of the window last returned by [`WindowCursor::window`] (empty
+    /// slices for a series without them: one length check per window, nothing per sample).
+    #[inline]
+    fn sts<'s>(&self, s: &'s RangeSeries) -> (&'s [i64], &'s [i64]) {
+        let f = if s.float_sts.is_empty() { &[][..] } else { &s.float_sts[self.fa..self.fb.max(self.fa)] };
+        let h = if s.hist_sts.is_empty() { &[][..] } else { &s.hist_sts[self.ha..self.hb.max(self.ha)] };
+        (f, h)
     }
 }
 
@@ -602,6 +673,29 @@ fn lookup(r: &RawSeries, rt: i64, lookback: i64) -> Lookup<'_> {
                 Lookup::H(r.hists[j].t, &r.hists[j].h)
             }
         }
+    }
+}
+
+/// The start timestamp (0 if none) of the sample [`lookup`] picks, if it picks one.
+fn lookup_st(r: &RawSeries, rt: i64, lookback: i64) -> Option<i64> {
+    let fi = r.floats.partition_point(|p| p.t <= rt);
+    let hi = r.hists.partition_point(|p| p.t <= rt);
+    let f = if fi > 0 && r.floats[fi - 1].t > rt - lookback { Some(fi - 1) } else { None };
+    let h = if hi > 0 && r.hists[hi - 1].t > rt - lookback { Some(hi - 1) } else { None };
+    let float_st = |i: usize| {
+        if is_stale_nan(r.floats[i].f) {
+            None
+        } else {
+            Some(r.float_sts.get(i).copied().unwrap_or(0))
+        }
+    };
+    let hist_st = |j: usize| Some(r.hist_sts.get(j).copied().unwrap_or(0));
+    match (f, h) {
+        (None, None) => None,
+        (Some(i), None) => float_st(i),
+        (None, Some(j)) => hist_st(j),
+        (Some(i), Some(j)) if r.floats[i].t > r.hists[j].t => float_st(i),
+        (Some(_), Some(j)) => hist_st(j),
     }
 }
 

@@ -50,7 +50,16 @@ impl Evaluator<'_> {
                 for p in &mut s.histograms {
                     reset_counter_reset_hint(&mut p.h);
                 }
-                RangeSeries { metric: s.metric, drop_name: s.drop_name, floats: s.floats, hists: s.histograms }
+                // Subquery steps are computed points, not stored samples: they carry no start
+                // timestamps (Prometheus cuts ST propagation at a subquery).
+                RangeSeries {
+                    metric: s.metric,
+                    drop_name: s.drop_name,
+                    floats: s.floats,
+                    hists: s.histograms,
+                    float_sts: Vec::new(),
+                    hist_sts: Vec::new(),
+                }
             })
             .collect();
         Ok(RangeInput { series, range_ms, at: sq.at.clone(), offset: sq.offset.clone(), selector_name: None, modifier: super::selector::RangeMod::None })

@@ -20,6 +20,10 @@ pub enum Item {
 pub struct SeriesLine {
     pub labels: Labels,
     pub items: Vec<Item>,
+    /// Start timestamps from the series' `@st` line, aligned with `items`: each an offset in
+    /// ms relative to its sample's timestamp (`_` in the script: `None`, no start timestamp).
+    /// Empty when the series has no `@st` line.
+    pub st_offsets: Vec<Option<i64>>,
 }
 
 /// One `expect` line.
@@ -124,6 +128,44 @@ pub fn parse_duration(s: &str) -> Result<i64, String> {
         total += n * units[ui].1;
     }
     Ok(total)
+}
+
+/// Parses an `@st` sequence: the value-sequence syntax over signed durations (`_`, `-1m`,
+/// `-30s-1mx2` = -30s, -90s, -150s, `-1mx3` = four times -1m, `_x2`), one item per sample.
+fn parse_st_values(seq: &str) -> Result<Vec<Option<i64>>, String> {
+    let mut out = Vec::new();
+    for tok in seq.split_whitespace() {
+        let (head, times) = match tok.rfind('x') {
+            Some(p) if p > 0 && !tok[p + 1..].is_empty() && tok[p + 1..].chars().all(|c| c.is_ascii_digit()) => {
+                (&tok[..p], Some(tok[p + 1..].parse::<usize>().map_err(|_| format!("bad repeat {tok:?}"))?))
+            }
+            _ => (tok, None),
+        };
+        if head == "_" {
+            out.extend(std::iter::repeat_n(None, times.unwrap_or(1)));
+            continue;
+        }
+        let Some(n) = times else {
+            out.push(Some(parse_signed_duration(head)?));
+            continue;
+        };
+        match split_op(head) {
+            Some((a, op, b)) => {
+                let mut v = parse_signed_duration(a)?;
+                let d = parse_signed_duration(b)?;
+                out.push(Some(v));
+                for _ in 0..n {
+                    v = if op == '+' { v + d } else { v - d };
+                    out.push(Some(v));
+                }
+            }
+            None => {
+                let v = parse_signed_duration(head)?;
+                out.extend(std::iter::repeat_n(Some(v), n + 1));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Parses a signed duration for `@st` items (`-1m`, `30s`).
@@ -555,23 +597,26 @@ fn parse_load(head: &str, body: &[(usize, &str)]) -> Result<Command, String> {
     let word = parts.next().unwrap_or("");
     let nhcb = word == "load_with_nhcb";
     let interval_ms = parse_duration(parts.next().ok_or("load without interval")?)?;
-    let mut series = Vec::new();
+    let mut series: Vec<SeriesLine> = Vec::new();
+    let mut sts: Vec<(Labels, Vec<Option<i64>>)> = Vec::new();
     for (ln, l) in body {
         let (labels, rest) = parse_descriptor(l).map_err(|e| format!("line {ln}: {e}"))?;
         if rest.trim_start().starts_with("@st") {
-            // Start-timestamp lines: validated, then ignored (not stored; see the runner doc).
             let seq = rest.trim_start().trim_start_matches("@st");
-            for tok in seq.split_whitespace() {
-                let base = tok.split('x').next().unwrap_or(tok);
-                if base != "_" {
-                    let first = split_op(base).map_or(base, |(a, _, _)| a);
-                    parse_signed_duration(first).map_err(|e| format!("line {ln}: {e}"))?;
-                }
-            }
+            sts.push((labels, parse_st_values(seq).map_err(|e| format!("line {ln}: {e}"))?));
             continue;
         }
         let items = parse_values(rest).map_err(|e| format!("line {ln}: {e}"))?;
-        series.push(SeriesLine { labels, items });
+        series.push(SeriesLine { labels, items, st_offsets: Vec::new() });
+    }
+    // An `@st` line belongs to the value line with the same labels (before or after it).
+    for (labels, offsets) in sts {
+        let s = series
+            .iter_mut()
+            .rev()
+            .find(|s| s.labels == labels)
+            .ok_or_else(|| format!("@st line for {labels:?} without a value line"))?;
+        s.st_offsets = offsets;
     }
     Ok(Command::Load { interval_ms, nhcb, series })
 }
@@ -678,7 +723,7 @@ fn parse_eval(line: usize, head: &str, body: &[(usize, &str)]) -> Result<Eval, S
         if instant_at.is_some() && range_vector.is_none() && items.len() != 1 {
             return Err(format!("line {ln}: expected one value for an instant eval"));
         }
-        lines.push(SeriesLine { labels, items });
+        lines.push(SeriesLine { labels, items, st_offsets: Vec::new() });
     }
     let expected = expected.unwrap_or(Expected::Series(lines));
     Ok(Eval { line, expr, instant_at, range, expects, range_vector, expected })

@@ -56,7 +56,7 @@ pub mod globals {
     pub const FILTER_PIDS: &str = "filter_pids";
     /// `u64`: queued ring buffer bytes at which a submit wakes the reader, once per multiple
     /// crossed; a power of two (the kernel tests the crossing with a mask), or 0 for never
-    /// (default 65536).
+    /// (the object's default 65536; Hearth sets 1 MiB).
     pub const WAKEUP_BYTES: &str = "wakeup_bytes";
 }
 

@@ -6,7 +6,7 @@
 //! every socket send and receive (never other syscalls), keep a small state machine per
 //! accepted connection of the selected processes and ports, and send one
 //! [`ebpf::HttpEvent`] per request to a ring buffer. The kernel does not wake this side per
-//! event (that costs 10-45% of a small server's throughput): it wakes it once 64 KiB are
+//! event (that costs 10-45% of a small server's throughput): it wakes it once per 1 MiB
 //! queued, and this side also drains every 100 ms. Userspace ([`start`]) then:
 //!
 //! ```text

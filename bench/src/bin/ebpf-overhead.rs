@@ -285,8 +285,9 @@ fn print_round(r: &Round, connections: u32) {
     );
     if let Some(h) = &r.hearth {
         line += &format!(
-            "  | hearth {:.1}% core, events {} (wrk {}), dropped {}, PromQL {}, prog {} µs/req",
+            "  | hearth {:.1}% core ({} µs/req), events {} (wrk {}), dropped {}, PromQL {}, prog {} µs/req",
             h.cpu_core_fraction * 100.0,
+            r.hearth_us_per_request().map_or_else(|| "-".into(), |u| format!("{u:.2}")),
             h.counters.events_read,
             r.wrk.requests,
             h.counters.events_dropped,

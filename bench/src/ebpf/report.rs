@@ -83,6 +83,13 @@ impl Round {
         (runs > 0).then(|| ns as f64 / runs as f64)
     }
 
+    /// Hearth's CPU per request it read from the ring buffer, µs (its userspace side: drain,
+    /// parse, aggregate, flush); `None` without Hearth or events.
+    pub fn hearth_us_per_request(&self) -> Option<f64> {
+        let h = self.hearth.as_ref()?;
+        (h.counters.events_read > 0).then(|| h.cpu_seconds * 1e6 / h.counters.events_read as f64)
+    }
+
     /// nginx CPU per request, microseconds (the in-kernel eBPF program runs in nginx's
     /// syscalls, so its cost shows here, not in Hearth's CPU).
     pub fn nginx_us_per_request(&self) -> f64 {
@@ -159,6 +166,8 @@ pub struct Summary {
     pub program_ns_per_run: Option<f64>,
     /// Median Hearth CPU, fraction of one core.
     pub hearth_core: Option<f64>,
+    /// Median Hearth CPU per event read, µs.
+    pub hearth_us_per_request: Option<f64>,
     /// Largest Hearth peak RSS, bytes.
     pub hearth_peak_rss_bytes: Option<u64>,
     /// Sum of events read over the runs.
@@ -183,6 +192,7 @@ pub fn summarize(rounds: &[Round], mode: Mode) -> Summary {
         program_us_per_request: opt_median(rs.iter().filter_map(|r| r.program_us_per_request()).collect()),
         program_ns_per_run: opt_median(rs.iter().filter_map(|r| r.program_ns_per_run()).collect()),
         hearth_core: (!hs.is_empty()).then(|| median(hs.iter().map(|h| h.cpu_core_fraction).collect())),
+        hearth_us_per_request: opt_median(rs.iter().filter_map(|r| r.hearth_us_per_request()).collect()),
         hearth_peak_rss_bytes: hs.iter().map(|h| h.peak_rss_bytes).max(),
         events_read: hs.iter().map(|h| h.counters.events_read).sum(),
         events_dropped: hs.iter().map(|h| h.counters.events_dropped).sum(),
@@ -287,7 +297,7 @@ pub fn markdown(info: &RunInfo, rounds: &[Round]) -> String {
         "**Target (under {TARGET_LOSS_PERCENT}% throughput loss, no ring-buffer drops): {}.** Throughput loss with Hearth's \
          eBPF observing nginx: **{paired_loss:.1}%** (median of {} per-cycle pairs, range {}; ratio of the medians: \
          {:.0} vs {:.0} req/s without Hearth, {loss:.1}%); with eBPF observing another port: {paired_other:.1}% \
-         ({:.0} req/s). Events dropped: {drops}. Hearth used {:.1}% of one core. Loss implied by nginx's CPU per \
+         ({:.0} req/s). Events dropped: {drops}. Hearth used {:.1}% of one core ({} µs per request). Loss implied by nginx's CPU per \
          request (were nginx alone the bottleneck): {implied:.1}%.\n",
         if met { "met" } else { "NOT met" },
         paired.len(),
@@ -296,6 +306,7 @@ pub fn markdown(info: &RunInfo, rounds: &[Round]) -> String {
         base.rps,
         other.rps,
         obs.hearth_core.unwrap_or(0.0) * 100.0,
+        obs.hearth_us_per_request.map_or_else(|| "-".into(), |u| format!("{u:.2}")),
     );
     let cpu_growth = |m: &Summary| (m.nginx_us_per_request / base.nginx_us_per_request - 1.0) * 100.0;
     if base.nginx_us_per_request > 0.0 && obs.nginx_us_per_request > 0.0 {
@@ -336,15 +347,15 @@ pub fn markdown(info: &RunInfo, rounds: &[Round]) -> String {
     }
     let _ = writeln!(
         s,
-        "| mode | runs | median req/s | vs baseline | p50 ms | p99 ms | nginx CPU µs/req | eBPF program µs/req | hearth CPU % of a core | hearth peak RSS MiB | events read | events dropped | wrk requests |"
+        "| mode | runs | median req/s | vs baseline | p50 ms | p99 ms | nginx CPU µs/req | eBPF program µs/req | hearth CPU % of a core | hearth CPU µs/req | hearth peak RSS MiB | events read | events dropped | wrk requests |"
     );
-    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (mode, m) in [(Mode::Baseline, &base), (Mode::Observed, &obs), (Mode::OtherPort, &other)] {
         let vs = if mode == Mode::Baseline { "-".to_string() } else { format!("{:+.1}%", -loss_percent(base.rps, m.rps)) };
         let opt = |x: Option<String>| x.unwrap_or_else(|| "-".into());
         let _ = writeln!(
             s,
-            "| {} | {} | {:.0} | {vs} | {:.3} | {:.3} | {:.2} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {:.0} | {vs} | {:.3} | {:.3} | {:.2} | {} | {} | {} | {} | {} | {} | {} |",
             mode.name(),
             m.runs,
             m.rps,
@@ -353,6 +364,7 @@ pub fn markdown(info: &RunInfo, rounds: &[Round]) -> String {
             m.nginx_us_per_request,
             opt(m.program_us_per_request.map(|u| format!("{u:.2}"))),
             opt(m.hearth_core.map(|c| format!("{:.1}", c * 100.0))),
+            opt(m.hearth_us_per_request.map(|u| format!("{u:.2}"))),
             opt(m.hearth_peak_rss_bytes.map(|b| format!("{:.1}", mib(b)))),
             if mode == Mode::Baseline { "-".into() } else { m.events_read.to_string() },
             if mode == Mode::Baseline { "-".into() } else { m.events_dropped.to_string() },
@@ -391,15 +403,15 @@ pub fn markdown(info: &RunInfo, rounds: &[Round]) -> String {
     let _ = writeln!(s, "## Every round\n");
     let _ = writeln!(
         s,
-        "| cycle | mode | req/s | requests | p50 ms | p99 ms | loadavg | machine busy % | nginx µs/req | hearth CPU s | hearth % core | peak RSS MiB | events read | dropped | unparsable | PromQL count | prog µs/req | prog ns/run |"
+        "| cycle | mode | req/s | requests | p50 ms | p99 ms | loadavg | machine busy % | nginx µs/req | hearth CPU s | hearth % core | hearth µs/req | peak RSS MiB | events read | dropped | unparsable | PromQL count | prog µs/req | prog ns/run |"
     );
-    let _ = writeln!(s, "|---:|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(s, "|---:|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in rounds {
         let h = r.hearth.as_ref();
         let hs = |f: &dyn Fn(&HearthFigures) -> String| h.map_or_else(|| "-".to_string(), f);
         let _ = writeln!(
             s,
-            "| {} | {} | {:.0} | {} | {:.3} | {:.3} | {} | {:.0} | {:.2} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {:.0} | {} | {:.3} | {:.3} | {} | {:.0} | {:.2} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.cycle,
             r.mode.name(),
             r.wrk.requests_per_second,
@@ -411,6 +423,7 @@ pub fn markdown(info: &RunInfo, rounds: &[Round]) -> String {
             r.nginx_us_per_request(),
             hs(&|h| format!("{:.2}", h.cpu_seconds)),
             hs(&|h| format!("{:.1}", h.cpu_core_fraction * 100.0)),
+            r.hearth_us_per_request().map_or_else(|| "-".into(), |u| format!("{u:.2}")),
             hs(&|h| format!("{:.1}", mib(h.peak_rss_bytes))),
             hs(&|h| h.counters.events_read.to_string()),
             hs(&|h| h.counters.events_dropped.to_string()),
@@ -491,6 +504,7 @@ mod tests {
             counters: EbpfCounters { events_read: n, ..EbpfCounters::default() },
             promql_count: n as f64,
             cpu_core_fraction: 0.1,
+            cpu_seconds: n as f64 * 0.25e-6,
             ..HearthFigures::default()
         };
         let rounds = vec![
@@ -503,6 +517,7 @@ mod tests {
         assert!(md.contains("eBPF observing nginx: **3.0%** (median of 1 per-cycle pairs"), "{md}");
         assert!(md.contains("| hearth eBPF on nginx's port | 1 | 97 | -3.0% |"), "{md}");
         assert!(md.contains("nginx's CPU per request"), "{md}");
+        assert!(md.contains("Hearth used 10.0% of one core (0.25 µs per request)"), "{md}");
         let slow = vec![round(Mode::Baseline, 100.0, 1_000, None), round(Mode::Observed, 90.0, 900, Some(h(900)))];
         assert!(markdown(&RunInfo::default(), &slow).contains("NOT met"));
     }

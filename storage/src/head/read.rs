@@ -3,8 +3,10 @@
 //!
 //! A select evaluates the matchers to postings ([`postings_for_matchers`]), collects for each
 //! series the chunks overlapping the range (handles to mmap'd chunks, and a copy of the open
-//! chunk taken under the series lock), and sorts the series by labels.
+//! chunk taken under the series lock), and sorts the series by labels: on their interned symbol
+//! ids, comparing strings only where the ids differ, before the owned label sets are built.
 
+use std::cmp::Ordering;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -13,11 +15,13 @@ use roaring::RoaringBitmap;
 use crate::api::{Querier, SeriesRef};
 use crate::chunkenc::ChunkHandle;
 use crate::error::Result;
+use crate::index::symbols::Symbols;
 use crate::index::{postings_for_matchers, IndexReader};
 use crate::labels::Labels;
 use crate::matcher::Matcher;
 use crate::series::Series;
 
+use super::series::MemSeries;
 use super::{Head, HeadInner};
 
 /// A reader over the head. Reads see data committed before each call; chunk handles stay
@@ -102,7 +106,7 @@ impl Querier for HeadQuerier {
             return Ok(Vec::new());
         }
         let ids = postings_for_matchers(&*self.head.index, matchers)?;
-        let mut out = Vec::with_capacity(ids.len() as usize);
+        let mut found: Vec<(Arc<MemSeries>, Vec<ChunkHandle>)> = Vec::with_capacity(ids.len() as usize);
         let mut chunks = Vec::new();
         for id in &ids {
             let Some(s) = self.head.series.get(id) else { continue };
@@ -110,15 +114,16 @@ impl Querier for HeadQuerier {
             if chunks.is_empty() {
                 continue;
             }
-            out.push(Series {
-                labels: s.labels(&self.head.symbols),
-                chunks: std::mem::take(&mut chunks),
-                mint_ms,
-                maxt_ms,
-            });
+            found.push((s, std::mem::take(&mut chunks)));
         }
-        out.sort_unstable_by(|a, b| a.labels.cmp(&b.labels)); // label sets are unique per series
-        Ok(out)
+        // Sorted on the interned labels before any string is copied (label sets are unique per
+        // series, so the order is total).
+        let symbols = &self.head.symbols;
+        found.sort_unstable_by(|a, b| cmp_interned(&a.0.labels, &b.0.labels, symbols));
+        Ok(found
+            .into_iter()
+            .map(|(s, chunks)| Series { labels: s.labels(symbols), chunks, mint_ms, maxt_ms })
+            .collect())
     }
 
     fn label_names(&self, matchers: &[Matcher], mint_ms: i64, maxt_ms: i64) -> Result<Vec<String>> {
@@ -136,6 +141,28 @@ impl Querier for HeadQuerier {
         let ids = self.ids(matchers)?;
         Ok(self.collect_symbols(&ids, mint_ms, maxt_ms, Some(name)))
     }
+}
+
+/// [`Labels`]' order (pairwise by name, then value; a prefix first) over interned label pairs.
+///
+/// A pair with the same symbol ids on both sides is equal without reading its strings; series
+/// of one metric share most pairs, so most of a sort's comparisons read one or two strings.
+fn cmp_interned(a: &[(u32, u32)], b: &[(u32, u32)], symbols: &Symbols) -> Ordering {
+    for (&(an, av), &(bn, bv)) in a.iter().zip(b) {
+        if an != bn {
+            match symbols.resolve(an).cmp(&symbols.resolve(bn)) {
+                Ordering::Equal => {}
+                o => return o,
+            }
+        }
+        if av != bv {
+            match symbols.resolve(av).cmp(&symbols.resolve(bv)) {
+                Ordering::Equal => {}
+                o => return o,
+            }
+        }
+    }
+    a.len().cmp(&b.len())
 }
 
 impl Head {

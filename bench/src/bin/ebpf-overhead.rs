@@ -158,7 +158,7 @@ impl Nginx {
         let port = free_loopback_port()?;
         let d = dir.path().display();
         std::fs::create_dir_all(dir.path().join("static")).map_err(|e| BenchError::io("static dir", e))?;
-        let body: String = std::iter::repeat("0123456789abcdef").take(64).collect();
+        let body = "0123456789abcdef".repeat(64);
         std::fs::write(dir.path().join("static/1k.txt"), body).map_err(|e| BenchError::io("static file", e))?;
         // One process (no master, no workers) so that its CPU is one /proc entry and killing
         // it leaves nothing behind; temp paths inside the directory so root's defaults in

@@ -9,11 +9,14 @@
 //!   query's lookback window at the end of the newest chunk), per seek.
 //! - `float_iter_seek/steps`: one iterator per chunk seeks forward to every 4th sample (a range
 //!   query stepping through a chunk), per seek.
+//! - `st_chunk_iterate`: decodes every sample and its start timestamp of `FloatSt` chunks
+//!   (the busy counters with a cumulative or a delta start timestamp), per sample, next to the
+//!   same chunks without start timestamps.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::hint::black_box;
 use storage::chunkenc::workload::{self, SeriesKind};
-use storage::chunkenc::{ChunkIter, Encoding, FloatChunkBuilder, HistogramChunkBuilder, SAMPLES_PER_CHUNK};
+use storage::chunkenc::{ChunkIter, Encoding, FloatChunkBuilder, FloatStChunkBuilder, HistogramChunkBuilder, SAMPLES_PER_CHUNK};
 use storage::histogram::{FloatHistogram, Span};
 use storage::ValueType;
 
@@ -189,5 +192,48 @@ fn bench_histogram(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_append, bench_iterate, bench_seek, bench_float_iter_seek, bench_histogram);
+fn bench_st_iterate(c: &mut Criterion) {
+    let mut g = c.benchmark_group("st_chunk_iterate");
+    let series = workloads().into_iter().find(|w| w.0 == "busy_counter").map(|w| w.1).unwrap_or_default();
+    let n: usize = series.iter().map(Vec::len).sum();
+    g.throughput(Throughput::Elements(n as u64));
+    type StOf = fn(&[(i64, f64)], usize) -> i64;
+    let shapes: [(&str, Option<StOf>); 3] = [
+        ("plain", None),
+        ("cumulative", Some(|s, _| s[0].0 - 1_000)),
+        ("delta", Some(|s, i| if i == 0 { s[0].0 - 15_000 } else { s[i - 1].0 })),
+    ];
+    for (shape, st_of) in shapes {
+        let chunks: Vec<(Encoding, Vec<u8>)> = match st_of {
+            None => encoded(&series),
+            Some(f) => series
+                .iter()
+                .map(|s| {
+                    let mut b = FloatStChunkBuilder::new();
+                    for (i, &(t, v)) in s.iter().enumerate() {
+                        b.append(f(s, i), t, v);
+                    }
+                    b.finish()
+                })
+                .collect(),
+        };
+        g.bench_with_input(BenchmarkId::from_parameter(shape), &chunks, |b, chunks| {
+            b.iter(|| {
+                let (mut sum, mut sts) = (0.0, 0i64);
+                let mut it = ChunkIter::new(chunks[0].0, &chunks[0].1);
+                for (enc, bytes) in chunks {
+                    it.reset(*enc, bytes);
+                    while it.next() == ValueType::Float {
+                        sum += it.at().1;
+                        sts = sts.wrapping_add(it.st());
+                    }
+                }
+                black_box((sum, sts))
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench_append, bench_iterate, bench_seek, bench_float_iter_seek, bench_histogram, bench_st_iterate);
 criterion_main!(benches);

@@ -404,8 +404,10 @@ impl<'a, I: InnerIter> StIter<'a, I> {
         StIter { inner, col: StColumnReader::new(column), st: 0, state: ValueType::None, err }
     }
 
-    /// Advances to the next sample.
-    #[inline]
+    /// Advances to the next sample. Not inlined: [`super::ChunkIter::next`] dispatches to it
+    /// next to the plain encodings' decoders, whose inlining it must not crowd out (series
+    /// without start timestamps are the common path).
+    #[inline(never)]
     pub fn next(&mut self) -> ValueType {
         if self.err.is_some() {
             return ValueType::None;
@@ -430,6 +432,7 @@ impl<'a, I: InnerIter> StIter<'a, I> {
     }
 
     /// Advances to the first sample with `t >= t_ms`; stays put if already there.
+    #[inline(never)]
     pub fn seek(&mut self, t_ms: i64) -> ValueType {
         if self.state != ValueType::None && self.inner.t() >= t_ms {
             return self.state;

@@ -252,4 +252,36 @@ mod tests {
         let (st, body) = get(&s, "/nope").await;
         assert_eq!((st, body.as_str()), (StatusCode::NOT_FOUND, ""));
     }
+
+    /// The second run of a cheap query is evaluated in place (`api::query_cost`); it must
+    /// answer exactly as the first, pooled run did, for instant and range queries and errors.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn repeated_queries_answer_the_same_in_place() {
+        let s = state();
+        let series = Series::from_samples(
+            Labels::from_pairs([("__name__", "up"), ("job", "in-place-test")]),
+            &[(1000, 1.0), (61_000, 2.0)],
+        );
+        s.storage.set(Arc::new(Fixed(vec![series])));
+        for uri in [
+            "/api/v1/query?query=sum%20by%20(job)%20(up%7Bjob%3D%22in-place-test%22%7D)&time=62",
+            "/api/v1/query_range?query=up%7Bjob%3D%22in-place-test%22%7D%20*%202&start=0&end=120&step=30",
+            "/api/v1/query?query=rate(up%7Bjob%3D%22in-place-test%22%7D)&time=62",
+        ] {
+            let first = get(&s, uri).await;
+            let in_place_before = crate::api::query_cost::in_place_runs();
+            for _ in 0..3 {
+                assert_eq!(get(&s, uri).await, first, "{uri}");
+            }
+            let in_place = crate::api::query_cost::in_place_runs() - in_place_before;
+            if uri.contains("rate") {
+                // A failed query is remembered as expensive: it stays on the pool.
+                assert_eq!(first.0, StatusCode::BAD_REQUEST, "{}", first.1);
+            } else {
+                assert_eq!(first.0, StatusCode::OK, "{}", first.1);
+                assert!(first.1.contains("in-place-test"), "{}", first.1);
+                assert!(in_place >= 3, "repeats of {uri} ran in place {in_place} times");
+            }
+        }
+    }
 }

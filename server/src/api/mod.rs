@@ -13,6 +13,7 @@ pub mod admin;
 pub mod json;
 pub mod params;
 pub mod query;
+pub mod query_cost;
 pub mod series;
 pub mod status;
 

@@ -3,10 +3,12 @@
 //! Evaluation runs on the blocking pool, at most `--query.max-concurrency` at once (later
 //! queries wait for a permit, as in Prometheus' active query tracker). When the client goes
 //! away, the handler future is dropped, and a guard sets the engine's cancel flag so the
-//! evaluation stops at its next check.
+//! evaluation stops at its next check. A query whose same shape last evaluated in at most
+//! [`query_cost::INLINE_MAX`] runs in place instead, saving two thread hand-offs (see
+//! [`query_cost`]); it cannot be cancelled that way, which costs at most about that long.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::{Request, State};
@@ -16,12 +18,17 @@ use query::{Annotations, Engine, EngineOptions};
 use storage::usage::ReadKind;
 
 use super::json::{success, success_serde, write_query_data};
+use super::query_cost;
 use super::read_params;
 use crate::app::Shared;
 use crate::error::{ApiFailure, ServerError};
 
 /// Prometheus' cap on points per series of a range query (`web/api/v1/api.go`).
 pub const MAX_POINTS_PER_SERIES: i64 = 11_000;
+
+/// Last evaluation times of recent query shapes, which decide where a query runs (see
+/// [`query_cost`]). Process-wide: a query's cost does not depend on the connection.
+static COSTS: LazyLock<query_cost::CostTable> = LazyLock::new(query_cost::CostTable::default);
 
 fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
@@ -71,12 +78,14 @@ async fn evaluate(
     s.metrics.queries_in_flight.inc();
     let cancel = Arc::new(AtomicBool::new(false));
     let mut guard = CancelOnDrop(cancel.clone(), true);
-    let (read_kind, start_ms, end_ms) = match kind {
-        Kind::Instant { t_ms } => (ReadKind::InstantQuery, t_ms, t_ms),
-        Kind::Range { start_ms, end_ms, .. } => (ReadKind::RangeQuery, start_ms, end_ms),
+    let (read_kind, start_ms, end_ms, range_steps) = match kind {
+        Kind::Instant { t_ms } => (ReadKind::InstantQuery, t_ms, t_ms, None),
+        Kind::Range { start_ms, end_ms, step_ms } => {
+            (ReadKind::RangeQuery, start_ms, end_ms, Some((end_ms - start_ms) / step_ms + 1))
+        }
     };
     let query_text = query.clone();
-    let task = tokio::task::spawn_blocking(move || -> Result<(String, Annotations, u64, u64), ServerError> {
+    let work = move || -> Result<(String, Annotations, u64, u64), ServerError> {
         let querier = backend.querier()?;
         let src = QuerierSource(&*querier);
         let r = match kind {
@@ -88,11 +97,34 @@ async fn evaluate(
         let mut out = String::with_capacity(256);
         write_query_data(&mut out, &r.value);
         Ok((out, r.annotations, r.total_series, r.total_samples))
-    })
-    .await;
+    };
+    let cost_key = query_cost::key(&COSTS, &query_text, range_steps);
+    let eval_started = std::time::Instant::now();
+    let task: Result<_, String> = if COSTS.run_in_place(cost_key) {
+        COSTS.count_in_place();
+        // A panic outside the engine (which catches its own) fails this query alone, as a
+        // panicking blocking task does.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| tokio::task::block_in_place(work)))
+            .map_err(|_| "panicked".to_string())
+    } else {
+        tokio::task::spawn_blocking(work).await.map_err(|e| e.to_string())
+    };
+    let took = eval_started.elapsed();
     guard.1 = false;
     s.metrics.queries_in_flight.dec();
-    let (data, annotations, series, samples) = task.map_err(|e| ServerError::Internal(format!("query task failed: {e}")))??;
+    let (data, annotations, series, samples) = match task {
+        Ok(Ok(r)) => {
+            COSTS.record(cost_key, took, r.2);
+            r
+        }
+        Ok(Err(e)) => {
+            // Failures are remembered as expensive: a query that timed out or was cancelled
+            // must keep its cancellation the next time.
+            COSTS.record(cost_key, took.max(query_cost::INLINE_MAX * 2), u64::MAX);
+            return Err(e);
+        }
+        Err(e) => return Err(ServerError::Internal(format!("query task failed: {e}"))),
+    };
     crate::usage::http::record_query(
         &s.usage,
         read_kind,

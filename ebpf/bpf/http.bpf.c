@@ -43,8 +43,8 @@
  * line split across two reads, or a chunk longer than 256 bytes before the header end, stops
  * the scan (fields then report "unseen"). Pipelined requests (two in one read) count as one.
  * A response header that ends within its first write's copy (the usual case) is scanned a whole
- * line per step, two lines per callback (scan_lines: same rules, 4 callbacks for nginx's header instead of 10);
- * a request whose bytes all fit the event's head is left to userspace to scan.
+ * line per step, two lines per callback (scan_lines: same rules; 4 callbacks for nginx's header
+ * instead of 10); a request whose bytes all fit the event's head is left to userspace to scan.
  *
  * Events go to a ring buffer without waking the reader, except once each time the queued data
  * crosses a multiple of wakeup_bytes (a power of two); userspace drains on a timer as well.

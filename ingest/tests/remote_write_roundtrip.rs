@@ -27,6 +27,11 @@ fn l(pairs: &[(&str, &str)]) -> Labels {
     Labels::from_pairs(pairs.iter().copied())
 }
 
+/// The canonical label set of a sent series.
+fn sent_labels(s: &SeriesData) -> Labels {
+    Labels::from_pairs(s.labels.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+}
+
 fn int_histogram() -> IntHistogram {
     IntHistogram {
         counter_reset_hint: CounterResetHint::NotCounterReset,
@@ -181,6 +186,28 @@ fn v2_round_trips_every_field() {
         ]
     );
     assert_eq!(report.metadata_written, 2);
+}
+
+#[test]
+fn v2_created_timestamp_is_each_samples_start_timestamp() {
+    let req = full_request();
+    let (report, app) = ingest(ProtoVersion::V2, &encode::encode_v2(&req), &Limits::default());
+    check_common(&report, &app);
+    assert_eq!(app.sample_sts.len(), app.samples.len());
+    assert_eq!(app.histogram_sts.len(), app.histograms.len());
+    for (i, sample) in app.samples.iter().enumerate() {
+        let sent = req.series.iter().find(|s| sent_labels(s) == sample.0).expect("sent series");
+        assert_eq!(app.sample_sts[i], sent.created_t_ms, "ST of {:?} at {}", sample.0, sample.1);
+    }
+    for (i, h) in app.histograms.iter().enumerate() {
+        let sent = req.series.iter().find(|s| sent_labels(s) == h.0).expect("sent series");
+        assert_eq!(app.histogram_sts[i], sent.created_t_ms, "ST of {:?} at {}", h.0, h.1);
+    }
+    assert!(app.sample_sts.iter().any(|&st| st != 0), "the request carries created timestamps");
+
+    // 1.0 has no created timestamp: every ST is 0 (unknown).
+    let (_, app1) = ingest(ProtoVersion::V1, &encode::encode_v1(&req), &Limits::default());
+    assert!(app1.sample_sts.iter().chain(&app1.histogram_sts).all(|&st| st == 0));
 }
 
 #[test]

@@ -53,6 +53,14 @@ impl Appender for ForgetfulAppender {
         self.live.get(&series).map(drop).ok_or(AppendError::UnknownSeriesRef(series))
     }
 
+    fn append_st(&mut self, series: SeriesRef, _st_ms: i64, t_ms: i64, v: f64) -> Result<(), AppendError> {
+        self.append(series, t_ms, v)
+    }
+
+    fn append_histogram_st(&mut self, series: SeriesRef, _st_ms: i64, t_ms: i64, h: &FloatHistogram) -> Result<(), AppendError> {
+        self.append_histogram(series, t_ms, h)
+    }
+
     fn append_exemplar(&mut self, series: SeriesRef, _: &Exemplar) -> Result<(), AppendError> {
         self.live.get(&series).map(drop).ok_or(AppendError::UnknownSeriesRef(series))
     }

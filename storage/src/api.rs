@@ -148,7 +148,7 @@ pub trait Appender {
     /// `start_timestamp()` returns it.
     ///
     /// The default forwards `st_ms == 0` to [`Appender::append`] and refuses any other start
-    /// timestamp with [`AppendError::TypeConflict`] rather than dropping it: an appender that
+    /// timestamp with [`AppendError::StartTimestampUnsupported`] rather than dropping it: an appender that
     /// stores samples overrides it (the head does; test doubles may not).
     ///
     /// # Errors
@@ -157,7 +157,7 @@ pub trait Appender {
         if st_ms == 0 {
             self.append(series, t_ms, v)
         } else {
-            Err(AppendError::TypeConflict { t_ms })
+            Err(AppendError::StartTimestampUnsupported { t_ms })
         }
     }
 
@@ -170,7 +170,7 @@ pub trait Appender {
         if st_ms == 0 {
             self.append_histogram(series, t_ms, h)
         } else {
-            Err(AppendError::TypeConflict { t_ms })
+            Err(AppendError::StartTimestampUnsupported { t_ms })
         }
     }
 
@@ -236,4 +236,55 @@ pub trait Querier: Send + Sync {
     /// # Errors
     /// [`crate::StorageError`] on I/O failure or corruption.
     fn label_values(&self, name: &str, matchers: &[Matcher], mint_ms: i64, maxt_ms: i64) -> Result<Vec<String>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Implements only the required methods, so the start-timestamp methods are the defaults.
+    #[derive(Default)]
+    struct Minimal {
+        floats: Vec<(i64, f64)>,
+        hists: Vec<i64>,
+    }
+
+    impl Appender for Minimal {
+        fn series_ref(&mut self, _labels: &Labels) -> Result<SeriesRef, AppendError> {
+            Ok(SeriesRef(0))
+        }
+        fn append(&mut self, _series: SeriesRef, t_ms: i64, v: f64) -> Result<(), AppendError> {
+            self.floats.push((t_ms, v));
+            Ok(())
+        }
+        fn append_histogram(&mut self, _series: SeriesRef, t_ms: i64, _h: &FloatHistogram) -> Result<(), AppendError> {
+            self.hists.push(t_ms);
+            Ok(())
+        }
+        fn append_exemplar(&mut self, _series: SeriesRef, _exemplar: &Exemplar) -> Result<(), AppendError> {
+            Ok(())
+        }
+        fn update_metadata(&mut self, _metric: &str, _metadata: &Metadata) {}
+        fn commit(self) -> Result<CommitStats> {
+            Ok(CommitStats::default())
+        }
+        fn rollback(self) {}
+    }
+
+    #[test]
+    fn default_start_timestamp_methods_forward_zero_and_refuse_the_rest() {
+        let mut app = Minimal::default();
+        let h = FloatHistogram::default();
+        assert_eq!(app.append_st(SeriesRef(0), 0, 10, 1.5), Ok(()));
+        assert_eq!(app.append_st(SeriesRef(0), 5, 20, 2.5), Err(AppendError::StartTimestampUnsupported { t_ms: 20 }));
+        assert_eq!(app.append_histogram_st(SeriesRef(0), 0, 30, &h), Ok(()));
+        assert_eq!(
+            app.append_histogram_st(SeriesRef(0), 7, 40, &h),
+            Err(AppendError::StartTimestampUnsupported { t_ms: 40 })
+        );
+        // Refused samples are not written.
+        assert_eq!(app.floats, vec![(10, 1.5)]);
+        assert_eq!(app.hists, vec![30]);
+        assert_eq!(AppendError::StartTimestampUnsupported { t_ms: 1 }.reason(), "start_timestamp_unsupported");
+    }
 }

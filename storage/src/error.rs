@@ -73,6 +73,13 @@ pub enum AppendError {
         /// The timestamp, ms since the epoch.
         t_ms: i64,
     },
+    /// A sample with a start timestamp given to an appender that cannot store start
+    /// timestamps (the default [`crate::Appender::append_st`]); the sample is not written.
+    #[error("sample at {t_ms} ms carries a start timestamp this appender cannot store")]
+    StartTimestampUnsupported {
+        /// The sample's timestamp, ms since the epoch.
+        t_ms: i64,
+    },
     /// An exemplar older than the newest exemplar of its series.
     #[error("out of order exemplar at {t_ms} ms")]
     ExemplarOutOfOrder {
@@ -95,6 +102,7 @@ impl AppendError {
             AppendError::UnknownSeriesRef(_) => "unknown_series",
             AppendError::InvalidHistogram(_) => "invalid_histogram",
             AppendError::TypeConflict { .. } => "type_conflict",
+            AppendError::StartTimestampUnsupported { .. } => "start_timestamp_unsupported",
             AppendError::ExemplarOutOfOrder { .. } => "exemplar_out_of_order",
         }
     }

@@ -571,6 +571,9 @@ impl Ctx<'_> {
         // means a stale cache entry.
         let mut first = true;
         let ct_on = v2 && self.limits.created_timestamp_zero_ingestion && s.created_t_ms != 0;
+        // Remote-write 2.0's created timestamp is the start timestamp of every sample of the
+        // series in this request (1.0 has none: 0 = unknown); PromQL's rate family reads it.
+        let st_ms = if v2 { s.created_t_ms } else { 0 };
         if ct_on {
             if let Some(&(t0, _)) = s.samples.first() {
                 // Prometheus `AppendCTZeroSample`: only before the first sample; an order error
@@ -591,7 +594,7 @@ impl Ctx<'_> {
             let res = if t_ms > self.max_t_ms {
                 Err(Rejection::TooFarInFuture { t_ms, max_t_ms: self.max_t_ms })
             } else {
-                app.append(sref, t_ms, v).map_err(Rejection::Append)
+                app.append_st(sref, st_ms, t_ms, v).map_err(Rejection::Append)
             };
             match res {
                 Ok(()) => self.report.samples_written += 1,
@@ -616,7 +619,7 @@ impl Ctx<'_> {
                 if i == 0 && ct_on && s.created_t_ms < t_ms {
                     self.created_zero_histogram(app, sref, s.created_t_ms, fh);
                 }
-                res = app.append_histogram(sref, t_ms, fh).map_err(Rejection::Append);
+                res = app.append_histogram_st(sref, st_ms, t_ms, fh).map_err(Rejection::Append);
             }
             match res {
                 Ok(()) => self.report.histograms_written += 1,

@@ -35,6 +35,12 @@ impl Appender for NoopAppender {
         self.histograms += 1;
         Ok(())
     }
+    fn append_st(&mut self, series: SeriesRef, _st_ms: i64, t_ms: i64, v: f64) -> Result<(), AppendError> {
+        self.append(series, t_ms, v)
+    }
+    fn append_histogram_st(&mut self, series: SeriesRef, _st_ms: i64, t_ms: i64, h: &FloatHistogram) -> Result<(), AppendError> {
+        self.append_histogram(series, t_ms, h)
+    }
     fn append_exemplar(&mut self, _series: SeriesRef, _e: &Exemplar) -> Result<(), AppendError> {
         self.exemplars += 1;
         Ok(())
@@ -63,8 +69,12 @@ pub struct RecordingAppender {
     newest_exemplar: HashMap<SeriesRef, i64>,
     /// Accepted float samples `(series, t_ms, v)`.
     pub samples: Vec<(Labels, i64, f64)>,
+    /// The start timestamp (ms, 0 = none) of each entry of `samples`, same index.
+    pub sample_sts: Vec<i64>,
     /// Accepted histogram samples.
     pub histograms: Vec<(Labels, i64, FloatHistogram)>,
+    /// The start timestamp (ms, 0 = none) of each entry of `histograms`, same index.
+    pub histogram_sts: Vec<i64>,
     /// Accepted exemplars.
     pub exemplars: Vec<(Labels, Exemplar)>,
     /// Metadata updates `(metric name, metadata)`.
@@ -126,18 +136,28 @@ impl Appender for RecordingAppender {
     }
 
     fn append(&mut self, series: SeriesRef, t_ms: i64, v: f64) -> Result<(), AppendError> {
+        self.append_st(series, 0, t_ms, v)
+    }
+
+    fn append_histogram(&mut self, series: SeriesRef, t_ms: i64, h: &FloatHistogram) -> Result<(), AppendError> {
+        self.append_histogram_st(series, 0, t_ms, h)
+    }
+
+    fn append_st(&mut self, series: SeriesRef, st_ms: i64, t_ms: i64, v: f64) -> Result<(), AppendError> {
         let l = self.labels(series)?;
         if self.order(series, t_ms, v.to_bits())? {
             self.samples.push((l, t_ms, v));
+            self.sample_sts.push(st_ms);
         }
         Ok(())
     }
 
-    fn append_histogram(&mut self, series: SeriesRef, t_ms: i64, h: &FloatHistogram) -> Result<(), AppendError> {
+    fn append_histogram_st(&mut self, series: SeriesRef, st_ms: i64, t_ms: i64, h: &FloatHistogram) -> Result<(), AppendError> {
         let l = self.labels(series)?;
         h.validate().map_err(AppendError::InvalidHistogram)?;
         if self.order(series, t_ms, histogram_bits(h))? {
             self.histograms.push((l, t_ms, h.clone()));
+            self.histogram_sts.push(st_ms);
         }
         Ok(())
     }

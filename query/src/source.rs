@@ -1,9 +1,10 @@
 //! Where the engine reads samples: [`SampleSource`], implemented for every
 //! [`storage::Querier`] through [`QuerierSource`], and by [`crate::mem::MemStorage`].
 //!
-//! A selector reads each matching series once per evaluation into point buffers
-//! ([`RawSeries`]); every step then searches those buffers, so the per-step work of a
-//! selector or range function allocates nothing.
+//! A selector picks its series still compressed ([`SampleSource::select_series`]) and
+//! decodes each one inside its per-series work into a reused point buffer ([`RawSeries`]);
+//! every step then searches that buffer, so the per-step work of a selector or range
+//! function allocates nothing and only the series in flight are held decoded.
 
 use std::sync::Arc;
 
@@ -46,6 +47,20 @@ pub trait SampleSource: Send + Sync {
     /// # Errors
     /// Storage failures, as [`crate::QueryError::Storage`].
     fn select(&self, matchers: &[Matcher], mint_ms: i64, maxt_ms: i64) -> Result<Vec<RawSeries>>;
+
+    /// The series matching all `matchers` that may have samples in `[mint_ms, maxt_ms]`,
+    /// sorted by labels, not yet decoded where the source can defer it: the evaluator
+    /// decodes each one inside its per-series work ([`Selected::decode_into`]) and drops the
+    /// points once that series' output is computed, so a selection never holds every
+    /// series' samples at once (Prometheus iterates series one at a time the same way). A
+    /// series may turn out to have no samples in the range. The default decodes through
+    /// [`SampleSource::select`].
+    ///
+    /// # Errors
+    /// Storage failures, as [`crate::QueryError::Storage`].
+    fn select_series(&self, matchers: &[Matcher], mint_ms: i64, maxt_ms: i64) -> Result<Vec<Selected>> {
+        Ok(self.select(matchers, mint_ms, maxt_ms)?.into_iter().map(Selected::Decoded).collect())
+    }
 }
 
 /// Adapts any [`storage::Querier`] to a [`SampleSource`].
@@ -67,21 +82,28 @@ fn expected_samples(c: &ChunkHandle, mint_ms: i64, maxt_ms: i64) -> usize {
     (n as f64 * overlap / span) as usize + 2
 }
 
-/// Decodes one series' samples in `[mint_ms, maxt_ms]` into points; `None` if it has none.
+/// Decodes the samples of `s` in `[mint_ms, maxt_ms]` into `out`'s point columns (cleared
+/// first; their capacity is reused, `out.labels` is left alone). Returns whether any sample
+/// was decoded.
 ///
 /// Walks the chunks with one reused [`ChunkIter`] (as [`storage::SeriesIterator`] does, with
 /// the same overlap rule: a sample at or before the last one taken is skipped), but checks
 /// the range bounds once per chunk rather than once per sample for chunks that lie inside
-/// it, and reserves the output from the chunks' sample counts. The labels are moved, not
-/// copied. Series with start-timestamp chunks go through [`decode_with_st`] instead.
-fn decode(s: storage::Series, mint_ms: i64, maxt_ms: i64) -> Option<RawSeries> {
+/// it, and reserves the output from the chunks' sample counts. The range is reached by
+/// skipping whole chunks that end before it and seeking inside the first one that overlaps
+/// it, so an instant lookup decodes only the chunk(s) holding `(t - lookback, t]`. Series
+/// with start-timestamp chunks go through [`decode_with_st`] instead.
+pub fn decode_into(s: &storage::Series, mint_ms: i64, maxt_ms: i64, out: &mut RawSeries) -> bool {
+    out.floats.clear();
+    out.hists.clear();
+    out.float_sts.clear();
+    out.hist_sts.clear();
     if s.has_st() {
-        return decode_with_st(s, mint_ms, maxt_ms);
+        return decode_with_st(s, mint_ms, maxt_ms, out);
     }
     let mint_ms = mint_ms.max(s.mint_ms);
     let maxt_ms = maxt_ms.min(s.maxt_ms);
-    let mut floats: Vec<FPoint> = Vec::new();
-    let mut hists: Vec<HPoint> = Vec::new();
+    let (floats, hists) = (&mut out.floats, &mut out.hists);
     let expected: usize = s
         .chunks
         .iter()
@@ -137,40 +159,105 @@ fn decode(s: storage::Series, mint_ms: i64, maxt_ms: i64) -> Option<RawSeries> {
             }
         }
     }
-    if floats.is_empty() && hists.is_empty() {
-        return None;
-    }
-    Some(RawSeries { labels: s.labels, floats, hists, float_sts: Vec::new(), hist_sts: Vec::new() })
+    !(floats.is_empty() && hists.is_empty())
 }
 
-/// [`decode`] for a series with start timestamps: the same walk through the series iterator,
-/// keeping each sample's start timestamp (0 in chunks without an ST column) in `float_sts` /
-/// `hist_sts`.
-fn decode_with_st(s: storage::Series, mint_ms: i64, maxt_ms: i64) -> Option<RawSeries> {
+/// [`decode_into`] for a series with start timestamps: the same walk through the series
+/// iterator, keeping each sample's start timestamp (0 in chunks without an ST column) in
+/// `float_sts` / `hist_sts`.
+fn decode_with_st(s: &storage::Series, mint_ms: i64, maxt_ms: i64, out: &mut RawSeries) -> bool {
     let mut it = s.iter();
-    let (mut floats, mut hists, mut float_sts, mut hist_sts) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut vt = it.seek(mint_ms);
     while vt != ValueType::None && it.t() <= maxt_ms {
         match vt {
             ValueType::Float => {
                 let (t, f) = it.at();
-                floats.push(FPoint { t, f });
-                float_sts.push(it.st());
+                out.floats.push(FPoint { t, f });
+                out.float_sts.push(it.st());
             }
             ValueType::Histogram => {
                 let (t, h) = it.at_histogram();
-                hists.push(HPoint { t, h: Arc::new(h.clone()) });
-                hist_sts.push(it.st());
+                out.hists.push(HPoint { t, h: Arc::new(h.clone()) });
+                out.hist_sts.push(it.st());
             }
             ValueType::None => break,
         }
         vt = it.next();
     }
-    if floats.is_empty() && hists.is_empty() {
+    !(out.floats.is_empty() && out.hists.is_empty())
+}
+
+/// Decodes one series into a fresh [`RawSeries`] (labels moved), or `None` if it has no
+/// samples in `[mint_ms, maxt_ms]`.
+fn decode(s: storage::Series, mint_ms: i64, maxt_ms: i64) -> Option<RawSeries> {
+    let mut out = RawSeries::default();
+    if !decode_into(&s, mint_ms, maxt_ms, &mut out) {
         return None;
     }
-    drop(it);
-    Some(RawSeries { labels: s.labels, floats, hists, float_sts, hist_sts })
+    out.labels = s.labels;
+    Some(out)
+}
+
+/// One series picked by [`SampleSource::select_series`]: either still compressed (a storage
+/// series: labels plus chunk handles, decoded only when [`Selected::decode_into`] is called)
+/// or already decoded (sources that hold points, such as [`crate::mem::MemStorage`]).
+#[derive(Clone, Debug)]
+pub enum Selected {
+    /// Compressed chunks, decoded on demand.
+    Stored(storage::Series),
+    /// Decoded points, holding exactly the samples of the selected range.
+    Decoded(RawSeries),
+}
+
+impl Selected {
+    /// The series' labels.
+    pub fn labels(&self) -> &Labels {
+        match self {
+            Selected::Stored(s) => &s.labels,
+            Selected::Decoded(r) => &r.labels,
+        }
+    }
+
+    /// Moves the labels out (leaving empty labels behind).
+    pub fn take_labels(&mut self) -> Labels {
+        match self {
+            Selected::Stored(s) => std::mem::take(&mut s.labels),
+            Selected::Decoded(r) => std::mem::take(&mut r.labels),
+        }
+    }
+
+    /// Fills `out`'s point columns with the samples in `[mint_ms, maxt_ms]` (reusing their
+    /// capacity; `out.labels` untouched); returns whether there are any.
+    pub fn decode_into(&self, mint_ms: i64, maxt_ms: i64, out: &mut RawSeries) -> bool {
+        match self {
+            Selected::Stored(s) => decode_into(s, mint_ms, maxt_ms, out),
+            Selected::Decoded(r) => {
+                let fa = r.floats.partition_point(|p| p.t < mint_ms);
+                let fb = r.floats.partition_point(|p| p.t <= maxt_ms).max(fa);
+                let ha = r.hists.partition_point(|p| p.t < mint_ms);
+                let hb = r.hists.partition_point(|p| p.t <= maxt_ms).max(ha);
+                copy_range(&r.floats, fa, fb, &mut out.floats);
+                copy_range(&r.hists, ha, hb, &mut out.hists);
+                if r.float_sts.len() == r.floats.len() {
+                    copy_range(&r.float_sts, fa, fb, &mut out.float_sts);
+                } else {
+                    out.float_sts.clear();
+                }
+                if r.hist_sts.len() == r.hists.len() {
+                    copy_range(&r.hist_sts, ha, hb, &mut out.hist_sts);
+                } else {
+                    out.hist_sts.clear();
+                }
+                fb > fa || hb > ha
+            }
+        }
+    }
+}
+
+/// Replaces `out` with a copy of `src[a..b]`.
+fn copy_range<T: Clone>(src: &[T], a: usize, b: usize, out: &mut Vec<T>) {
+    out.clear();
+    out.extend_from_slice(&src[a..b]);
 }
 
 impl SampleSource for QuerierSource<'_> {
@@ -181,5 +268,53 @@ impl SampleSource for QuerierSource<'_> {
             return Ok(decoded.into_iter().flatten().collect());
         }
         Ok(series.into_iter().filter_map(|s| decode(s, mint_ms, maxt_ms)).collect())
+    }
+
+    fn select_series(&self, matchers: &[Matcher], mint_ms: i64, maxt_ms: i64) -> Result<Vec<Selected>> {
+        Ok(self.0.select(matchers, mint_ms, maxt_ms)?.into_iter().map(Selected::Stored).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(name: &str) -> Labels {
+        Labels::from_pairs([("__name__", name)])
+    }
+
+    #[test]
+    fn decode_into_reuses_the_buffer_and_keeps_only_the_range() {
+        let long: Vec<(i64, f64)> = (0..1000).map(|i| (i * 1000, i as f64)).collect();
+        let short: Vec<(i64, f64)> = (0..10).map(|i| (i * 1000, -(i as f64))).collect();
+        let mut buf = RawSeries::default();
+        let a = Selected::Stored(storage::Series::from_samples(labels("a"), &long));
+        assert!(a.decode_into(100_000, 199_000, &mut buf));
+        assert_eq!(buf.floats.len(), 100);
+        assert_eq!(buf.floats[0], FPoint { t: 100_000, f: 100.0 });
+        let cap = buf.floats.capacity();
+        let b = Selected::Stored(storage::Series::from_samples(labels("b"), &short));
+        assert!(b.decode_into(2_000, 4_000, &mut buf));
+        assert_eq!(buf.floats, vec![FPoint { t: 2_000, f: -2.0 }, FPoint { t: 3_000, f: -3.0 }, FPoint { t: 4_000, f: -4.0 }]);
+        assert_eq!(buf.floats.capacity(), cap, "the buffer's allocation is reused");
+        assert!(buf.labels.is_empty(), "labels stay with the selection");
+        assert!(!b.decode_into(20_000, 30_000, &mut buf));
+        assert!(buf.floats.is_empty());
+    }
+
+    #[test]
+    fn decoded_selection_copies_the_same_range_as_stored() {
+        let samples: Vec<(i64, i64, f64)> = (1..50).map(|i| (i * 10, i * 1000, i as f64)).collect();
+        let stored = Selected::Stored(storage::Series::from_samples_st(labels("c"), &samples));
+        let mut full = RawSeries::default();
+        assert!(stored.decode_into(i64::MIN, i64::MAX, &mut full));
+        assert_eq!(full.float_sts.len(), full.floats.len());
+        let decoded = Selected::Decoded(full);
+        let (mut x, mut y) = (RawSeries::default(), RawSeries::default());
+        assert!(stored.decode_into(5_500, 9_000, &mut x));
+        assert!(decoded.decode_into(5_500, 9_000, &mut y));
+        assert_eq!(x.floats, y.floats);
+        assert_eq!(x.float_sts, y.float_sts);
+        assert_eq!(x.float_sts, vec![60, 70, 80, 90]);
     }
 }

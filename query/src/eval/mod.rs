@@ -19,6 +19,7 @@ pub(crate) mod binary;
 pub(crate) mod functions;
 pub(crate) mod hist_fns;
 pub(crate) mod info;
+pub(crate) mod lazy;
 pub(crate) mod range_fns;
 pub(crate) mod rate;
 pub(crate) mod selector;

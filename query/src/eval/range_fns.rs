@@ -163,16 +163,22 @@ impl Evaluator<'_> {
 
     fn absent_over_time(&mut self, input: &RangeInput, arg: &Expr) -> Result<Matrix> {
         let labels = absent_labels(arg);
-        let steps = self.steps();
+        let refs = self.step_refs(&input.at, &input.offset);
         let mut s = Series { metric: labels, ..Default::default() };
-        for si in 0..steps {
-            let ts = self.ts(si);
-            let rt = self.ref_time(ts, &input.at, &input.offset);
-            let any = input.series.iter().any(|r| {
-                let (f, h) = r.window(rt - input.range_ms, rt);
-                !f.is_empty() || !h.is_empty()
-            });
-            if !any {
+        // One pass per series (each decoded once), marking the steps where it has a sample.
+        let mut present = vec![false; refs.len()];
+        let mut buf = super::selector::RangeSeries::default();
+        for src in &input.series {
+            let r = src.loaded(&input.load, &mut buf);
+            for (p, &(_, rt)) in present.iter_mut().zip(&refs) {
+                if !*p {
+                    let (f, h) = r.window(rt - input.range_ms, rt);
+                    *p = !f.is_empty() || !h.is_empty();
+                }
+            }
+        }
+        for (&p, &(ts, _)) in present.iter().zip(&refs) {
+            if !p {
                 s.floats.push(FPoint { t: ts, f: 1.0 });
             }
         }

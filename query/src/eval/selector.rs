@@ -16,7 +16,8 @@ use storage::{is_stale_nan, Labels, MatchOp, Matcher, METRIC_NAME};
 
 use super::{EvalCtx, Evaluator};
 use crate::error::{QueryError, Result};
-use crate::source::RawSeries;
+use super::lazy::Load;
+use crate::source::{RawSeries, Selected};
 use crate::value::{Annotations, FPoint, HPoint, Matrix, Series};
 
 /// Converts the parser's matchers to storage matchers. `or` groups are returned as separate
@@ -82,7 +83,7 @@ fn is_hist_stats(vs: &VectorSelector) -> bool {
 /// Prometheus' `HistogramStatsIterator`: a histogram whose stored hint is unknown gets
 /// `CounterReset` or `NotCounterReset` by comparing it with the previous histogram read
 /// (stale markers skipped); the first histogram read stays unknown.
-fn detect_stats_hints(hists: &mut [HPoint]) {
+pub(super) fn detect_stats_hints(hists: &mut [HPoint]) {
     use storage::histogram::CounterResetHint as H;
     let mut prev: Option<std::sync::Arc<storage::FloatHistogram>> = None;
     for p in hists.iter_mut() {
@@ -110,32 +111,26 @@ pub(crate) struct RangeSeries {
     /// has none: subquery results, series stored without them) or aligned with its points.
     pub float_sts: Vec<i64>,
     pub hist_sts: Vec<i64>,
+    /// The series still compressed (labels moved to `metric`): the point columns above are
+    /// then empty and [`RangeSeries::loaded`] decodes it per [`RangeInput::load`].
+    pub stored: Option<Selected>,
+}
+
+impl Default for RangeSeries {
+    fn default() -> Self {
+        RangeSeries {
+            metric: Labels::empty(),
+            drop_name: false,
+            floats: Vec::new(),
+            hists: Vec::new(),
+            float_sts: Vec::new(),
+            hist_sts: Vec::new(),
+            stored: None,
+        }
+    }
 }
 
 impl RangeSeries {
-    /// Takes over a selected series' buffers, dropping staleness markers in place (and their
-    /// start timestamps with them).
-    fn from_raw(r: RawSeries) -> RangeSeries {
-        let mut floats = r.floats;
-        let mut float_sts = r.float_sts;
-        if floats.iter().any(|p| is_stale_nan(p.f)) {
-            if float_sts.len() == floats.len() {
-                let mut k = 0;
-                for i in 0..floats.len() {
-                    if !is_stale_nan(floats[i].f) {
-                        floats[k] = floats[i];
-                        float_sts[k] = float_sts[i];
-                        k += 1;
-                    }
-                }
-                floats.truncate(k);
-                float_sts.truncate(k);
-            } else {
-                floats.retain(|p| !is_stale_nan(p.f));
-            }
-        }
-        RangeSeries { metric: r.labels, drop_name: false, floats, hists: r.hists, float_sts, hist_sts: r.hist_sts }
-    }
 
     /// The window `(lo, hi]` as slices.
     #[inline]
@@ -151,6 +146,8 @@ impl RangeSeries {
 /// The input of a function over a range vector: series plus how windows are placed.
 pub(crate) struct RangeInput {
     pub series: Vec<RangeSeries>,
+    /// How the series still compressed are decoded (unused when all are decoded).
+    pub load: Load,
     pub range_ms: i64,
     pub at: Option<AtModifier>,
     pub offset: Option<Offset>,
@@ -188,35 +185,27 @@ pub(crate) enum Out {
 }
 
 impl Evaluator<'_> {
-    /// Selects raw series for a selector whose reference times span `[rmin, rmax]`.
-    fn select_raw(&mut self, vs: &VectorSelector, mint: i64, maxt: i64) -> Result<Vec<RawSeries>> {
-        let mut raw = self.select_raw_series(vs, mint, maxt)?;
-        if is_hist_stats(vs) {
-            for r in raw.iter_mut() {
-                detect_stats_hints(&mut r.hists);
-            }
-        }
-        Ok(raw)
-    }
-
-    fn select_raw_series(&mut self, vs: &VectorSelector, mint: i64, maxt: i64) -> Result<Vec<RawSeries>> {
+    /// Selects the series of a selector, still compressed, with how to decode them: the
+    /// samples in `[mint, maxt]`.
+    fn select_raw(&mut self, vs: &VectorSelector, mint: i64, maxt: i64) -> Result<(Vec<Selected>, Load)> {
+        let load = Load { mint_ms: mint, maxt_ms: maxt, hist_stats: is_hist_stats(vs) };
         let groups = to_matchers(&vs.name, &vs.matchers)?;
         if groups.len() == 1 {
-            let raw = self.ctx.src.select(&groups[0], mint, maxt)?;
-            self.total_series += raw.len() as u64;
-            return Ok(raw);
+            let sel = self.ctx.src.select_series(&groups[0], mint, maxt)?;
+            self.total_series += sel.len() as u64;
+            return Ok((sel, load));
         }
-        let mut all: Vec<RawSeries> = Vec::new();
+        let mut all: Vec<Selected> = Vec::new();
         for g in &groups {
-            for s in self.ctx.src.select(g, mint, maxt)? {
-                if !all.iter().any(|x| x.labels == s.labels) {
+            for s in self.ctx.src.select_series(g, mint, maxt)? {
+                if !all.iter().any(|x| x.labels() == s.labels()) {
                     all.push(s);
                 }
             }
         }
-        all.sort_by(|a, b| a.labels.cmp(&b.labels));
+        all.sort_by(|a, b| a.labels().cmp(b.labels()));
         self.total_series += all.len() as u64;
-        Ok(all)
+        Ok((all, load))
     }
 
     /// Reference-time bounds over all steps.
@@ -233,54 +222,34 @@ impl Evaluator<'_> {
         }
         let lookback = self.ctx.lookback_ms;
         let (rmin, rmax) = self.ref_bounds(&vs.at, &vs.offset);
-        let raw = self.select_raw(vs, rmin - lookback + 1, rmax)?;
-        let steps = self.steps();
-        let mut out = Vec::with_capacity(raw.len());
-        for (i, mut r) in raw.into_iter().enumerate() {
-            if i % 64 == 0 {
-                self.check("vector selector")?;
-            }
-            let mut s = Series { metric: std::mem::take(&mut r.labels), ..Default::default() };
-            for si in 0..steps {
-                let ts = self.ts(si);
-                let rt = self.ref_time(ts, &vs.at, &vs.offset);
-                match lookup(&r, rt, lookback) {
+        let (sel, load) = self.select_raw(vs, rmin - lookback + 1, rmax)?;
+        self.check("vector selector")?;
+        let refs = self.step_refs(&vs.at, &vs.offset);
+        self.map_selected(sel, load, false, "vector selector", |r, s| {
+            for &(ts, rt) in &refs {
+                match lookup(r, rt, lookback) {
                     Lookup::None => {}
                     Lookup::F(_, f) => s.floats.push(FPoint { t: ts, f }),
                     Lookup::H(_, h) => s.histograms.push(HPoint { t: ts, h: h.clone() }),
                 }
             }
-            if !s.is_empty() {
-                self.add_samples(s.len())?;
-                out.push(s);
-            }
-        }
-        Ok(out)
+        })
     }
 
     /// `timestamp(selector)`: the timestamps of the samples the selector picks.
     pub fn eval_selector_timestamps(&mut self, vs: &VectorSelector) -> Result<Matrix> {
         let lookback = self.ctx.lookback_ms;
         let (rmin, rmax) = self.ref_bounds(&vs.at, &vs.offset);
-        let raw = self.select_raw(vs, rmin - lookback + 1, rmax)?;
-        let steps = self.steps();
-        let mut out = Vec::with_capacity(raw.len());
-        for mut r in raw {
-            let mut s = Series { metric: std::mem::take(&mut r.labels), drop_name: true, ..Default::default() };
-            for si in 0..steps {
-                let ts = self.ts(si);
-                let rt = self.ref_time(ts, &vs.at, &vs.offset);
-                match lookup(&r, rt, lookback) {
+        let (sel, load) = self.select_raw(vs, rmin - lookback + 1, rmax)?;
+        let refs = self.step_refs(&vs.at, &vs.offset);
+        self.map_selected(sel, load, true, "timestamp", |r, s| {
+            for &(ts, rt) in &refs {
+                match lookup(r, rt, lookback) {
                     Lookup::None => {}
                     Lookup::F(t, _) | Lookup::H(t, _) => s.floats.push(FPoint { t: ts, f: t as f64 / 1000.0 }),
                 }
             }
-            if !s.is_empty() {
-                self.add_samples(s.len())?;
-                out.push(s);
-            }
-        }
-        Ok(out)
+        })
     }
 
     /// `start_timestamp(selector)`: the start timestamp, in seconds, of the sample the
@@ -290,24 +259,15 @@ impl Evaluator<'_> {
     pub fn eval_selector_start_timestamps(&mut self, vs: &VectorSelector) -> Result<Matrix> {
         let lookback = self.ctx.lookback_ms;
         let (rmin, rmax) = self.ref_bounds(&vs.at, &vs.offset);
-        let raw = self.select_raw(vs, rmin - lookback + 1, rmax)?;
-        let steps = self.steps();
-        let mut out = Vec::with_capacity(raw.len());
-        for mut r in raw {
-            let mut s = Series { metric: std::mem::take(&mut r.labels), drop_name: true, ..Default::default() };
-            for si in 0..steps {
-                let ts = self.ts(si);
-                let rt = self.ref_time(ts, &vs.at, &vs.offset);
-                if let Some(st) = lookup_st(&r, rt, lookback) {
+        let (sel, load) = self.select_raw(vs, rmin - lookback + 1, rmax)?;
+        let refs = self.step_refs(&vs.at, &vs.offset);
+        self.map_selected(sel, load, true, "start_timestamp", |r, s| {
+            for &(ts, rt) in &refs {
+                if let Some(st) = lookup_st(r, rt, lookback) {
                     s.floats.push(FPoint { t: ts, f: st as f64 / 1000.0 });
                 }
             }
-            if !s.is_empty() {
-                self.add_samples(s.len())?;
-                out.push(s);
-            }
-        }
-        Ok(out)
+        })
     }
 
     /// The input of a range function whose argument is a matrix selector.
@@ -322,9 +282,12 @@ impl Evaluator<'_> {
             RangeMod::Smoothed => (lb, lb),
         };
         let (rmin, rmax) = self.ref_bounds(&vs.at, &vs.offset);
-        let raw = self.select_raw(vs, rmin - range_ms - before + 1, rmax + after)?;
-        let series: Vec<RangeSeries> = raw.into_iter().map(RangeSeries::from_raw).collect();
-        Ok(RangeInput { series, range_ms, at: vs.at.clone(), offset: vs.offset.clone(), selector_name: vs.name.clone(), modifier })
+        let (sel, load) = self.select_raw(vs, rmin - range_ms - before + 1, rmax + after)?;
+        let series: Vec<RangeSeries> = sel
+            .into_iter()
+            .map(|mut s| RangeSeries { metric: s.take_labels(), stored: Some(s), ..Default::default() })
+            .collect();
+        Ok(RangeInput { series, load, range_ms, at: vs.at.clone(), offset: vs.offset.clone(), selector_name: vs.name.clone(), modifier })
     }
 
     /// A matrix selector evaluated on its own (instant query `foo[5m]`): the raw samples.
@@ -343,7 +306,9 @@ impl Evaluator<'_> {
         let rt = self.ref_time(self.start, &input.at, &input.offset);
         let mut out = Vec::new();
         let (before, after) = self.mod_extent(input.modifier);
-        for s in &input.series {
+        let mut buf = RangeSeries::default();
+        for src in &input.series {
+            let s = src.loaded(&input.load, &mut buf);
             if input.modifier != RangeMod::None {
                 let (f, h) = s.window(rt - input.range_ms - before, rt + after);
                 if !h.is_empty() {
@@ -358,7 +323,7 @@ impl Evaluator<'_> {
                     continue;
                 }
                 self.add_samples(ext.len())?;
-                out.push(Series { metric: s.metric.clone(), floats: ext, histograms: Vec::new(), drop_name: s.drop_name });
+                out.push(Series { metric: src.metric.clone(), floats: ext, histograms: Vec::new(), drop_name: src.drop_name });
                 continue;
             }
             let (f, h) = s.window(rt - input.range_ms, rt);
@@ -366,7 +331,7 @@ impl Evaluator<'_> {
                 continue;
             }
             self.add_samples(f.len() + h.len())?;
-            out.push(Series { metric: s.metric.clone(), floats: f.to_vec(), histograms: h.to_vec(), drop_name: s.drop_name });
+            out.push(Series { metric: src.metric.clone(), floats: f.to_vec(), histograms: h.to_vec(), drop_name: src.drop_name });
         }
         Ok(out)
     }
@@ -385,11 +350,13 @@ impl Evaluator<'_> {
         let range_ms = input.range_ms;
         let (before, after) = self.mod_extent(input.modifier);
         let modifier = input.modifier;
-        let work = |s: &RangeSeries| -> Result<(Series, Annotations, usize)> {
+        let load = input.load;
+        let work = |buf: &mut RangeSeries, src: &RangeSeries| -> Result<(Series, Annotations, usize)> {
+            let s = src.loaded(&load, buf);
             let mut annos = Annotations::default();
-            let mut out = Series { metric: Labels::empty(), drop_name: !keep_name || s.drop_name, ..Default::default() };
+            let mut out = Series { metric: Labels::empty(), drop_name: !keep_name || src.drop_name, ..Default::default() };
             let mut peak = 0usize;
-            let name = s.metric.metric_name().unwrap_or("");
+            let name = src.metric.metric_name().unwrap_or("");
             let mut cur = WindowCursor::default();
             for (i, &(ts, rt)) in refs.iter().enumerate() {
                 if i % 1024 == 1023 {
@@ -407,7 +374,7 @@ impl Evaluator<'_> {
                     range_start: rt - range_ms,
                     range_end: rt,
                     range_ms,
-                    metric: &s.metric,
+                    metric: &src.metric,
                     name,
                     modifier,
                 };
@@ -421,9 +388,10 @@ impl Evaluator<'_> {
             Ok((out, annos, peak))
         };
         let results: Vec<Result<(Series, Annotations, usize)>> = if input.series.len() >= 64 {
-            input.series.par_iter().map(work).collect()
+            input.series.par_iter().map_init(RangeSeries::default, |buf, s| work(buf, s)).collect()
         } else {
-            input.series.iter().map(work).collect()
+            let mut buf = RangeSeries::default();
+            input.series.iter().map(|s| work(&mut buf, s)).collect()
         };
         let mut out = Vec::with_capacity(results.len());
         let mut peak = 0;
@@ -506,12 +474,16 @@ impl Evaluator<'_> {
     pub fn eval_smoothed_selector(&mut self, vs: &VectorSelector) -> Result<Matrix> {
         let lb = self.ctx.lookback_ms;
         let (rmin, rmax) = self.ref_bounds(&vs.at, &vs.offset);
-        let raw = self.select_raw(vs, rmin - lb + 1, rmax + lb)?;
+        let (sel, load) = self.select_raw(vs, rmin - lb + 1, rmax + lb)?;
         let steps = self.steps();
         let mut out = Vec::new();
-        for r in raw {
-            let rs = RangeSeries::from_raw(r);
-            let mut s = Series { metric: rs.metric.clone(), ..Default::default() };
+        let mut buf = RangeSeries::default();
+        for mut one in sel {
+            if !load.decode_range(&one, &mut buf) {
+                continue;
+            }
+            let rs = &buf;
+            let mut s = Series { metric: one.take_labels(), ..Default::default() };
             for si in 0..steps {
                 let ts = self.ts(si);
                 let dt = self.ref_time(ts, &vs.at, &vs.offset);
@@ -520,7 +492,7 @@ impl Evaluator<'_> {
                     continue;
                 }
                 if !f.is_empty() && !h.is_empty() {
-                    let name = rs.metric.metric_name().unwrap_or("").to_string();
+                    let name = s.metric.metric_name().unwrap_or("").to_string();
                     self.warn(format!("encountered a mix of histograms and floats for metric name {name:?}"), &name);
                     continue;
                 }
@@ -531,7 +503,7 @@ impl Evaluator<'_> {
                     } else if i > 0 && i < h.len() {
                         let (p, n) = (&h[i - 1], &h[i]);
                         if p.h.uses_custom_buckets() != n.h.uses_custom_buckets() {
-                            let name = rs.metric.metric_name().unwrap_or("").to_string();
+                            let name = s.metric.metric_name().unwrap_or("").to_string();
                             self.warn(
                                 format!("vector contains a mix of histograms with exponential and custom buckets schemas for metric name {name:?}"),
                                 &name,
@@ -636,7 +608,7 @@ pub(crate) fn pos_in(q: &str, needle: &str) -> String {
     format!(" ({line}:{col})")
 }
 
-fn check_ctx(ctx: &EvalCtx<'_>, site: &'static str) -> Result<()> {
+pub(super) fn check_ctx(ctx: &EvalCtx<'_>, site: &'static str) -> Result<()> {
     if let Some(c) = ctx.cancel {
         if c.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(QueryError::Canceled(site));

@@ -59,10 +59,11 @@ impl Evaluator<'_> {
                     hists: s.histograms,
                     float_sts: Vec::new(),
                     hist_sts: Vec::new(),
+                    stored: None,
                 }
             })
             .collect();
-        Ok(RangeInput { series, range_ms, at: sq.at.clone(), offset: sq.offset.clone(), selector_name: None, modifier: super::selector::RangeMod::None })
+        Ok(RangeInput { series, load: super::lazy::Load::default(), range_ms, at: sq.at.clone(), offset: sq.offset.clone(), selector_name: None, modifier: super::selector::RangeMod::None })
     }
 
     /// A subquery evaluated on its own (instant query): its raw points in the window.

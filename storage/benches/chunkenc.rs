@@ -9,6 +9,10 @@
 //!   query's lookback window at the end of the newest chunk), per seek.
 //! - `float_iter_seek/steps`: one iterator per chunk seeks forward to every 4th sample (a range
 //!   query stepping through a chunk), per seek.
+//! - `open_chunk_newest/{node_exporter_mix,busy_counter}`: the per-series cost of an instant
+//!   query over the head: snapshot an open chunk of 120 samples (`snapshot_bytes`, what a
+//!   select copies per series), seek a fresh iterator to the start of a 5-sample lookback
+//!   window before the newest sample, read to the end; per series.
 //! - `st_chunk_iterate`: decodes every sample and its start timestamp of `FloatSt` chunks
 //!   (the busy counters with a cumulative or a delta start timestamp), per sample, next to the
 //!   same chunks without start timestamps.
@@ -235,5 +239,37 @@ fn bench_st_iterate(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_append, bench_iterate, bench_seek, bench_float_iter_seek, bench_histogram, bench_st_iterate);
+fn bench_open_chunk_newest(c: &mut Criterion) {
+    let mut g = c.benchmark_group("open_chunk_newest");
+    for (name, series) in workloads().into_iter().filter(|(n, _)| *n != "full_precision_gauge") {
+        let builders: Vec<FloatChunkBuilder> = series
+            .iter()
+            .map(|s| {
+                let mut b = FloatChunkBuilder::new();
+                s.iter().for_each(|&(t, v)| b.append(t, v));
+                b
+            })
+            .collect();
+        g.throughput(Throughput::Elements(builders.len() as u64));
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let mut sum = 0.0;
+                for bld in &builders {
+                    let (enc, bytes) = bld.snapshot_bytes();
+                    let lo = bld.max_t().unwrap_or(0) - 4 * workload::SCRAPE_INTERVAL_MS;
+                    let mut it = ChunkIter::new(enc, &bytes);
+                    let mut vt = it.seek(lo);
+                    while vt == ValueType::Float {
+                        sum += it.at().1;
+                        vt = it.next();
+                    }
+                }
+                black_box(sum)
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench_open_chunk_newest, bench_append, bench_iterate, bench_seek, bench_float_iter_seek, bench_histogram, bench_st_iterate);
 criterion_main!(benches);

@@ -58,7 +58,19 @@
 
 use super::bits::{get_uvarint, get_varint, put_uvarint, put_varint, rice_bits, zigzag, BitReader, BitWriter};
 use super::ts::{TsReader, TsWriter};
+use super::float_iter::ValuePoint;
+use super::seek_points::{self, PointState};
 use super::Encoding;
+
+/// Samples between the seek points the head's open chunk keeps for its snapshots
+/// ([`FloatChunkBuilder::snapshot_bytes`]): a query's seek into the open chunk (an instant
+/// query's lookback window ends at its newest sample) decodes at most this many values.
+pub const HEAD_SEEK_POINT_INTERVAL: u32 = 16;
+
+/// Least value-stream bits between two open-chunk seek points (or the chunk start and the
+/// first point) for the later point to be kept: runs of zero codes are skipped in one step
+/// anyway, so a point there would only cost bytes.
+pub const HEAD_MIN_POINT_SPAN_BITS: usize = 128;
 
 /// Largest decimal exponent of [`Encoding::DecimalFloat`]. `10^18` is exact in f64 (every
 /// power of ten up to 10^22 is), which makes decoding one exact-operand division.
@@ -209,6 +221,11 @@ pub struct FloatChunkBuilder {
     ts: TsWriter,
     vals: BitWriter,
     values: Values,
+    /// Seek point table in [`seek_points`]' layout, a point every [`HEAD_SEEK_POINT_INTERVAL`]
+    /// samples, valid for the current value stream (cleared when it is rewritten).
+    points: Vec<u8>,
+    /// `(c, bits)` of the last point in `points`, `(0, 0)` when there is none.
+    last_point: (u32, usize),
 }
 
 impl Default for FloatChunkBuilder {
@@ -224,6 +241,8 @@ impl FloatChunkBuilder {
             ts: TsWriter::default(),
             vals: BitWriter::default(),
             values: Values::Decimal { scale: 0, m0: 0, m_prev: 0 },
+            points: Vec::new(),
+            last_point: (0, 0),
         }
     }
 
@@ -251,11 +270,23 @@ impl FloatChunkBuilder {
 
     /// Resident bytes: the struct plus the streams' heap buffers.
     pub fn memory_bytes(&self) -> usize {
-        std::mem::size_of::<Self>() + self.ts.w.capacity_bytes() + self.vals.capacity_bytes()
+        std::mem::size_of::<Self>() + self.ts.w.capacity_bytes() + self.vals.capacity_bytes() + self.points.capacity()
     }
 
     /// Encoded size if the chunk were snapshot now, bytes.
     pub fn size_bytes(&self) -> usize {
+        use super::bits::uvarint_len;
+        let inner = self.inner_size_bytes();
+        if self.points.is_empty() {
+            return inner;
+        }
+        // The seekable wrapper: n, version, inner encoding, table length, table.
+        uvarint_len(u64::from(self.ts.n)) + 2 + uvarint_len(self.points.len() as u64) + self.points.len() + inner
+    }
+
+    /// Encoded size of the plain chunk (what [`Self::snapshot_bytes`] wraps in seek points),
+    /// bytes.
+    fn inner_size_bytes(&self) -> usize {
         use super::bits::uvarint_len;
         if self.ts.n == 0 {
             return 1;
@@ -297,6 +328,31 @@ impl FloatChunkBuilder {
             }
         }
         self.ts.append(t_ms);
+        if self.ts.n.is_multiple_of(HEAD_SEEK_POINT_INTERVAL) {
+            self.record_point();
+        }
+    }
+
+    /// Adds the value decoder's state after the first `len()` values to the seek point table
+    /// (if the value stream grew by at least [`HEAD_MIN_POINT_SPAN_BITS`] since the last point).
+    fn record_point(&mut self) {
+        let (c, bits) = (self.ts.n, self.vals.bit_len());
+        if c < 2 || bits < self.last_point.1 + HEAD_MIN_POINT_SPAN_BITS {
+            return;
+        }
+        let state = match self.values {
+            // Snapshots code mantissa deltas in varbit: the state is the last mantissa.
+            Values::Decimal { m0, m_prev, .. } => PointState::Decimal { m_rel: m_prev.wrapping_sub(m0), d: None },
+            Values::Xor(x) => PointState::Xor { bits: x.prev, leading: x.leading, trailing: x.trailing },
+        };
+        seek_points::put_point(&mut self.points, self.last_point, &ValuePoint { c, bits, state });
+        self.last_point = (c, bits);
+    }
+
+    /// Forgets the seek points (the value stream is being rewritten).
+    fn clear_points(&mut self) {
+        self.points.clear();
+        self.last_point = (0, 0);
     }
 
     fn start(&mut self, t_ms: i64, v: f64) {
@@ -329,6 +385,7 @@ impl FloatChunkBuilder {
     #[cold]
     fn append_slow(&mut self, v: f64) {
         let Values::Decimal { scale, .. } = self.values else { return };
+        self.clear_points();
         let found = (scale + 1..=MAX_SCALE).find_map(|s| to_mantissa(v, s).map(|m| (s, m)));
         if let Some((new_scale, m)) = found {
             if self.rescale(new_scale) {
@@ -411,10 +468,26 @@ impl FloatChunkBuilder {
 
     /// The chunk as it stands, for queries reading the open head chunk. The builder is not
     /// changed. Returns the encoding and the bytes (one allocation of the chunk's size).
+    ///
+    /// Once the chunk has seek points (from [`HEAD_SEEK_POINT_INTERVAL`] samples on, where the
+    /// value stream is not mostly zero codes) the snapshot is an [`Encoding::SeekableFloat`]
+    /// wrapping the plain chunk, so that a seek near the chunk's end resumes value decoding at
+    /// most [`HEAD_SEEK_POINT_INTERVAL`] samples before its target.
     pub fn snapshot_bytes(&self) -> (Encoding, Vec<u8>) {
+        if self.points.is_empty() {
+            let mut out = Vec::with_capacity(self.size_bytes());
+            let enc = self.write_chunk(&mut out, &self.vals, ValueCode::DELTA_VARBIT, false);
+            return (enc, out);
+        }
         let mut out = Vec::with_capacity(self.size_bytes());
+        let inner = match self.values {
+            Values::Decimal { .. } => Encoding::DecimalFloat,
+            Values::Xor(_) => Encoding::XorFloat,
+        };
+        seek_points::put_wrapper_header(&mut out, self.ts.n, inner, &self.points);
         let enc = self.write_chunk(&mut out, &self.vals, ValueCode::DELTA_VARBIT, false);
-        (enc, out)
+        debug_assert_eq!(enc, inner);
+        (Encoding::SeekableFloat, out)
     }
 
     /// Finishes the chunk: prices delta, delta-of-delta and XOR value streams, returns the
@@ -424,12 +497,13 @@ impl FloatChunkBuilder {
         let out = self.finished_bytes();
         self.ts.clear();
         self.vals.clear();
+        self.clear_points();
         out
     }
 
     /// What [`Self::finish`] returns, without resetting the builder.
     pub fn finished_bytes(&self) -> (Encoding, Vec<u8>) {
-        let mut out = Vec::with_capacity(self.size_bytes());
+        let mut out = Vec::with_capacity(self.inner_size_bytes());
         let Values::Decimal { scale, m0, .. } = self.values else {
             let enc = self.write_chunk(&mut out, &self.vals, ValueCode::DELTA_VARBIT, true);
             return (enc, out);
@@ -530,6 +604,7 @@ impl FloatChunkBuilder {
     pub fn shrink_to_fit(&mut self) {
         self.ts.w.shrink_to_fit();
         self.vals.shrink_to_fit();
+        self.points.shrink_to_fit();
     }
 
     /// Writes the chunk with value stream `vals` (decimal `mode` 0 or 1); `best_ts` prices

@@ -28,6 +28,11 @@
 //!   inner      rest: the whole inner chunk, in its own layout ([`super::float`])
 //! ```
 //!
+//! The head's open chunk keeps points of this layout as it appends, every
+//! [`super::float::HEAD_SEEK_POINT_INTERVAL`] samples, and its snapshots for queries are this
+//! encoding once it has one ([`super::FloatChunkBuilder::snapshot_bytes`]): an instant query
+//! seeks near the open chunk's end.
+//!
 //! A point is written only where the value stream between it and the previous point (or the
 //! chunk start) holds at least [`MIN_POINT_SPAN_BITS`] bits: where values are runs of zero
 //! codes a seek skips them in one step anyway, and the point would be pure overhead. A chunk
@@ -73,21 +78,7 @@ pub fn with_seek_points(enc: Encoding, bytes: Vec<u8>) -> (Encoding, Vec<u8>) {
             if p.bits - last_bits < MIN_POINT_SPAN_BITS {
                 continue;
             }
-            put_uvarint(&mut table, u64::from(p.c - last_c));
-            put_uvarint(&mut table, (p.bits - last_bits) as u64);
-            match p.state {
-                PointState::Xor { bits, leading, trailing } => {
-                    table.push(leading);
-                    table.push(trailing);
-                    table.extend_from_slice(&bits.to_le_bytes());
-                }
-                PointState::Decimal { m_rel, d } => {
-                    put_varint(&mut table, m_rel);
-                    if let Some(d) = d {
-                        put_varint(&mut table, d);
-                    }
-                }
-            }
+            put_point(&mut table, (last_c, last_bits), &p);
             (last_c, last_bits) = (p.c, p.bits);
         }
         if it.err().is_some() || read != n || table.is_empty() {
@@ -95,13 +86,39 @@ pub fn with_seek_points(enc: Encoding, bytes: Vec<u8>) -> (Encoding, Vec<u8>) {
         }
     }
     let mut out = Vec::with_capacity(bytes.len() + table.len() + 8);
-    put_uvarint(&mut out, u64::from(n));
-    out.push(VERSION);
-    out.push(enc as u8);
-    put_uvarint(&mut out, table.len() as u64);
-    out.extend_from_slice(&table);
+    put_wrapper_header(&mut out, n, enc, &table);
     out.extend_from_slice(&bytes);
     (Encoding::SeekableFloat, out)
+}
+
+/// Writes the wrapper's header up to and including the seek point table (`n` samples, inner
+/// encoding `inner`); the inner chunk follows.
+pub(crate) fn put_wrapper_header(out: &mut Vec<u8>, n: u32, inner: Encoding, table: &[u8]) {
+    put_uvarint(out, u64::from(n));
+    out.push(VERSION);
+    out.push(inner as u8);
+    put_uvarint(out, table.len() as u64);
+    out.extend_from_slice(table);
+}
+
+/// Appends seek point `p` to `table`, coded relative to the previous point `prev` (`(c, bits)`,
+/// `(0, 0)` for the first); `p.c > prev.0` and `p.bits >= prev.1`.
+pub(crate) fn put_point(table: &mut Vec<u8>, prev: (u32, usize), p: &ValuePoint) {
+    put_uvarint(table, u64::from(p.c - prev.0));
+    put_uvarint(table, (p.bits - prev.1) as u64);
+    match p.state {
+        PointState::Xor { bits, leading, trailing } => {
+            table.push(leading);
+            table.push(trailing);
+            table.extend_from_slice(&bits.to_le_bytes());
+        }
+        PointState::Decimal { m_rel, d } => {
+            put_varint(table, m_rel);
+            if let Some(d) = d {
+                put_varint(table, d);
+            }
+        }
+    }
 }
 
 /// The value decoder's state at a seek point.

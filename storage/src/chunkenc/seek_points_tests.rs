@@ -219,3 +219,46 @@ fn golden_seek_point_tables() {
     assert_eq!((enc as u8, senc as u8), (2, 4));
     assert_eq!(hex(&b[..b.len() - plain.len()]), "fa0101021078d607ba9813de1278a207b6a726bc15");
 }
+
+/// The open chunk's snapshots carry seek points once the value stream is long enough, and a
+/// seek into a snapshot at any length and any target reads what a linear scan reads (XOR,
+/// decimal, and a decimal stream rewritten as XOR mid-chunk, which drops the points).
+#[test]
+fn open_chunk_snapshots_seek_like_a_scan() {
+    let mut rng = SplitMix64::new(11);
+    let mut sets: Vec<Vec<(i64, f64)>> =
+        workload::node_exporter(40, SAMPLES_PER_CHUNK, 5).into_iter().map(|(_, s)| s).collect();
+    // Decimal for 50 samples, then a full-precision value: the builder switches to XOR.
+    let mut switch: Vec<(i64, f64)> = (0..50).map(|k| (k * 15_000, (k * 7919 % 1000) as f64)).collect();
+    switch.push((50 * 15_000, std::f64::consts::PI));
+    switch.extend((51..120).map(|k| (k * 15_000, rng.unit() * 1e6)));
+    sets.push(switch);
+    let mut seekable = 0;
+    for samples in &sets {
+        let mut b = FloatChunkBuilder::new();
+        for (i, &(t, v)) in samples.iter().enumerate() {
+            b.append(t, v);
+            if i % 5 != 4 && i + 1 != samples.len() {
+                continue;
+            }
+            let (enc, bytes) = b.snapshot_bytes();
+            assert_eq!(bytes.len(), b.size_bytes());
+            seekable += usize::from(enc == Encoding::SeekableFloat);
+            let want = all(enc, &bytes);
+            assert_eq!(want.len(), i + 1);
+            assert_eq!(want, samples[..=i].iter().map(|&(t, v)| (t, v.to_bits())).collect::<Vec<_>>());
+            for (j, &(t, _)) in samples[..=i].iter().enumerate().step_by(3) {
+                assert_eq!(seek_read(enc, &bytes, t, 3), want[j..(j + 4).min(want.len())].to_vec(), "len {} seek {j}", i + 1);
+                // Between two samples: lands on the later one.
+                assert_eq!(seek_read(enc, &bytes, t - 1, 0), want[j..=j].to_vec());
+            }
+            assert!(seek_read(enc, &bytes, samples[i].0 + 1, 0).is_empty());
+        }
+        // Cutting the chunk drops the points: the finished chunk is a plain encoding.
+        let (enc, _) = b.finish();
+        assert!(matches!(enc, Encoding::XorFloat | Encoding::DecimalFloat), "{enc:?}");
+        b.append(0, 1.0);
+        assert_eq!(b.snapshot_bytes().0, Encoding::DecimalFloat);
+    }
+    assert!(seekable > 100, "only {seekable} snapshots had seek points");
+}

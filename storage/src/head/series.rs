@@ -339,16 +339,19 @@ impl SeriesState {
     /// # Errors
     /// [`crate::StorageError::Corruption`] if a chunk file no longer holds a chunk.
     pub(crate) fn chunks_in(&self, mint: i64, maxt: i64, store: &ChunkStore, out: &mut Vec<ChunkHandle>) -> crate::Result<()> {
-        for c in &self.closed {
-            if c.max_t >= mint && c.min_t <= maxt {
-                out.push(store.handle(&c.loc, c.min_t, c.max_t)?);
-            }
+        // Closed chunks are sorted and non-overlapping: the overlapping ones are one run.
+        let first = self.closed.partition_point(|c| c.max_t < mint);
+        let closed = &self.closed[first..];
+        let closed = &closed[..closed.partition_point(|c| c.min_t <= maxt)];
+        let open = self.open.bounds().is_some_and(|(a, b)| b >= mint && a <= maxt);
+        // Exact capacity: a select keeps one such vector per series.
+        out.reserve_exact(closed.len() + usize::from(open));
+        for c in closed {
+            out.push(store.handle(&c.loc, c.min_t, c.max_t)?);
         }
-        if let Some((a, b)) = self.open.bounds() {
-            if b >= mint && a <= maxt {
-                if let Some(h) = self.open.snapshot() {
-                    out.push(h);
-                }
+        if open {
+            if let Some(h) = self.open.snapshot() {
+                out.push(h);
             }
         }
         Ok(())

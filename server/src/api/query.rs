@@ -30,6 +30,12 @@ pub const MAX_POINTS_PER_SERIES: i64 = 11_000;
 /// [`query_cost`]). Process-wide: a query's cost does not depend on the connection.
 static COSTS: LazyLock<query_cost::CostTable> = LazyLock::new(query_cost::CostTable::default);
 
+/// The process-wide cost table, for tests that steer where a query runs.
+#[cfg(test)]
+pub(crate) fn costs() -> &'static query_cost::CostTable {
+    &COSTS
+}
+
 fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }

@@ -12,7 +12,8 @@
 //! - `open_chunk_newest/{node_exporter_mix,busy_counter}`: the per-series cost of an instant
 //!   query over the head: snapshot an open chunk of 120 samples (`snapshot_bytes`, what a
 //!   select copies per series), seek a fresh iterator to the start of a 5-sample lookback
-//!   window before the newest sample, read to the end; per series.
+//!   window before the newest sample, read to the end; per series. On the workload's jittered
+//!   timestamps and on the same values at exact scrape-interval timestamps.
 //! - `st_chunk_iterate`: decodes every sample and its start timestamp of `FloatSt` chunks
 //!   (the busy counters with a cumulative or a delta start timestamp), per sample, next to the
 //!   same chunks without start timestamps.
@@ -241,7 +242,18 @@ fn bench_st_iterate(c: &mut Criterion) {
 
 fn bench_open_chunk_newest(c: &mut Criterion) {
     let mut g = c.benchmark_group("open_chunk_newest");
+    let mut sets: Vec<(String, Vec<Vec<(i64, f64)>>)> = Vec::new();
     for (name, series) in workloads().into_iter().filter(|(n, _)| *n != "full_precision_gauge") {
+        // The same values on exact scrape-interval timestamps (remote-write from a scraper
+        // that aligns its scrapes): the timestamp seek is O(1), the value column is the cost.
+        let regular = series
+            .iter()
+            .map(|s| s.iter().enumerate().map(|(i, &(_, v))| (1_700_000_000_000 + i as i64 * workload::SCRAPE_INTERVAL_MS, v)).collect())
+            .collect();
+        sets.push((format!("{name}/regular_ts"), regular));
+        sets.push((format!("{name}/jittered_ts"), series));
+    }
+    for (name, series) in sets {
         let builders: Vec<FloatChunkBuilder> = series
             .iter()
             .map(|s| {

@@ -226,6 +226,9 @@ impl Evaluator<'_> {
         self.check("vector selector")?;
         let refs = self.step_refs(&vs.at, &vs.offset);
         self.map_selected(sel, load, false, "vector selector", |r, s| {
+            if r.hists.is_empty() {
+                s.floats.reserve_exact(steps_reaching(&refs, &r.floats, lookback, 0, |p| p.t));
+            }
             for &(ts, rt) in &refs {
                 match lookup(r, rt, lookback) {
                     Lookup::None => {}
@@ -357,6 +360,11 @@ impl Evaluator<'_> {
             let mut out = Series { metric: Labels::empty(), drop_name: !keep_name || src.drop_name, ..Default::default() };
             let mut peak = 0usize;
             let name = src.metric.metric_name().unwrap_or("");
+            if s.hists.is_empty() {
+                out.floats.reserve_exact(steps_reaching(&refs, &s.floats, range_ms + before, after, |p| p.t));
+            } else if s.floats.is_empty() {
+                out.histograms.reserve_exact(steps_reaching(&refs, &s.hists, range_ms + before, after, |p| p.t));
+            }
             let mut cur = WindowCursor::default();
             for (i, &(ts, rt)) in refs.iter().enumerate() {
                 if i % 1024 == 1023 {
@@ -410,6 +418,15 @@ impl Evaluator<'_> {
         self.sub_samples(peak);
         Ok(out)
     }
+}
+
+/// How many steps' windows `(rt - before, rt + after]` can hold a point of `ps` (sorted by
+/// time): the exact capacity of a series' output when every such step yields a point, and
+/// an upper bound otherwise.
+fn steps_reaching<T>(refs: &[(i64, i64)], ps: &[T], before: i64, after: i64, t: impl Fn(&T) -> i64) -> usize {
+    let (Some(first), Some(last)) = (ps.first(), ps.last()) else { return 0 };
+    let (first, last) = (t(first), t(last));
+    refs.iter().filter(|&&(_, rt)| rt.saturating_add(after) >= first && rt.saturating_sub(before) < last).count()
 }
 
 /// Window bounds of one series carried from step to step: steps move forward in time, so

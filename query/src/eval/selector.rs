@@ -645,54 +645,42 @@ enum Lookup<'a> {
     H(i64, &'a std::sync::Arc<storage::FloatHistogram>),
 }
 
-/// The newest sample in `(rt - lookback, rt]`, unless it is a staleness marker.
-fn lookup(r: &RawSeries, rt: i64, lookback: i64) -> Lookup<'_> {
+/// Which sample a vector selector picks at reference time `rt`: the newest float or histogram
+/// sample in `(rt - lookback, rt]` (by index into `floats` / `hists`), if any.
+enum Pick {
+    F(usize),
+    H(usize),
+}
+
+fn pick(r: &RawSeries, rt: i64, lookback: i64) -> Option<Pick> {
     let fi = r.floats.partition_point(|p| p.t <= rt);
     let hi = r.hists.partition_point(|p| p.t <= rt);
-    let f = if fi > 0 && r.floats[fi - 1].t > rt - lookback { Some(fi - 1) } else { None };
-    let h = if hi > 0 && r.hists[hi - 1].t > rt - lookback { Some(hi - 1) } else { None };
+    let f = (fi > 0 && r.floats[fi - 1].t > rt - lookback).then(|| fi - 1);
+    let h = (hi > 0 && r.hists[hi - 1].t > rt - lookback).then(|| hi - 1);
     match (f, h) {
-        (None, None) => Lookup::None,
-        (Some(i), None) => float_or_stale(r, i),
-        (None, Some(j)) => Lookup::H(r.hists[j].t, &r.hists[j].h),
-        (Some(i), Some(j)) => {
-            if r.floats[i].t > r.hists[j].t {
-                float_or_stale(r, i)
-            } else {
-                Lookup::H(r.hists[j].t, &r.hists[j].h)
-            }
-        }
+        (None, None) => None,
+        (Some(i), None) => Some(Pick::F(i)),
+        (None, Some(j)) => Some(Pick::H(j)),
+        (Some(i), Some(j)) if r.floats[i].t > r.hists[j].t => Some(Pick::F(i)),
+        (Some(_), Some(j)) => Some(Pick::H(j)),
+    }
+}
+
+/// The newest sample in `(rt - lookback, rt]`, unless it is a staleness marker.
+fn lookup(r: &RawSeries, rt: i64, lookback: i64) -> Lookup<'_> {
+    match pick(r, rt, lookback) {
+        None => Lookup::None,
+        Some(Pick::F(i)) if is_stale_nan(r.floats[i].f) => Lookup::None,
+        Some(Pick::F(i)) => Lookup::F(r.floats[i].t, r.floats[i].f),
+        Some(Pick::H(j)) => Lookup::H(r.hists[j].t, &r.hists[j].h),
     }
 }
 
 /// The start timestamp (0 if none) of the sample [`lookup`] picks, if it picks one.
 fn lookup_st(r: &RawSeries, rt: i64, lookback: i64) -> Option<i64> {
-    let fi = r.floats.partition_point(|p| p.t <= rt);
-    let hi = r.hists.partition_point(|p| p.t <= rt);
-    let f = if fi > 0 && r.floats[fi - 1].t > rt - lookback { Some(fi - 1) } else { None };
-    let h = if hi > 0 && r.hists[hi - 1].t > rt - lookback { Some(hi - 1) } else { None };
-    let float_st = |i: usize| {
-        if is_stale_nan(r.floats[i].f) {
-            None
-        } else {
-            Some(r.float_sts.get(i).copied().unwrap_or(0))
-        }
-    };
-    let hist_st = |j: usize| Some(r.hist_sts.get(j).copied().unwrap_or(0));
-    match (f, h) {
-        (None, None) => None,
-        (Some(i), None) => float_st(i),
-        (None, Some(j)) => hist_st(j),
-        (Some(i), Some(j)) if r.floats[i].t > r.hists[j].t => float_st(i),
-        (Some(_), Some(j)) => hist_st(j),
-    }
-}
-
-fn float_or_stale(r: &RawSeries, i: usize) -> Lookup<'_> {
-    let p = r.floats[i];
-    if is_stale_nan(p.f) {
-        Lookup::None
-    } else {
-        Lookup::F(p.t, p.f)
+    match pick(r, rt, lookback)? {
+        Pick::F(i) if is_stale_nan(r.floats[i].f) => None,
+        Pick::F(i) => Some(r.float_sts.get(i).copied().unwrap_or(0)),
+        Pick::H(j) => Some(r.hist_sts.get(j).copied().unwrap_or(0)),
     }
 }

@@ -11,13 +11,25 @@
 //! - CPU seconds per million samples are the server's utime + stime from the first window's
 //!   start to the last window's end: this includes background work (compaction, merges) done
 //!   while another system was being fed, which is work the ingest caused.
-//! - Peak RSS is `VmHWM` after ingest and queries.
+//! - Settle: after ingest and before the first query, every server is left alone until it is
+//!   idle (its own utime + stime below 3% of a core in two consecutive 10 s windows, bounded by
+//!   `--settle-timeout`; see [`crate::settle`]), so queries measure the steady state, not the
+//!   tail of ingest: Prometheus compacts its head and then its 2 h blocks into larger ones for
+//!   minutes after a 24 h backfill, and a query meanwhile competes with that work for the
+//!   machine (last session's Prometheus medians moved by up to 3.4× between runs that way).
+//!   How long each system took to settle, and whether it hit the bound, is in the report.
+//! - Peak RSS is `VmHWM` after ingest, settle and queries.
+//! - Kept data (`--keep-data`, `--reuse-data`, see [`crate::reuse`]): a reused run restarts
+//!   every system on the data a fresh run left, with the same flags, and runs the settle phase
+//!   (WAL replay, any compaction the restart starts) and the same queries at the same
+//!   evaluation time. Its query figures compare with the fresh run's; its peak RSS is that of
+//!   restart + queries, and it has no ingest figures.
 //! - Bytes on disk: see [`crate::disk`].
 //! - The load generator runs on the same machine and costs the same for every system (the
 //!   bodies are encoded before anything is timed).
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::disk::{self, DiskUsage};
@@ -27,6 +39,8 @@ use crate::machine::{CpuSample, MachineInfo};
 use crate::procstat::{cpu_seconds, peak_rss_bytes};
 use crate::queries::{self, compare, dashboard_cases, eval_time_ms, Answer, Comparison, QueryCase};
 use crate::requests::{encode_workload, BatchConfig, EncodedWorkload, Protocol};
+use crate::reuse::{now_utc, prepare_keep_dir, KeptBatch, KeptData, KeptSystem, KeptWorkload, ReusedFrom};
+use crate::settle::{settle_all, SettleConfig, SettleOutcome};
 use crate::systems::{ensure_hearth_built, ensure_peers_installed, RunningSystem, SystemKind};
 use crate::workload::{Workload, WorkloadConfig};
 
@@ -51,6 +65,16 @@ pub struct CompareConfig {
     pub rebuild_hearth: bool,
     /// Install missing peers with apt-get. Default true.
     pub install_peers: bool,
+    /// The settle phase before queries.
+    pub settle: SettleConfig,
+    /// Keep every system's data directory (and [`KeptData`]) here instead of a temporary
+    /// directory. Default none.
+    pub keep_data: Option<PathBuf>,
+    /// Skip encode and ingest: start the systems on the data kept in this directory and run the
+    /// query phase only. `workload` and `batch` are then taken from its [`KeptData`].
+    pub reuse_data: Option<PathBuf>,
+    /// The command line, recorded in kept data. Default empty.
+    pub command: String,
 }
 
 impl Default for CompareConfig {
@@ -65,6 +89,10 @@ impl Default for CompareConfig {
             hearth_bin: None,
             rebuild_hearth: false,
             install_peers: true,
+            settle: SettleConfig::default(),
+            keep_data: None,
+            reuse_data: None,
+            command: String::new(),
         }
     }
 }
@@ -93,7 +121,9 @@ pub struct SystemResult {
     pub load: LoadReport,
     /// Server CPU seconds over the ingest phase.
     pub ingest_cpu_seconds: Option<f64>,
-    /// `VmHWM` after ingest and queries, bytes.
+    /// How long it took to become idle before the queries.
+    pub settle: Option<SettleOutcome>,
+    /// `VmHWM` after ingest (or restart), settle and queries, bytes.
     pub peak_rss_bytes: Option<u64>,
     /// Bytes on disk after a flush.
     pub disk: Option<DiskUsage>,
@@ -138,14 +168,18 @@ pub struct CompareReport {
     pub check_from_t_ms: i64,
     /// The system answers were compared against.
     pub reference: Option<SystemKind>,
-    /// Seconds spent generating and encoding.
+    /// Seconds spent generating and encoding (0 for reused data).
     pub encode_seconds: f64,
+    /// The kept data this run restarted on, if it did.
+    pub reused: Option<ReusedFrom>,
+    /// Where this run's data was kept, if it was.
+    pub kept: Option<PathBuf>,
     /// The machine and how busy it was.
     pub machine: MachineInfo,
     /// Machine CPU busy fraction (0..=1 of all cores) over the measured phases, and the share of
     /// it our processes (servers and runner) account for.
     pub machine_busy: (f64, f64),
-    /// `/proc/loadavg` at start, after ingest, after queries.
+    /// `/proc/loadavg` at start, after ingest, after settle, after queries.
     pub loadavg: Vec<(String, String)>,
     /// Wall time of the whole run, seconds.
     pub wall_seconds: f64,
@@ -168,19 +202,78 @@ fn version_of(kind: SystemKind, hearth_bin: Option<&PathBuf>) -> String {
         SystemKind::Hearth => {
             let git = out("git".as_ref(), &["-C", &crate::systems::workspace_root().display().to_string(), "describe", "--always", "--dirty"]);
             let v = hearth_bin.and_then(|b| out(b.as_os_str(), &["--version"]));
-            Some(format!("{} (git {})", v.unwrap_or_else(|| "hearth".into()), git.unwrap_or_else(|| "?".into())))
+            // The workspace's revision says which build only for the default binary.
+            let origin = match hearth_bin {
+                Some(b) if !b.starts_with(crate::systems::workspace_root()) => format!("binary {}", b.display()),
+                _ => format!("git {}", git.unwrap_or_else(|| "?".into())),
+            };
+            Some(format!("{} ({origin})", v.unwrap_or_else(|| "hearth".into())))
         }
     }
     .unwrap_or_else(|| "unknown".into())
 }
 
+/// The data's shape, from the encoder or from kept data.
+struct DataFacts {
+    samples: u64,
+    series_total: usize,
+    requests: usize,
+    body_bytes: u64,
+    start_t_ms: i64,
+    end_t_ms: i64,
+}
+
+/// Where the servers' data directories live for this run.
+enum DataRoot {
+    Temp(tempfile::TempDir),
+    Kept(PathBuf),
+}
+
+impl DataRoot {
+    fn path(&self) -> &Path {
+        match self {
+            DataRoot::Temp(t) => t.path(),
+            DataRoot::Kept(p) => p,
+        }
+    }
+}
+
+/// Loads the kept data of `dir` and checks that it holds every system asked for.
+fn load_reused(dir: &Path, systems: &[SystemKind]) -> Result<ReusedFrom> {
+    let kept = KeptData::read(dir)?;
+    let missing: Vec<&str> = systems.iter().filter(|k| !kept.has(**k)).map(|k| k.name()).collect();
+    if !missing.is_empty() {
+        let have: Vec<&str> = kept.systems.iter().map(|s| s.name.as_str()).collect();
+        return Err(BenchError::Config(format!("--reuse-data {}: no data of {missing:?} (kept: {have:?})", dir.display())));
+    }
+    Ok(ReusedFrom { dir: dir.to_path_buf(), kept })
+}
+
 /// Runs the comparison. Failures of one system are recorded in its [`SystemResult`] and the
 /// others go on; only errors that stop every system (bad config, encoding) are returned.
-pub fn run(config: CompareConfig) -> Result<CompareReport> {
+pub fn run(mut config: CompareConfig) -> Result<CompareReport> {
     let wall = Instant::now();
+    if config.keep_data.is_some() && config.reuse_data.is_some() {
+        return Err(BenchError::Config("--keep-data and --reuse-data exclude each other (reused data is kept where it is)".into()));
+    }
+    let reused = config.reuse_data.as_deref().map(|d| load_reused(d, &config.systems)).transpose()?;
+    if let Some(r) = &reused {
+        config.workload = (&r.kept.workload).into();
+        config.batch = r.kept.batch.to_config()?;
+    }
     if config.batch.protocol == Protocol::V2 && config.systems.iter().any(|s| *s != SystemKind::Hearth) {
         return Err(BenchError::Config("Prometheus 2.42 and VictoriaMetrics 1.79 accept remote-write 1.0 only".into()));
     }
+    let root = match (&config.keep_data, &reused) {
+        (Some(dir), _) => {
+            prepare_keep_dir(dir, &config.systems)?;
+            DataRoot::Kept(dir.clone())
+        }
+        (None, Some(r)) => DataRoot::Kept(r.dir.clone()),
+        (None, None) => {
+            DataRoot::Temp(tempfile::Builder::new().prefix("hearth-bench-").tempdir().map_err(|e| BenchError::io("temp dir", e))?)
+        }
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -197,6 +290,7 @@ pub fn run(config: CompareConfig) -> Result<CompareReport> {
             failure: None,
             load: LoadReport::default(),
             ingest_cpu_seconds: None,
+            settle: None,
             peak_rss_bytes: None,
             disk: None,
             queries: Vec::new(),
@@ -225,26 +319,54 @@ pub fn run(config: CompareConfig) -> Result<CompareReport> {
         r.version = version_of(r.kind, hearth_bin.as_ref());
     }
 
-    // Data, encoded before anything is timed.
+    // Data, encoded before anything is timed (or kept from an earlier run).
     let t0 = Instant::now();
-    let mut workload = Workload::new(config.workload.clone())?;
-    let encoded = encode_workload(&mut workload, &config.batch, config.max_body_bytes)?;
-    let encode_seconds = t0.elapsed().as_secs_f64();
-    let requests: usize = encoded.shards.iter().map(Vec::len).sum();
-    eprintln!(
-        "hearth-bench: {} samples of {} series in {requests} requests ({} MiB snappy) encoded in {encode_seconds:.1} s",
-        encoded.samples,
-        encoded.series_total,
-        encoded.body_bytes >> 20
-    );
+    let (encoded, facts) = match &reused {
+        Some(r) => {
+            let k = &r.kept;
+            eprintln!("hearth-bench: reusing the data kept in {} at {} ({} samples)", r.dir.display(), k.created_utc, k.samples);
+            let facts = DataFacts {
+                samples: k.samples,
+                series_total: k.series_total,
+                requests: k.requests,
+                body_bytes: k.body_bytes,
+                start_t_ms: k.start_t_ms,
+                end_t_ms: k.end_t_ms,
+            };
+            (None, facts)
+        }
+        None => {
+            let mut workload = Workload::new(config.workload.clone())?;
+            let encoded = encode_workload(&mut workload, &config.batch, config.max_body_bytes)?;
+            let facts = DataFacts {
+                samples: encoded.samples,
+                series_total: encoded.series_total,
+                requests: encoded.shards.iter().map(Vec::len).sum(),
+                body_bytes: encoded.body_bytes,
+                start_t_ms: encoded.start_t_ms,
+                end_t_ms: encoded.end_t_ms,
+            };
+            (Some(encoded), facts)
+        }
+    };
+    let encode_seconds = if encoded.is_some() { t0.elapsed().as_secs_f64() } else { 0.0 };
+    if encoded.is_some() {
+        eprintln!(
+            "hearth-bench: {} samples of {} series in {} requests ({} MiB snappy) encoded in {encode_seconds:.1} s",
+            facts.samples,
+            facts.series_total,
+            facts.requests,
+            facts.body_bytes >> 20
+        );
+    }
 
-    // Servers.
-    let dir = tempfile::Builder::new().prefix("hearth-bench-").tempdir().map_err(|e| BenchError::io("temp dir", e))?;
+    // Servers. On kept data a restart replays the WAL first: allow it time.
+    let ready_timeout = Duration::from_secs(if reused.is_some() { 1200 } else { 120 });
     let mut running: HashMap<SystemKind, RunningSystem> = HashMap::new();
     for r in results.iter_mut().filter(|r| r.alive()) {
-        let started = RunningSystem::start(r.kind, dir.path(), hearth_bin.as_deref());
+        let started = RunningSystem::start(r.kind, root.path(), hearth_bin.as_deref());
         match started {
-            Ok(mut sys) => match rt.block_on(sys.wait_ready(&http, Duration::from_secs(120))) {
+            Ok(mut sys) => match rt.block_on(sys.wait_ready(&http, ready_timeout)) {
                 Ok(()) => {
                     running.insert(r.kind, sys);
                 }
@@ -259,12 +381,16 @@ pub fn run(config: CompareConfig) -> Result<CompareReport> {
     let machine_cpu0 = CpuSample::now();
     let own_cpu0 = own_cpu(&running);
 
-    ingest(&rt, &http, &config, &encoded, &mut results, &mut running);
-    loadavg.push(("after ingest".to_string(), MachineInfo::loadavg()));
+    if let Some(encoded) = &encoded {
+        ingest(&rt, &http, &config, encoded, &mut results, &mut running);
+        loadavg.push(("after ingest".to_string(), MachineInfo::loadavg()));
+    }
+    settle(&config.settle, &mut results, &running);
+    loadavg.push(("after settle".to_string(), MachineInfo::loadavg()));
 
     let cases = dashboard_cases();
-    let eval_t_ms = eval_time_ms(encoded.end_t_ms);
-    let check_from = queries::check_from_t_ms(encoded.start_t_ms, config.workload.scrape_interval_ms);
+    let eval_t_ms = eval_time_ms(facts.end_t_ms);
+    let check_from = queries::check_from_t_ms(facts.start_t_ms, config.workload.scrape_interval_ms);
     let reference = run_queries(&rt, &http, &config, &cases, (eval_t_ms, check_from), &mut results, &running);
     loadavg.push(("after queries".to_string(), MachineInfo::loadavg()));
     let machine_cpu1 = CpuSample::now();
@@ -289,33 +415,77 @@ pub fn run(config: CompareConfig) -> Result<CompareReport> {
             continue;
         }
         if let Some(sys) = running.get_mut(&r.kind) {
-            match rt.block_on(disk::measure(&http, sys, encoded.samples)) {
+            match rt.block_on(disk::measure(&http, sys, facts.samples)) {
                 Ok(d) => r.disk = Some(d),
                 Err(e) => r.fail(format!("disk measurement: {e}")),
             }
         }
     }
+    // Kept data is used again: give every server time for a clean shutdown.
+    let grace = Duration::from_secs(if matches!(root, DataRoot::Kept(_)) { 300 } else { 30 });
     for (_, mut sys) in running.drain() {
-        sys.child.terminate(Duration::from_secs(30));
+        sys.child.terminate(grace);
     }
+    let kept = match &config.keep_data {
+        Some(dir) => {
+            let (created_unix_s, created_utc) = now_utc();
+            let meta = KeptData {
+                format_version: crate::reuse::FORMAT_VERSION,
+                created_unix_s,
+                created_utc,
+                command: config.command.clone(),
+                systems: results.iter().map(|r| KeptSystem { name: r.kind.name().into(), version: r.version.clone() }).collect(),
+                workload: KeptWorkload::from(&config.workload),
+                batch: KeptBatch::from(&config.batch),
+                start_t_ms: facts.start_t_ms,
+                end_t_ms: facts.end_t_ms,
+                eval_t_ms,
+                check_from_t_ms: check_from,
+                samples: facts.samples,
+                series_total: facts.series_total,
+                requests: facts.requests,
+                body_bytes: facts.body_bytes,
+            };
+            meta.write(dir)?;
+            eprintln!("hearth-bench: data kept in {}", dir.display());
+            Some(dir.clone())
+        }
+        None => None,
+    };
     Ok(CompareReport {
         config,
         cases,
         systems: results,
-        samples: encoded.samples,
-        series_total: encoded.series_total,
-        requests,
-        body_bytes: encoded.body_bytes,
-        data_range: (encoded.start_t_ms, encoded.end_t_ms),
+        samples: facts.samples,
+        series_total: facts.series_total,
+        requests: facts.requests,
+        body_bytes: facts.body_bytes,
+        data_range: (facts.start_t_ms, facts.end_t_ms),
         eval_t_ms,
         check_from_t_ms: check_from,
         reference,
         encode_seconds,
+        reused,
+        kept,
         machine,
         machine_busy: (busy, own_share),
         loadavg,
         wall_seconds: wall.elapsed().as_secs_f64(),
     })
+}
+
+/// The settle phase (module doc): waits until every running system is idle.
+fn settle(config: &SettleConfig, results: &mut [SystemResult], running: &HashMap<SystemKind, RunningSystem>) {
+    let pids: Vec<(SystemKind, u32)> =
+        results.iter().filter(|r| r.alive()).filter_map(|r| running.get(&r.kind).map(|s| (r.kind, s.pid()))).collect();
+    let mut outcomes = settle_all(&pids, config);
+    for r in results.iter_mut() {
+        match outcomes.remove(&r.kind) {
+            Some(Ok(o)) => r.settle = Some(o),
+            Some(Err(e)) => r.fail(format!("exited while settling: {e}")),
+            None => {}
+        }
+    }
 }
 
 /// CPU seconds of the servers and this runner.

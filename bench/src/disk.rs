@@ -15,7 +15,8 @@
 //!   shutdown) and its data directory measured without `wal/`, which leaves out the series index
 //!   of data still in the head; the method used is reported.
 //!
-//! Sizes are apparent sizes (sum of file lengths), hard links counted once.
+//! Sizes are apparent sizes (sum of file lengths), hard links counted once. A snapshot is
+//! removed once measured, so kept data (`--keep-data`) does not grow from run to run.
 
 use std::time::Duration;
 
@@ -83,6 +84,14 @@ pub fn parse_vm_rows(text: &str) -> (u64, u64) {
     (rows, pending)
 }
 
+/// Bytes of a snapshot directory; the directory is removed afterwards (its blocks are hard
+/// links or copies: removing it never touches the live data).
+fn measure_and_remove(snapshot_dir: &std::path::Path) -> Result<u64> {
+    let bytes = dir_bytes(snapshot_dir, &[])?;
+    std::fs::remove_dir_all(snapshot_dir).map_err(|e| BenchError::io(snapshot_dir.display().to_string(), e))?;
+    Ok(bytes)
+}
+
 /// Measures `sys` per the module doc. For Hearth without a snapshot endpoint this stops the
 /// server, so call it last.
 /// `expected_samples` is how many samples `sys` was sent (VictoriaMetrics is waited for until
@@ -94,7 +103,7 @@ pub async fn measure(client: &reqwest::Client, sys: &mut RunningSystem, expected
             let name = snapshot(client, sys)
                 .await?
                 .ok_or_else(|| BenchError::Process("prometheus: snapshot API refused".into()))?;
-            let bytes = dir_bytes(&sys.data_dir.join("snapshots").join(&name), &[])?;
+            let bytes = measure_and_remove(&sys.data_dir.join("snapshots").join(&name))?;
             Ok(DiskUsage {
                 bytes,
                 total_bytes,
@@ -134,7 +143,7 @@ pub async fn measure(client: &reqwest::Client, sys: &mut RunningSystem, expected
         SystemKind::Hearth => {
             let total_before = dir_bytes(&sys.data_dir, &["snapshots"])?;
             if let Some(name) = snapshot(client, sys).await? {
-                let bytes = dir_bytes(&sys.data_dir.join("snapshots").join(&name), &[])?;
+                let bytes = measure_and_remove(&sys.data_dir.join("snapshots").join(&name))?;
                 return Ok(DiskUsage {
                     bytes,
                     total_bytes: total_before,

@@ -10,6 +10,8 @@
 //! - [`procstat`]: CPU seconds, peak RSS (`/proc`) and bytes on disk of a server.
 //! - [`systems`]: starts and stops Prometheus, VictoriaMetrics and Hearth on loopback ports.
 //! - [`queries`]: Grafana-style queries, their timing and answer comparison.
+//! - [`settle`]: waits until every server is idle before the queries.
+//! - [`reuse`]: keeps a run's data directories for query-only runs on them.
 //! - [`compare`]: the `compare` run that ties it all together, and [`report`] its table.
 #![warn(missing_docs)]
 
@@ -22,6 +24,8 @@ pub mod procstat;
 pub mod queries;
 pub mod report;
 pub mod requests;
+pub mod reuse;
+pub mod settle;
 pub mod systems;
 pub mod units;
 pub mod workload;

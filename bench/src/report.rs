@@ -235,7 +235,67 @@ pub fn markdown(r: &CompareReport, command: &str) -> String {
     out
 }
 
+/// Where the data came from: ingested by this run (and kept?), or reused from a kept run.
+fn data_origin(out: &mut String, r: &CompareReport) {
+    match (&r.reused, &r.kept) {
+        (Some(u), _) => {
+            let _ = writeln!(out, "**Data reused**");
+            let _ = writeln!(out);
+            let _ = writeln!(
+                out,
+                "- Query phase only, on the data kept in `{}` by the run of {} (no encode, no ingest in this run: the ingest rows are n/a). Each system was restarted on its kept data directory with the flags of a fresh run, then settled; peak RSS is that of the restart (WAL replay) and the queries.",
+                u.dir.display(),
+                u.kept.created_utc
+            );
+            let versions: Vec<String> = u.kept.systems.iter().map(|s| format!("{}: {}", s.name, s.version)).collect();
+            let _ = writeln!(out, "- Written by: {}.", versions.join("; "));
+            let _ = writeln!(out, "- That run's command: `{}`", u.kept.command);
+            let _ = writeln!(out);
+        }
+        (None, Some(dir)) => {
+            let _ = writeln!(out, "**Data kept** in `{}` (rerun the query phase on it with `--reuse-data {}`).", dir.display(), dir.display());
+            let _ = writeln!(out);
+        }
+        (None, None) => {}
+    }
+}
+
+/// How long each system took to become idle before the queries.
+fn settle_notes(out: &mut String, r: &CompareReport) {
+    let s = &r.config.settle;
+    let _ = writeln!(
+        out,
+        "**Settle** (before the queries, each system's own CPU below {:.0}% of a core in {} consecutive {} s windows, at most {} s)",
+        s.max_busy_cores * 100.0,
+        s.windows,
+        s.window.as_secs(),
+        s.timeout.as_secs()
+    );
+    let _ = writeln!(out);
+    for sys in &r.systems {
+        let line = match &sys.settle {
+            Some(o) if o.settled => format!(
+                "idle after {:.0} s ({:.1} CPU s meanwhile; {:.1}% of a core in the last window)",
+                o.seconds,
+                o.cpu_seconds,
+                o.last_window_cores * 100.0
+            ),
+            Some(o) => format!(
+                "**still busy at the bound** ({:.0} s; {:.1} CPU s meanwhile; {:.1}% of a core in the last window): its queries ran while it worked",
+                o.seconds,
+                o.cpu_seconds,
+                o.last_window_cores * 100.0
+            ),
+            None => "not measured (failed before)".to_string(),
+        };
+        let _ = writeln!(out, "- {}: {line}.", short_name(sys.kind));
+    }
+    let _ = writeln!(out);
+}
+
 fn notes(out: &mut String, r: &CompareReport, command: &str) {
+    data_origin(out, r);
+    settle_notes(out, r);
     let _ = writeln!(out, "**Failures**");
     let _ = writeln!(out);
     let mut any = false;
@@ -320,9 +380,13 @@ fn notes(out: &mut String, r: &CompareReport, command: &str) {
         }
     }
     let c = &r.config;
+    let how = match &r.reused {
+        Some(u) => format!("ingested by the run of {} and reused (see above)", u.kept.created_utc),
+        None => format!("encoded in {:.1} s before timing", r.encode_seconds),
+    };
     let _ = writeln!(
         out,
-        "- Data: {} series active per scrape ({} distinct with churn), {} samples, scrape interval {} s, span {:.1} h ending at t={} ms, churn {}, seed {}; {} remote-write {:?} requests of ≤ {} samples over {} connections, {} MiB snappy-compressed, encoded in {:.1} s before timing.",
+        "- Data: {} series active per scrape ({} distinct with churn), {} samples, scrape interval {} s, span {:.1} h ending at t={} ms, churn {}, seed {}; {} remote-write {:?} requests of ≤ {} samples over {} connections, {} MiB snappy-compressed, {how}.",
         c.workload.series,
         r.series_total,
         r.samples,
@@ -336,7 +400,6 @@ fn notes(out: &mut String, r: &CompareReport, command: &str) {
         c.batch.max_samples_per_request,
         c.batch.shards,
         r.body_bytes >> 20,
-        r.encode_seconds
     );
     let _ = writeln!(
         out,
@@ -360,7 +423,7 @@ fn notes(out: &mut String, r: &CompareReport, command: &str) {
     let _ = writeln!(out, "- Load average {}.", la.join("; "));
     let _ = writeln!(
         out,
-        "- Machine CPU busy {:.0}% of all cores during ingest and queries; the servers under test and this runner account for {:.0}%, other processes for the rest.",
+        "- Machine CPU busy {:.0}% of all cores during ingest, settle and queries; the servers under test and this runner account for {:.0}%, other processes for the rest.",
         r.machine_busy.0 * 100.0,
         r.machine_busy.1 * 100.0
     );

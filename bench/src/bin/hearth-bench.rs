@@ -3,6 +3,11 @@
 //! ```sh
 //! # side by side with Prometheus and VictoriaMetrics (installs them with apt-get if missing)
 //! cargo run --release -p bench --bin hearth-bench -- compare --series 100000 --span 3h
+//! # keep the data directories; later, run only the queries on them (any Hearth binary)
+//! cargo run --release -p bench --bin hearth-bench -- compare --series 100000 --span 24h \
+//!     --scrape-interval 60s --systems hearth,prometheus --keep-data /work/bench-data/100k
+//! cargo run --release -p bench --bin hearth-bench -- compare --systems hearth,prometheus \
+//!     --reuse-data /work/bench-data/100k --hearth-bin /tmp/hearth-new
 //! # only the workload: generate and encode, print its shape
 //! cargo run --release -p bench --bin hearth-bench -- generate --series 10000 --span 1h
 //! # load one running server
@@ -20,6 +25,7 @@ use clap::{Args, Parser, Subcommand};
 use bench::compare::{self, CompareConfig};
 use bench::load::{client, send_window, LoadReport};
 use bench::requests::{encode_workload, BatchConfig, Protocol};
+use bench::settle::SettleConfig;
 use bench::systems::SystemKind;
 use bench::units::parse_duration_ms;
 use bench::workload::{Workload, WorkloadConfig};
@@ -99,6 +105,22 @@ struct CompareArgs {
     /// Also write the Markdown report to this file.
     #[arg(long)]
     markdown_out: Option<PathBuf>,
+    /// Longest wait for every server to become idle after ingest (or restart) before the
+    /// queries (e.g. 20m); a server still busy then is reported so and queried anyway.
+    #[arg(long, default_value = "20m")]
+    settle_timeout: String,
+    /// Idle threshold of the settle phase: a server's own CPU, percent of one core, in each
+    /// of two consecutive 10 s windows.
+    #[arg(long, default_value_t = 3.0)]
+    settle_threshold_percent: f64,
+    /// Keep each system's data directory in DIR (created; must not hold a kept run) for later
+    /// `--reuse-data DIR` runs, instead of a temporary directory.
+    #[arg(long, value_name = "DIR", conflicts_with = "reuse_data")]
+    keep_data: Option<PathBuf>,
+    /// Skip encode and ingest: start the systems on the data kept in DIR (same flags as a fresh
+    /// run), settle, and run only the queries. The workload flags are then taken from DIR.
+    #[arg(long, value_name = "DIR")]
+    reuse_data: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -175,6 +197,14 @@ fn run() -> Result<()> {
                 hearth_bin: a.hearth_bin,
                 rebuild_hearth: a.rebuild_hearth,
                 install_peers: !a.no_install,
+                settle: SettleConfig {
+                    timeout: Duration::from_millis(parse_duration_ms(&a.settle_timeout).map_err(BenchError::Config)?.max(0) as u64),
+                    max_busy_cores: a.settle_threshold_percent / 100.0,
+                    ..SettleConfig::default()
+                },
+                keep_data: a.keep_data,
+                reuse_data: a.reuse_data,
+                command: command.clone(),
                 ..CompareConfig::default()
             };
             let report = compare::run(config)?;

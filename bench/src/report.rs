@@ -293,6 +293,32 @@ fn settle_notes(out: &mut String, r: &CompareReport) {
     let _ = writeln!(out);
 }
 
+/// Every repetition's time per query and system, sorted, so a median can be judged by its spread.
+fn spread_notes(out: &mut String, r: &CompareReport) {
+    let _ = writeln!(out, "**Repetitions** (every wall time, ms, sorted; the median is the middle one)");
+    let _ = writeln!(out);
+    for (ci, case) in r.cases.iter().enumerate() {
+        let parts: Vec<String> = r
+            .systems
+            .iter()
+            .filter_map(|s| {
+                let q = s.queries.get(ci)?;
+                if q.times.is_empty() {
+                    return None;
+                }
+                let mut t: Vec<f64> = q.times.iter().map(|d| d.as_secs_f64() * 1e3).collect();
+                t.sort_by(f64::total_cmp);
+                let t: Vec<String> = t.iter().map(|v| if *v >= 100.0 { format!("{v:.0}") } else { format!("{v:.1}") }).collect();
+                Some(format!("{} {}", short_name(s.kind), t.join(" ")))
+            })
+            .collect();
+        if !parts.is_empty() {
+            let _ = writeln!(out, "- `{}` {}: {}", case.spec.name, case.shape.label(), parts.join("; "));
+        }
+    }
+    let _ = writeln!(out);
+}
+
 fn notes(out: &mut String, r: &CompareReport, command: &str) {
     data_origin(out, r);
     settle_notes(out, r);
@@ -352,6 +378,7 @@ fn notes(out: &mut String, r: &CompareReport, command: &str) {
         }
     }
     let _ = writeln!(out);
+    spread_notes(out, r);
     let _ = writeln!(out, "**How each figure was measured**");
     let _ = writeln!(out);
     for s in &r.systems {

@@ -466,3 +466,98 @@ fn notes(out: &mut String, r: &CompareReport, command: &str) {
     let _ = writeln!(out);
     let _ = writeln!(out, "```sh\n{command}\n```");
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::compare::{CompareConfig, QueryOutcome};
+    use crate::load::LoadReport;
+    use crate::machine::MachineInfo;
+    use crate::queries::dashboard_cases;
+    use crate::reuse::{KeptBatch, KeptData, KeptSystem, KeptWorkload, ReusedFrom, FORMAT_VERSION};
+    use crate::settle::SettleOutcome;
+
+    fn system(kind: SystemKind, ms: &[u64], settle: SettleOutcome) -> SystemResult {
+        let cases = dashboard_cases().len();
+        let outcome = QueryOutcome { times: ms.iter().map(|&m| Duration::from_millis(m)).collect(), ..QueryOutcome::default() };
+        SystemResult {
+            kind,
+            version: format!("{} 1.0", kind.name()),
+            failure: None,
+            load: LoadReport::default(),
+            ingest_cpu_seconds: None,
+            settle: Some(settle),
+            peak_rss_bytes: Some(100 << 20),
+            disk: None,
+            queries: vec![outcome; cases],
+        }
+    }
+
+    fn report(reused: Option<ReusedFrom>) -> CompareReport {
+        let config = CompareConfig { systems: vec![SystemKind::Hearth, SystemKind::Prometheus], ..CompareConfig::default() };
+        let idle = SettleOutcome { seconds: 20.4, settled: true, last_window_cores: 0.001, cpu_seconds: 0.1 };
+        let busy = SettleOutcome { seconds: 1200.0, settled: false, last_window_cores: 0.9, cpu_seconds: 1000.0 };
+        CompareReport {
+            cases: dashboard_cases(),
+            systems: vec![system(SystemKind::Hearth, &[30, 10, 20], idle), system(SystemKind::Prometheus, &[50, 40, 90], busy)],
+            samples: 1000,
+            series_total: 10,
+            requests: 1,
+            body_bytes: 100,
+            data_range: (0, 3_600_000),
+            eval_t_ms: 3_540_005,
+            check_from_t_ms: 360_000,
+            reference: Some(SystemKind::Prometheus),
+            encode_seconds: 0.0,
+            kept: None,
+            reused,
+            machine: MachineInfo::default(),
+            machine_busy: (0.5, 0.25),
+            loadavg: vec![("start".into(), "1.00 2.00 3.00".into())],
+            wall_seconds: 60.0,
+            config,
+        }
+    }
+
+    #[test]
+    fn settle_outcomes_and_repetitions_are_reported() {
+        let md = markdown(&report(None), "cmd");
+        assert!(md.contains("- Hearth: idle after 20 s (0.1 CPU s meanwhile; 0.1% of a core in the last window)."), "{md}");
+        assert!(md.contains("- Prometheus: **still busy at the bound** (1200 s;"), "{md}");
+        // Medians (upper median of 3 = the middle) in the table, every repetition sorted below it.
+        assert!(md.contains("| `sum_rate_by_job` instant | 20.0 ms | 50.0 ms | 0.40× |"), "{md}");
+        assert!(md.contains("- `sum_rate_by_job` instant: Hearth 10.0 20.0 30.0; Prometheus 40.0 50.0 90.0"), "{md}");
+        assert!(!md.contains("Data reused"));
+        assert!(md.contains("encoded in 0.0 s before timing"));
+    }
+
+    #[test]
+    fn reused_data_is_said_with_its_origin() {
+        let r = report(None);
+        let kept = KeptData {
+            format_version: FORMAT_VERSION,
+            created_unix_s: 1,
+            created_utc: "Sat, 21 Nov 2026 16:00:00 GMT".into(),
+            command: "hearth-bench compare --keep-data /k".into(),
+            systems: vec![KeptSystem { name: "hearth".into(), version: "hearth 0.1 (binary /tmp/h)".into() }],
+            workload: KeptWorkload::from(&r.config.workload),
+            batch: KeptBatch::from(&r.config.batch),
+            start_t_ms: 0,
+            end_t_ms: 3_600_000,
+            eval_t_ms: 3_540_005,
+            check_from_t_ms: 360_000,
+            samples: 1000,
+            series_total: 10,
+            requests: 1,
+            body_bytes: 100,
+        };
+        let md = markdown(&report(Some(ReusedFrom { dir: PathBuf::from("/k"), kept })), "cmd");
+        assert!(md.contains("**Data reused**"), "{md}");
+        assert!(md.contains("kept in `/k` by the run of Sat, 21 Nov 2026 16:00:00 GMT"), "{md}");
+        assert!(md.contains("- Written by: hearth: hearth 0.1 (binary /tmp/h)."), "{md}");
+        assert!(md.contains("ingested by the run of Sat, 21 Nov 2026 16:00:00 GMT and reused"), "{md}");
+    }
+}

@@ -28,27 +28,40 @@
  *   IDLE ── read whose first byte is 'A'..'Z' ──► REQUEST (start_ns; first 256 bytes kept,
  *            later reads appended while fewer than 64 are kept: Go's 1-byte read, split requests)
  *   IDLE ── anything else ──► IGNORE (TLS, HTTP/2, other protocols)
- *   REQUEST ── write starting "HTTP/1.x NNN" (1xx other than 101 skipped) ──► RESPONSE
- *   RESPONSE ── more writes/sendfile: bytes counted; done when bytes reach header + Content-Length,
- *               right after the header for HEAD/204/304, or at a "0\r\n\r\n" chunk end
- *               ──► emit HTTP_END_COMPLETE, IDLE
- *   RESPONSE ── read (next request) ──► emit HTTP_END_NEXT_REQUEST, then as IDLE
- *   server-side close (FIN_WAIT1, LAST_ACK) or reset (CLOSE) ── emit HTTP_END_CLOSE (RESPONSE)
- *               or HTTP_END_NO_RESPONSE with status 0 (REQUEST)
+ *   REQUEST ── write starting "HTTP/1.x NNN" (1xx other than 101 skipped) ──► RESPONSE; its first
+ *               256 bytes are read straight into a reserved event, HTTP_EV_RESPONSE, sent at once:
+ *               userspace finds the header's end and Content-Length there, hence whether this
+ *               write completed the response (the usual case: no header scan in the kernel), and
+ *               the bytes are kept in resp_copy. A write of the header alone (it ends in CRLFCRLF,
+ *               all of it in the copy; the body follows) sends no event: that response is
+ *               followed whole, as below, with one v2-style event at its end.
+ *   RESPONSE ── more writes/sendfile: bytes counted; at the first of them resp_copy is scanned;
+ *               done when bytes reach header + Content-Length, right after the header for
+ *               HEAD/204/304, or at a "0\r\n\r\n" chunk end ──► emit HTTP_EV_CONTINUED (after an
+ *               HTTP_EV_RESPONSE event: same conn_id, the whole response's bytes and end time) or
+ *               HTTP_END_COMPLETE (a response followed whole), IDLE
+ *   RESPONSE ── read (next request) ──► if the response had more than its first write, or was
+ *               followed whole: emit HTTP_EV_CONTINUED / HTTP_END_NEXT_REQUEST; then as IDLE
+ *   server-side close (FIN_WAIT1, LAST_ACK) or reset (CLOSE) ── emit HTTP_EV_CONTINUED /
+ *               HTTP_END_CLOSE (RESPONSE) or HTTP_END_NO_RESPONSE with status 0 (REQUEST)
  *
- * Headers are scanned (bpf_loop, four steps per callback, first 256 bytes of each read/write
- * while the header is incomplete; a step takes up to 8 bytes before a CR/LF, a CRLF, or a
- * whole "content-length:" at once) for the end of the header (CRLFCRLF) and Content-Length,
- * from the one copy of the bytes that is also the request head or the status line; a header
- * line split across two reads, or a chunk longer than 256 bytes before the header end, stops
- * the scan (fields then report "unseen"). Pipelined requests (two in one read) count as one.
- * A response header that ends within its first write's copy (the usual case) is scanned a whole
- * line per step, two lines per callback (scan_lines: same rules; 4 callbacks for nginx's header
- * instead of 10); a request whose bytes all fit the event's head is left to userspace to scan.
- * The scanner is in http_scan.h, included below the maps it uses.
+ * So a response that one write completes costs one event and no scan; userspace
+ * (ingest::ebpf::Assembler) pairs an HTTP_EV_RESPONSE event that its first write did not complete
+ * with its HTTP_EV_CONTINUED event, or ends it at the connection's next event.
  *
- * Events go to a ring buffer without waking the reader, except once each time the queued data
- * crosses a multiple of wakeup_bytes (a power of two); userspace drains on a timer as well.
+ * Headers the kernel still scans (a request that outgrew the event's head, a response's header
+ * at its second write) are scanned (bpf_loop, four steps per callback, first 256 bytes of each
+ * read/write while the header is incomplete; a step takes up to 8 bytes before a CR/LF, a CRLF,
+ * or a whole "content-length:" at once) for the end of the header (CRLFCRLF) and Content-Length;
+ * a header line split across two reads, or a chunk longer than 256 bytes before the header end,
+ * stops the scan (fields then report "unseen"). Pipelined requests (two in one read) count as
+ * one. A response header that ends within its first write's copy is scanned a whole line per
+ * step, two lines per callback (scan_lines: same rules); a request whose bytes all fit the
+ * event's head is left to userspace to scan. The scanner is in http_scan.h, included below the
+ * maps it uses.
+ *
+ * Events go to a ring buffer without waking the reader, except once each time the bytes a CPU
+ * produced cross a multiple of wakeup_bytes (a power of two); userspace drains on a timer as well.
  * Reserve failures are counted per CPU in `dropped`.
  */
 #include "hearth_bpf.h"
@@ -60,7 +73,7 @@ char LICENSE[] SEC("license") = "GPL";
 const volatile __u32 self_tgid = 0;      /* never observed (Hearth itself) */
 const volatile __u32 filter_ports = 0;   /* 1: only ports marked PORT_OBSERVE */
 const volatile __u32 filter_pids = 0;    /* 1: only tgids in target_pids */
-const volatile __u64 wakeup_bytes = 65536; /* force a wakeup once this much data is queued */
+const volatile __u64 wakeup_bytes = 65536; /* force a wakeup per this many bytes a CPU produced */
 
 #define SCAN_CAP 256 /* scan_step masks indexes with 0xff */
 #define CONN_HEAD_CAP 256
@@ -75,7 +88,8 @@ const volatile __u64 wakeup_bytes = 65536; /* force a wakeup once this much data
 #define SCAN_RUNNING 0
 #define SCAN_FOUND 1
 #define SCAN_GAVE_UP 2
-#define SCAN_DEFERRED 3 /* request only: every byte read is in head (<= HTTP_HEAD_CAP), unscanned */
+#define SCAN_DEFERRED 3 /* request: every byte read is in head (<= HTTP_HEAD_CAP), unscanned;
+                         * response: the first write is in resp_copy, unscanned */
 
 /* x86_64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl): the syscall whose socket
  * I/O a tracepoint reports, from the task's saved orig_ax. */
@@ -112,7 +126,13 @@ struct conn {
 	__u16 head_len;
 	__u8 state;
 	__u8 no_body;
+	__u8 writes;     /* response writes so far, saturating at 2 */
+	__u8 first_sent; /* an HTTP_EV_RESPONSE event went out for this response */
+	__u8 first_more; /* the first response write had bytes beyond resp_copy */
+	__u16 first_len; /* bytes of the first response write in resp_copy */
+	__u64 id;        /* random connection id, pairs an event with its continuation */
 	char head[CONN_HEAD_CAP + 16]; /* + 16: scan_one's loads past the last byte */
+	char resp_copy[HTTP_RESP_HEAD_CAP]; /* the first response write's first bytes */
 };
 
 /* The header scanner's state while it runs. It lives in the scratch map rather than on the
@@ -130,6 +150,7 @@ struct scan_state {
 
 struct scratch {
 	struct scan_state st;
+	__u64 produced; /* ring bytes this CPU produced (wake_flags) */
 	char buf[SCAN_CAP + 48]; /* scan_one loads 16 bytes, line_step up to 40, at any index below SCAN_CAP */
 };
 
@@ -198,29 +219,39 @@ static __always_inline __u64 sock_now_ns(struct sock *sk)
 /* Bytes one event takes in the ring: the record and its 8-byte header, 8-byte aligned. */
 #define EVENT_RECORD_BYTES ((sizeof(struct http_event) + 8 + 7) & ~7ULL)
 
-/* Wakes the reader once each time the queued data crosses a multiple of wakeup_bytes (the
- * reserved, not yet submitted event included), never otherwise: a forced wakeup is an irq_work
- * (a self-IPI, a VM exit under virtualization), so waking on every submit while the reader has
- * not yet drained costs microseconds per event. wakeup_bytes is a power of two (the loader
- * rounds it up), so the crossing is a mask test: avail crossed a multiple of it with this record
- * exactly when avail mod wakeup_bytes < the record's bytes (no 64-bit divisions). */
+/* Wakes the reader once each time the bytes this CPU produced cross a multiple of wakeup_bytes
+ * (the loader sets it to its configured value divided by the number of CPUs, so that the data
+ * queued when the reader is first woken is at most the configured value), never otherwise: a
+ * forced wakeup is an irq_work (a self-IPI, a VM exit under virtualization), so waking on every
+ * submit while the reader has not yet drained costs microseconds per event. Counted in the
+ * per-CPU scratch rather than read from the ring (bpf_ringbuf_query loads the consumer's
+ * position, a cache line the reader writes: ~90 ns per event here); two programs interleaved on
+ * one CPU (softirq) may lose an increment, which only shifts a wakeup. wakeup_bytes is a power
+ * of two (the loader rounds it), so the crossing is a mask test. */
 static __always_inline __u64 wake_flags(void)
 {
-	__u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
-	if (wakeup_bytes < EVENT_RECORD_BYTES || avail < EVENT_RECORD_BYTES)
+	__u32 zero = 0;
+	struct scratch *sc = bpf_map_lookup_elem(&scratch, &zero);
+	if (!sc || wakeup_bytes < EVENT_RECORD_BYTES)
 		return BPF_RB_NO_WAKEUP;
-	return (avail & (wakeup_bytes - 1)) < EVENT_RECORD_BYTES ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	__u64 before = sc->produced;
+	sc->produced = before + EVENT_RECORD_BYTES;
+	return ((before ^ sc->produced) & ~(wakeup_bytes - 1)) ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 }
 
+static __always_inline void count_drop(void)
+{
+	__u32 zero = 0;
+	__u64 *d = bpf_map_lookup_elem(&dropped, &zero);
+	if (d)
+		*d += 1;
+}
 
 static __always_inline void emit(struct conn *c, __u8 reason)
 {
 	struct http_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
 	if (!ev) {
-		__u32 zero = 0;
-		__u64 *d = bpf_map_lookup_elem(&dropped, &zero);
-		if (d)
-			*d += 1;
+		count_drop();
 		return;
 	}
 	ev->start_ns = c->start_ns;
@@ -229,18 +260,22 @@ static __always_inline void emit(struct conn *c, __u8 reason)
 	ev->resp_bytes = c->resp_bytes;
 	ev->req_content_length = c->req.content_length;
 	ev->resp_content_length = c->resp.content_length;
+	ev->conn_id = c->id;
 	ev->pid = c->pid;
 	ev->req_header_bytes = c->req.done == SCAN_FOUND ? c->req.pos : 0;
 	ev->resp_header_bytes = c->resp.done == SCAN_FOUND ? c->resp.pos : 0;
 	ev->status = c->status;
 	ev->port = c->port;
 	ev->head_len = c->head_len > HTTP_HEAD_CAP ? HTTP_HEAD_CAP : c->head_len;
-	ev->end_reason = reason;
+	/* After an HTTP_EV_RESPONSE event, the end of the same response is its continuation. */
+	ev->end_reason = c->first_sent ? HTTP_EV_CONTINUED : reason;
 	ev->version = HTTP_EVENT_VERSION;
+	ev->resp_head_len = 0;
 	__builtin_memset(ev->_pad, 0, sizeof(ev->_pad));
 	__builtin_memcpy(ev->head, c->head, HTTP_HEAD_CAP);
 	bpf_ringbuf_submit(ev, wake_flags());
 }
+
 
 static __always_inline void reset(struct conn *c)
 {
@@ -252,6 +287,8 @@ static __always_inline void reset(struct conn *c)
 	c->status = 0;
 	c->head_len = 0;
 	c->no_body = 0;
+	c->writes = 0;
+	c->first_sent = 0;
 }
 
 /* Up to two data segments of one syscall (buffer, or the first iovecs). */
@@ -269,7 +306,10 @@ static __always_inline void on_read(struct sock *sk, struct conn *c, struct segs
 	if (c->state == ST_IGNORE)
 		return;
 	if (c->state == ST_RESPONSE) {
-		emit(c, HTTP_END_NEXT_REQUEST);
+		/* The response event went out at its first write; a continuation only if more
+		 * writes followed (their bytes and time), its end unknown until now. */
+		if (c->writes > 1 || !c->first_sent)
+			emit(c, HTTP_END_NEXT_REQUEST);
 		reset(c);
 	}
 	if (c->state == ST_IDLE) {
@@ -328,35 +368,28 @@ scan_now:
 		scan_segment(&c->req, (__u64)s->p1, s->n1);
 }
 
-static __always_inline void on_write(struct sock *sk, struct conn *c, struct segs *s, __u64 total)
+static __always_inline int is_status_digit(char c)
 {
-	int scanned = 0;
-	if (c->state == ST_REQUEST) {
-		int status = scan_response(&c->resp, (__u64)s->p0, s->n0);
-		if (status <= 0)
-			return;
-		scanned = 1;
-		c->state = ST_RESPONSE;
-		c->status = status;
-		c->resp_bytes = 0;
-		c->no_body = status == 204 || status == 304 ||
-			     (c->head[0] == 'H' && c->head[1] == 'E' && c->head[2] == 'A' &&
-			      c->head[3] == 'D' && c->head[4] == ' ');
-	} else if (c->state != ST_RESPONSE) {
-		return;
-	}
+	return c >= '0' && c <= '9';
+}
+
+/* A response's later bytes (a write, or sendfile/splice when `s` is 0): counted; at the
+ * second write the first write's bytes (resp_copy) are scanned for the header's end and
+ * Content-Length, then the response ends as before: at header + Content-Length, right after the
+ * header for HEAD/204/304, or at a "0\r\n\r\n" chunk end; a continuation event then carries
+ * the response's bytes and end time. */
+static __always_inline void more_written(struct sock *sk, struct conn *c, struct segs *s, __u64 total)
+{
 	c->resp_bytes += total;
 	c->end_ns = sock_now_ns(sk);
-	if (c->status == 101) {
-		emit(c, HTTP_END_COMPLETE);
-		reset(c);
-		c->state = ST_IGNORE; /* protocol switched */
-		return;
-	}
-	if (!scanned)
+	c->writes = 2;
+	if (c->resp.done == SCAN_DEFERRED)
+		scan_first_write(c);
+	if (s && c->resp.done == SCAN_RUNNING) {
 		scan_segment(&c->resp, (__u64)s->p0, s->n0);
-	if (s->n0 <= SCAN_CAP)
-		scan_segment(&c->resp, (__u64)s->p1, s->n1);
+		if (s->n0 <= SCAN_CAP)
+			scan_segment(&c->resp, (__u64)s->p1, s->n1);
+	}
 	if (c->resp.done != SCAN_FOUND)
 		return;
 	__u64 head = c->resp.pos;
@@ -365,7 +398,7 @@ static __always_inline void on_write(struct sock *sk, struct conn *c, struct seg
 		complete = c->resp_bytes >= head;
 	} else if (c->resp.content_length >= 0) {
 		complete = c->resp_bytes >= head + (__u64)c->resp.content_length;
-	} else if (s->tail) {
+	} else if (s && s->tail) {
 		char t[5];
 		complete = bpf_probe_read_user(t, sizeof(t), s->tail) == 0 && t[0] == '0' &&
 			   t[1] == '\r' && t[2] == '\n' && t[3] == '\r' && t[4] == '\n';
@@ -374,6 +407,133 @@ static __always_inline void on_write(struct sock *sk, struct conn *c, struct seg
 		emit(c, HTTP_END_COMPLETE);
 		reset(c);
 	}
+}
+
+/* The status code of a final response whose first bytes are `b` ("HTTP/1.x NNN"); 0 when
+ * `b` starts no response, or an interim one (1xx other than 101: the final one follows). */
+static __always_inline int response_status(const char *b)
+{
+	if (b[0] != 'H' || b[1] != 'T' || b[2] != 'T' || b[3] != 'P' || b[4] != '/' || b[5] != '1' || b[6] != '.' ||
+	    b[8] != ' ' || !is_status_digit(b[9]) || !is_status_digit(b[10]) || !is_status_digit(b[11]))
+		return 0;
+	int status = (b[9] - '0') * 100 + (b[10] - '0') * 10 + (b[11] - '0');
+	return status >= 100 && status < 200 && status != 101 ? 0 : status;
+}
+
+/* A response with `status` began with a write of `total` bytes, whose first `n` are (to be)
+ * copied into resp_copy, unscanned; `first_more`: the write had bytes beyond them. */
+static __always_inline void start_response(struct sock *sk, struct conn *c, int status, __u32 n, int first_more,
+					   __u64 total)
+{
+	c->state = ST_RESPONSE;
+	c->status = status;
+	c->resp_bytes = total;
+	c->end_ns = sock_now_ns(sk);
+	c->writes = 1;
+	c->first_sent = 0;
+	c->no_body = status == 204 || status == 304 ||
+		     (c->head[0] == 'H' && c->head[1] == 'E' && c->head[2] == 'A' && c->head[3] == 'D' && c->head[4] == ' ');
+	c->first_len = n;
+	c->first_more = first_more;
+	c->resp.done = SCAN_DEFERRED;
+}
+
+/* The response that just started is followed whole, its one event sent at its end (as before
+ * version 3): its first write is scanned now, as a first later write would have it scanned. */
+static __always_inline void follow_whole(struct sock *sk, struct conn *c, __u64 total)
+{
+	if (c->status == 101) {
+		emit(c, HTTP_END_COMPLETE);
+		reset(c);
+		c->state = ST_IGNORE; /* protocol switched */
+		return;
+	}
+	c->writes = 0;
+	c->resp_bytes = 0;
+	more_written(sk, c, 0, total);
+}
+
+/* The first write of a response, if `s` starts one: its event goes out now, with the write's
+ * first bytes read straight into the record (resp_head) for userspace to find the header's end
+ * and Content-Length, so that a response complete in one write (most) costs no scan here. The
+ * same bytes are kept in resp_copy: a later write makes the kernel scan them after all, to tell
+ * when the response ends and emit the continuation then. A write of the header alone (a body,
+ * if any, follows) and a full ring buffer make the response followed whole instead. */
+static __always_inline void first_write(struct sock *sk, struct conn *c, struct segs *s, __u64 total)
+{
+	if (s->n0 < 12)
+		return;
+	__u64 n = s->n0 > HTTP_RESP_HEAD_CAP ? HTTP_RESP_HEAD_CAP : s->n0;
+	/* Bounded in the register the helper gets (clang would drop a C mask after the test). */
+	asm volatile("%[n] &= 0x1ff" : [n] "+r"(n));
+	if (n > HTTP_RESP_HEAD_CAP)
+		return;
+	int first_more = s->n0 > n || s->n1 != 0;
+	struct http_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+	if (!ev) {
+		/* No room now: read into the scratch, and count the drop only if the event at the
+		 * response's end finds no room either. */
+		__u32 zero = 0;
+		struct scratch *sc = bpf_map_lookup_elem(&scratch, &zero);
+		if (!sc || bpf_probe_read_user(sc->buf, n, s->p0) != 0)
+			return;
+		int status = response_status(sc->buf);
+		if (!status)
+			return;
+		start_response(sk, c, status, n, first_more, total);
+		__builtin_memcpy(c->resp_copy, sc->buf, HTTP_RESP_HEAD_CAP);
+		follow_whole(sk, c, total);
+		return;
+	}
+	const char *b = ev->resp_head;
+	int status = bpf_probe_read_user(ev->resp_head, n, s->p0) == 0 ? response_status(b) : 0;
+	if (!status) {
+		bpf_ringbuf_discard(ev, BPF_RB_NO_WAKEUP);
+		return;
+	}
+	start_response(sk, c, status, n, first_more, total);
+	__builtin_memcpy(c->resp_copy, ev->resp_head, HTTP_RESP_HEAD_CAP);
+	/* The header alone: it ends the write, all of it in the copy. */
+	__u64 e = n - 4;
+	asm volatile("%[e] &= 0xff" : [e] "+r"(e));
+	if (n >= 4 && e <= HTTP_RESP_HEAD_CAP - 4 && n == total && !first_more && b[e] == '\r' && b[e + 1] == '\n' &&
+	    b[e + 2] == '\r' && b[e + 3] == '\n') {
+		bpf_ringbuf_discard(ev, BPF_RB_NO_WAKEUP);
+		follow_whole(sk, c, total);
+		return;
+	}
+	c->first_sent = 1;
+	ev->start_ns = c->start_ns;
+	ev->end_ns = c->end_ns;
+	ev->req_bytes = c->req_bytes;
+	ev->resp_bytes = total;
+	ev->req_content_length = c->req.content_length;
+	ev->resp_content_length = -1;
+	ev->conn_id = c->id;
+	ev->pid = c->pid;
+	ev->req_header_bytes = c->req.done == SCAN_FOUND ? c->req.pos : 0;
+	ev->resp_header_bytes = 0;
+	ev->status = status;
+	ev->port = c->port;
+	ev->head_len = c->head_len > HTTP_HEAD_CAP ? HTTP_HEAD_CAP : c->head_len;
+	ev->resp_head_len = n;
+	ev->end_reason = HTTP_EV_RESPONSE;
+	ev->version = HTTP_EVENT_VERSION;
+	__builtin_memset(ev->_pad, 0, sizeof(ev->_pad));
+	__builtin_memcpy(ev->head, c->head, HTTP_HEAD_CAP);
+	bpf_ringbuf_submit(ev, wake_flags());
+	if (status == 101) {
+		reset(c);
+		c->state = ST_IGNORE; /* protocol switched */
+	}
+}
+
+static __always_inline void on_write(struct sock *sk, struct conn *c, struct segs *s, __u64 total)
+{
+	if (c->state == ST_REQUEST)
+		first_write(sk, c, s, total);
+	else if (c->state == ST_RESPONSE)
+		more_written(sk, c, s, total);
 }
 
 /* TCP states (include/net/tcp_states.h). */
@@ -401,6 +561,7 @@ static __always_inline void on_established(struct sock *sk)
 		return;
 	c->port = port;
 	c->state = ST_IDLE;
+	c->id = ((__u64)bpf_get_prandom_u32() << 32) | bpf_get_prandom_u32();
 }
 
 /* The server side closed (FIN_WAIT1 from ESTABLISHED, LAST_ACK from CLOSE_WAIT) or the
@@ -416,6 +577,7 @@ static __always_inline void on_closing(struct sock *sk)
 			c->status = 0;
 			emit(c, HTTP_END_NO_RESPONSE);
 		} else if (c->state == ST_RESPONSE) {
+			/* Even after a single write: a reader waiting for the rest learns it ends here. */
 			emit(c, HTTP_END_CLOSE);
 		}
 	}
@@ -564,15 +726,8 @@ int hearth_send(__u64 *ctx)
 	case NR_sendfile:
 	case NR_splice:
 		/* File bytes: counted, never a response start, never scanned. */
-		if (c->state == ST_RESPONSE) {
-			c->resp_bytes += total;
-			c->end_ns = sock_now_ns(sk);
-			if (c->resp.done == SCAN_FOUND && c->resp.content_length >= 0 &&
-			    c->resp_bytes >= c->resp.pos + (__u64)c->resp.content_length) {
-				emit(c, HTTP_END_COMPLETE);
-				reset(c);
-			}
-		}
+		if (c->state == ST_RESPONSE)
+			more_written(sk, c, 0, total);
 		return 0;
 	default:
 		return 0;

@@ -13,6 +13,16 @@
 /* In .rodata (volatile: not folded into a .rodata.cst16 section the loader would not map). */
 const volatile char cl_pattern[16] = "\ncontent-length:";
 
+static __always_inline void hscan_init(struct hscan *h)
+{
+	h->content_length = -1;
+	h->pos = 0;
+	h->done = SCAN_RUNNING;
+	h->match = 1; /* the start of the stream counts as a line start */
+	h->crlf = 2;  /* ... and a CRLF: an empty header block ends at once */
+	h->digits = 0;
+}
+
 struct scan_ctx {
 	const char *buf;
 	__u32 len;
@@ -196,11 +206,6 @@ __attribute__((noinline)) int scan_segment(struct hscan *h, __u64 ptr, __u64 len
 	return 0;
 }
 
-static __always_inline int is_digit(char c)
-{
-	return c >= '0' && c <= '9';
-}
-
 /* The fast path of a response header scan: whole lines per step instead of at most 8 bytes. */
 struct line_ctx {
 	const char *buf;        /* the scratch copy, SCAN_CAP + 48 bytes */
@@ -298,31 +303,26 @@ static __always_inline int scan_lines(struct hscan *h, struct scratch *sc, __u32
 	return 1;
 }
 
-/* The status code of the final response whose status line starts the user segment at `ptr`
- * ("HTTP/1.x NNN"), with the segment's header scanned into `h` from the same copy; 0 when the
- * segment starts no response, or starts an interim one (1xx other than 101: the final one
- * follows), which is then not scanned. */
-__attribute__((noinline)) int scan_response(struct hscan *h, __u64 ptr, __u64 len)
+/* Scans the first write of a response, kept in c->resp_copy (c->first_len bytes; more bytes
+ * of that write, c->first_more, are beyond the copy), into c->resp: a line per step when its
+ * header ends there, byte-wise otherwise. */
+__attribute__((noinline)) int scan_first_write(struct conn *c)
 {
-	if (!h || len < 12)
+	if (!c)
 		return 0;
+	struct hscan *h = &c->resp;
+	hscan_init(h);
 	__u32 zero = 0;
 	struct scratch *sc = bpf_map_lookup_elem(&scratch, &zero);
-	if (!sc)
+	if (!sc) {
+		h->done = SCAN_GAVE_UP;
 		return 0;
-	__u32 n = len > SCAN_CAP ? SCAN_CAP : (__u32)len;
-	if (bpf_probe_read_user(sc->buf, n & (2 * SCAN_CAP - 1) & 0x1ff, (const void *)ptr) != 0)
-		return 0;
-	const char *b = sc->buf;
-	if (b[0] != 'H' || b[1] != 'T' || b[2] != 'T' || b[3] != 'P' || b[4] != '/' || b[5] != '1' ||
-	    b[6] != '.' || b[8] != ' ' || !is_digit(b[9]) || !is_digit(b[10]) || !is_digit(b[11]))
-		return 0;
-	int status = (b[9] - '0') * 100 + (b[10] - '0') * 10 + (b[11] - '0');
-	if (status >= 100 && status < 200 && status != 101)
-		return 0;
-	if (h->done == SCAN_RUNNING && !scan_lines(h, sc, n))
-		scan_buf(h, sc, sc->buf, n, len);
-	return status;
+	}
+	__u32 n = c->first_len > HTTP_RESP_HEAD_CAP ? HTTP_RESP_HEAD_CAP : c->first_len;
+	__builtin_memcpy(sc->buf, c->resp_copy, HTTP_RESP_HEAD_CAP);
+	if (!scan_lines(h, sc, n))
+		scan_buf(h, sc, sc->buf, n, c->first_more ? (__u64)n + 1 : n);
+	return 0;
 }
 
 /* Scans the first `n` bytes of c->head, the whole request so far, into c->req (deferred until
@@ -343,14 +343,5 @@ __attribute__((noinline)) int scan_request_head(struct conn *c, __u32 n)
 	return 0;
 }
 
-static __always_inline void hscan_init(struct hscan *h)
-{
-	h->content_length = -1;
-	h->pos = 0;
-	h->done = SCAN_RUNNING;
-	h->match = 1; /* the start of the stream counts as a line start */
-	h->crlf = 2;  /* ... and a CRLF: an empty header block ends at once */
-	h->digits = 0;
-}
 
 #endif /* HEARTH_HTTP_SCAN_H */

@@ -15,10 +15,13 @@
 #![warn(missing_docs)]
 
 /// Layout version of [`HttpEvent`], carried in its `version` byte (`HTTP_EVENT_VERSION`).
-pub const HTTP_EVENT_VERSION: u8 = 2;
+pub const HTTP_EVENT_VERSION: u8 = 3;
 
 /// Bytes of the request kept in [`HttpEvent::head`] (`HTTP_HEAD_CAP`).
 pub const HTTP_HEAD_CAP: usize = 192;
+
+/// Bytes of the response's first write kept in [`HttpEvent::resp_head`] (`HTTP_RESP_HEAD_CAP`).
+pub const HTTP_RESP_HEAD_CAP: usize = 256;
 
 /// The object's programs, as (program name, BTF tracepoint it attaches to); all `tp_btf`.
 /// Names are at most 15 bytes, so the kernel's copy (`bpftool prog`) is not truncated.
@@ -54,9 +57,10 @@ pub mod globals {
     pub const FILTER_PORTS: &str = "filter_ports";
     /// `u32`: 1 = observe only tgids in [`super::maps::TARGET_PIDS`].
     pub const FILTER_PIDS: &str = "filter_pids";
-    /// `u64`: queued ring buffer bytes at which a submit wakes the reader, once per multiple
-    /// crossed; a power of two (the kernel tests the crossing with a mask), or 0 for never
-    /// (the object's default 65536; Hearth sets 1 MiB).
+    /// `u64`: ring buffer bytes produced on one CPU at which a submit wakes the reader, once per
+    /// multiple crossed; a power of two (the kernel tests the crossing with a mask), or 0 for
+    /// never (the object's default 65536; Hearth sets its configured value divided by the
+    /// number of CPUs).
     pub const WAKEUP_BYTES: &str = "wakeup_bytes";
 }
 
@@ -72,9 +76,22 @@ pub enum PortMark {
     Exclude = 2,
 }
 
-/// Why the kernel emitted an [`HttpEvent`] (`HTTP_END_*`).
+/// Why the kernel emitted an [`HttpEvent`] (`HTTP_EV_*`, `HTTP_END_*`).
+///
+/// One event per request: [`EndReason::Response`] at the response's first write (followed, only
+/// when that write did not complete the response, by one [`EndReason::Continued`] with the same
+/// [`HttpEvent::conn_id`]); or, when the first write was the header alone, one
+/// [`EndReason::Complete`], [`EndReason::NextRequest`] or [`EndReason::Close`] event at the
+/// response's end; or [`EndReason::NoResponse`] for a request never answered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum EndReason {
+    /// The response's first write: [`HttpEvent::resp_head`] holds its first bytes, from which
+    /// the reader finds the header's end and Content-Length, hence whether this write completed
+    /// the response (`HTTP_EV_RESPONSE`, layout version 3).
+    Response,
+    /// The rest of an [`EndReason::Response`] event's response: its bytes and end time, and the
+    /// kernel's scan of its header (`HTTP_EV_CONTINUED`, layout version 3).
+    Continued,
     /// The response's last byte was written (by Content-Length, a chunked body's end, or the
     /// header of a bodiless response).
     Complete,
@@ -94,37 +111,50 @@ impl EndReason {
             2 => Some(EndReason::NextRequest),
             3 => Some(EndReason::Close),
             4 => Some(EndReason::NoResponse),
+            5 => Some(EndReason::Response),
+            6 => Some(EndReason::Continued),
             _ => None,
         }
+    }
+
+    /// True for the continuation of an earlier [`EndReason::Response`] event.
+    pub fn is_continuation(self) -> bool {
+        self == EndReason::Continued
     }
 }
 
 /// One HTTP/1.x request and its response, as the kernel saw it: `struct http_event` in
-/// `bpf/http_event.h` (layout version [`HTTP_EVENT_VERSION`], 264 bytes, little-endian, field
+/// `bpf/http_event.h` (layout version [`HTTP_EVENT_VERSION`], 528 bytes, little-endian, field
 /// offsets in the C header and checked by a test). Times are `CLOCK_MONOTONIC` nanoseconds.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HttpEvent {
     /// When the request's first read returned, ns (monotonic).
     pub start_ns: u64,
-    /// When the response's last write returned (the close, for [`EndReason::NoResponse`]), ns.
+    /// When the response's last write so far returned (the close, for
+    /// [`EndReason::NoResponse`]), ns.
     pub end_ns: u64,
     /// Bytes read for this request: request line, headers and body.
     pub req_bytes: u64,
-    /// Bytes written for this response: status line, headers and body.
+    /// Bytes written for this response so far: status line, headers and body.
     pub resp_bytes: u64,
     /// The request's Content-Length, -1 when absent, not seen in the scanned bytes, or not
     /// scanned (see `req_header_bytes`).
     pub req_content_length: i64,
-    /// The response's Content-Length, -1 when absent or not seen.
+    /// The response's Content-Length, -1 when absent, not seen, or not scanned (always in an
+    /// [`EndReason::Response`] event: the reader scans `resp_head`).
     pub resp_content_length: i64,
+    /// Random id of the connection, the same in an [`EndReason::Response`] event and its
+    /// [`EndReason::Continued`] event (version 3).
+    pub conn_id: u64,
     /// Server process id (tgid).
     pub pid: u32,
     /// Length of the request line and headers including the final CRLFCRLF; 0 if unseen, or
     /// not scanned by the kernel: when `req_bytes == head_len` the whole request is in `head`
-    /// and its reader scans it (version 2; the kernel saves the scan of small requests).
+    /// and its reader scans it (the kernel saves the scan of small requests).
     pub req_header_bytes: u32,
-    /// Length of the status line and headers including the final CRLFCRLF; 0 if unseen.
+    /// Length of the status line and headers including the final CRLFCRLF; 0 if unseen or
+    /// not scanned (an [`EndReason::Response`] event: see `resp_head`).
     pub resp_header_bytes: u32,
     /// HTTP status code; 0 when no response was written.
     pub status: u16,
@@ -132,14 +162,18 @@ pub struct HttpEvent {
     pub port: u16,
     /// Valid bytes in `head`.
     pub head_len: u16,
-    /// `HTTP_END_*`, see [`EndReason::from_u8`].
+    /// Valid bytes in `resp_head` (0 except in an [`EndReason::Response`] event).
+    pub resp_head_len: u16,
+    /// `HTTP_EV_RESPONSE` or `HTTP_END_*`, see [`EndReason::from_u8`].
     pub end_reason: u8,
     /// [`HTTP_EVENT_VERSION`].
     pub version: u8,
     /// Explicit padding to the 8-byte boundary of `head`; zero.
-    pub _pad: [u8; 4],
+    pub _pad: [u8; 2],
     /// The first bytes of the request (`GET /path HTTP/1.1\r\n...`).
     pub head: [u8; HTTP_HEAD_CAP],
+    /// The first bytes of the response's first write (`HTTP/1.1 200 OK\r\n...`).
+    pub resp_head: [u8; HTTP_RESP_HEAD_CAP],
 }
 
 impl HttpEvent {
@@ -161,6 +195,11 @@ impl HttpEvent {
     /// The valid bytes of [`HttpEvent::head`].
     pub fn head(&self) -> &[u8] {
         &self.head[..usize::from(self.head_len).min(HTTP_HEAD_CAP)]
+    }
+
+    /// The valid bytes of [`HttpEvent::resp_head`].
+    pub fn resp_head(&self) -> &[u8] {
+        &self.resp_head[..usize::from(self.resp_head_len).min(HTTP_RESP_HEAD_CAP)]
     }
 
     /// Request duration, seconds (0 if the clock readings are inverted).
@@ -223,7 +262,7 @@ mod tests {
     /// The same offsets as the `_Static_assert`s in bpf/http_event.h.
     #[test]
     fn http_event_layout_matches_c() {
-        assert_eq!(size_of::<HttpEvent>(), 264);
+        assert_eq!(size_of::<HttpEvent>(), 528);
         assert_eq!(std::mem::align_of::<HttpEvent>(), 8);
         assert_eq!(offset_of!(HttpEvent, start_ns), 0);
         assert_eq!(offset_of!(HttpEvent, end_ns), 8);
@@ -231,47 +270,57 @@ mod tests {
         assert_eq!(offset_of!(HttpEvent, resp_bytes), 24);
         assert_eq!(offset_of!(HttpEvent, req_content_length), 32);
         assert_eq!(offset_of!(HttpEvent, resp_content_length), 40);
-        assert_eq!(offset_of!(HttpEvent, pid), 48);
-        assert_eq!(offset_of!(HttpEvent, req_header_bytes), 52);
-        assert_eq!(offset_of!(HttpEvent, resp_header_bytes), 56);
-        assert_eq!(offset_of!(HttpEvent, status), 60);
-        assert_eq!(offset_of!(HttpEvent, port), 62);
-        assert_eq!(offset_of!(HttpEvent, head_len), 64);
-        assert_eq!(offset_of!(HttpEvent, end_reason), 66);
-        assert_eq!(offset_of!(HttpEvent, version), 67);
-        assert_eq!(offset_of!(HttpEvent, _pad), 68);
-        assert_eq!(offset_of!(HttpEvent, head), 72);
+        assert_eq!(offset_of!(HttpEvent, conn_id), 48);
+        assert_eq!(offset_of!(HttpEvent, pid), 56);
+        assert_eq!(offset_of!(HttpEvent, req_header_bytes), 60);
+        assert_eq!(offset_of!(HttpEvent, resp_header_bytes), 64);
+        assert_eq!(offset_of!(HttpEvent, status), 68);
+        assert_eq!(offset_of!(HttpEvent, port), 70);
+        assert_eq!(offset_of!(HttpEvent, head_len), 72);
+        assert_eq!(offset_of!(HttpEvent, resp_head_len), 74);
+        assert_eq!(offset_of!(HttpEvent, end_reason), 76);
+        assert_eq!(offset_of!(HttpEvent, version), 77);
+        assert_eq!(offset_of!(HttpEvent, _pad), 78);
+        assert_eq!(offset_of!(HttpEvent, head), 80);
+        assert_eq!(offset_of!(HttpEvent, resp_head), 272);
     }
 
     /// A golden record: bytes as the kernel writes them decode to the expected fields.
     #[test]
     fn http_event_golden_bytes() {
-        let mut b = vec![0u8; 264];
+        let mut b = vec![0u8; 528];
         b[0..8].copy_from_slice(&1_000u64.to_le_bytes());
         b[8..16].copy_from_slice(&3_500u64.to_le_bytes());
         b[16..24].copy_from_slice(&80u64.to_le_bytes());
         b[24..32].copy_from_slice(&120u64.to_le_bytes());
         b[32..40].copy_from_slice(&(-1i64).to_le_bytes());
         b[40..48].copy_from_slice(&20i64.to_le_bytes());
-        b[48..52].copy_from_slice(&4242u32.to_le_bytes());
-        b[52..56].copy_from_slice(&80u32.to_le_bytes());
-        b[56..60].copy_from_slice(&100u32.to_le_bytes());
-        b[60..62].copy_from_slice(&404u16.to_le_bytes());
-        b[62..64].copy_from_slice(&8080u16.to_le_bytes());
-        b[64..66].copy_from_slice(&5u16.to_le_bytes());
-        b[66] = 1;
-        b[67] = HTTP_EVENT_VERSION;
-        b[72..77].copy_from_slice(b"GET /");
-        let ev = HttpEvent::from_bytes(&b).expect("264 bytes decode");
+        b[48..56].copy_from_slice(&0x0123_4567_89ab_cdefu64.to_le_bytes());
+        b[56..60].copy_from_slice(&4242u32.to_le_bytes());
+        b[60..64].copy_from_slice(&80u32.to_le_bytes());
+        b[64..68].copy_from_slice(&100u32.to_le_bytes());
+        b[68..70].copy_from_slice(&404u16.to_le_bytes());
+        b[70..72].copy_from_slice(&8080u16.to_le_bytes());
+        b[72..74].copy_from_slice(&5u16.to_le_bytes());
+        b[74..76].copy_from_slice(&12u16.to_le_bytes());
+        b[76] = 5;
+        b[77] = HTTP_EVENT_VERSION;
+        b[80..85].copy_from_slice(b"GET /");
+        b[272..284].copy_from_slice(b"HTTP/1.1 404");
+        let ev = HttpEvent::from_bytes(&b).expect("528 bytes decode");
         assert_eq!((ev.start_ns, ev.end_ns, ev.req_bytes, ev.resp_bytes), (1_000, 3_500, 80, 120));
         assert_eq!((ev.req_content_length, ev.resp_content_length), (-1, 20));
+        assert_eq!(ev.conn_id, 0x0123_4567_89ab_cdef);
         assert_eq!((ev.pid, ev.req_header_bytes, ev.resp_header_bytes), (4242, 80, 100));
         assert_eq!((ev.status, ev.port), (404, 8080));
         assert_eq!(ev.head(), b"GET /");
-        assert_eq!(EndReason::from_u8(ev.end_reason), Some(EndReason::Complete));
+        assert_eq!(ev.resp_head(), b"HTTP/1.1 404");
+        assert_eq!(EndReason::from_u8(ev.end_reason), Some(EndReason::Response));
+        assert!(!EndReason::Response.is_continuation() && !EndReason::Close.is_continuation());
+        assert!(EndReason::from_u8(6).is_some_and(EndReason::is_continuation));
         assert_eq!(ev.version, HTTP_EVENT_VERSION);
         assert!((ev.duration_seconds() - 2.5e-6).abs() < 1e-12);
-        assert_eq!(HttpEvent::from_bytes(&b[..263]), None);
+        assert_eq!(HttpEvent::from_bytes(&b[..527]), None);
     }
 
     #[test]

@@ -5,9 +5,10 @@
 //! The kernel programs (crate `ebpf`, `bpf/http.bpf.c`) see TCP state changes and the end of
 //! every socket send and receive (never other syscalls), keep a small state machine per
 //! accepted connection of the selected processes and ports, and send one
-//! [`ebpf::HttpEvent`] per request to a ring buffer. The kernel does not wake this side per
-//! event (that costs 10-45% of a small server's throughput): it wakes it once per 1 MiB
-//! queued, and this side also drains every 100 ms. Userspace ([`start`]) then:
+//! [`ebpf::HttpEvent`] per request to a ring buffer, at the response's first write (plus a
+//! continuation when the response went on; [`Assembler`] pairs them). The kernel does not wake this side per
+//! event (that costs 10-45% of a small server's throughput): it wakes it by the time 1 MiB is
+//! queued (counted per CPU), and this side also drains every 100 ms. Userspace ([`start`]) then:
 //!
 //! ```text
 //!  ring buffer ──► parse (method, route, status, sizes) ──► aggregate per series group
@@ -57,7 +58,7 @@ pub use aggregate::{
 pub use config::{EbpfConfig, PortRanges};
 pub use error::EbpfError;
 pub use metrics::{EbpfMetrics, EbpfStatus};
-pub use parse::{parse_event, parse_event_cached, request_line, route, Request, RouteCache, Unparsable};
+pub use parse::{parse_event, parse_event_cached, request_line, route, Assembler, Request, RouteCache, Unparsable};
 pub use privileges::{check as check_privileges, missing_capabilities, VMLINUX_BTF};
 
 /// Where flushes write: something that opens an appender transaction. Implemented for
@@ -133,6 +134,7 @@ pub fn start<S: AppenderSource>(config: EbpfConfig, storage: Arc<S>) -> Result<E
                 config.job.clone().or_else(|| config.service_name.clone()),
             ),
             routes: parse::RouteCache::default(),
+            assembler: parse::Assembler::default(),
             names: targets::ServiceNames::new(config.service_name.clone()),
             metrics: Arc::clone(&metrics),
             storage,
@@ -215,6 +217,8 @@ struct Task<S: AppenderSource> {
     bpf: loader::Bpf,
     aggregator: Aggregator,
     routes: parse::RouteCache,
+    /// Pairs response events with their continuations.
+    assembler: parse::Assembler,
     names: targets::ServiceNames,
     metrics: Arc<EbpfMetrics>,
     storage: Arc<S>,
@@ -269,15 +273,16 @@ impl<S: AppenderSource> Task<S> {
         let (mut read, mut unparsable, mut requests) = (0u64, 0u64, 0u64);
         let now = std::time::Instant::now();
         let ring = self.ring.get_mut();
+        let (aggregator, names) = (&mut self.aggregator, &mut self.names);
         while let Some(item) = ring.next() {
             read += 1;
-            match parse::parse_event_cached(&item, &mut self.routes) {
-                Ok(req) => {
-                    let name = self.names.get(req.pid);
-                    self.aggregator.observe(&name, &req, now);
-                    requests += 1;
-                }
-                Err(_) => unparsable += 1,
+            let pushed = self.assembler.push(&item, &mut self.routes, &mut |req| {
+                let name = names.get(req.pid);
+                aggregator.observe(&name, &req, now);
+                requests += 1;
+            });
+            if pushed.is_err() {
+                unparsable += 1;
             }
         }
         let m = &self.metrics;

@@ -35,13 +35,14 @@ pub struct EbpfConfig {
     /// `wakeup_bytes` are queued). Default 100 ms.
     pub drain_interval: Duration,
     /// Ring buffer size, bytes (rounded up to a power-of-two number of pages). Default 8 MiB:
-    /// about 1 s of 264-byte events at 30k requests/s, so a reader stalled for a few drain
+    /// about 0.5 s of 528-byte events at 30k requests/s, so a reader stalled for a few drain
     /// periods (100 ms) loses nothing; it costs only locked kernel memory.
     pub ring_bytes: u32,
-    /// Queued bytes at which the kernel wakes the reader (once per multiple crossed), rounded up
-    /// to a power of two at load so that the kernel tests the crossing with a mask; 0 (or more
-    /// than `ring_bytes`) = never, the drain timer alone. Default 1 MiB: an eighth of the default
-    /// ring, so a woken reader still has 7 MiB (about 250 ms at 100k requests/s) before a drop.
+    /// Queued bytes by which the kernel has woken the reader: each CPU wakes it once per
+    /// `wakeup_bytes / CPUs` (rounded down to a power of two at load, so that the kernel tests
+    /// the crossing with a mask) bytes it produced; 0 (or more than `ring_bytes`) = never, the
+    /// drain timer alone. Default 1 MiB: an eighth of the default ring, so a woken reader still
+    /// has 7 MiB (about 250 ms at 100k requests/s) before a drop.
     /// Each forced wakeup is an irq_work, a self-IPI that exits the VM under KVM (about 15 us
     /// here): at 64 KiB (one per 240 events) that was 60 ns per request of the server's time.
     pub wakeup_bytes: u64,

@@ -44,8 +44,15 @@ pub(crate) fn load(cfg: &EbpfConfig) -> Result<Loaded, EbpfError> {
     let self_tgid: u32 = std::process::id();
     let filter_ports: u32 = u32::from(!cfg.open_ports.is_empty());
     let filter_pids: u32 = u32::from(cfg.exe_path.is_some());
-    // The kernel tests "crossed a multiple of wakeup_bytes" with a mask (no division per event).
-    let wakeup_bytes: u64 = if cfg.wakeup_bytes == 0 { 0 } else { cfg.wakeup_bytes.checked_next_power_of_two().unwrap_or(1 << 63) };
+    // The kernel counts the bytes each CPU produced and wakes the reader once per multiple of
+    // its threshold (tested with a mask: a power of two, no division per event). Each CPU gets
+    // the configured amount divided by the number of CPUs, rounded down to a power of two, so
+    // that no more than the configured amount is queued when the reader is first woken.
+    let cpus = aya::util::nr_cpus().map_or(1, |n| n.max(1)) as u64;
+    let wakeup_bytes: u64 = match cfg.wakeup_bytes / cpus {
+        0 => 0,
+        per_cpu => 1 << (63 - per_cpu.leading_zeros()),
+    };
     let btf = Btf::from_sys_fs().map_err(|e| EbpfError::Load(format!("kernel BTF: {e}")))?;
     let mut ebpf = EbpfLoader::new()
         .btf(Some(&btf))

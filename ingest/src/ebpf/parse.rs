@@ -82,7 +82,9 @@ impl RouteCache {
     }
 }
 
-/// Decodes and interprets one ring buffer record.
+/// Decodes and interprets one ring buffer record alone: for an [`ebpf::EndReason::Response`]
+/// event, the request as its response's first write shows it (complete or not); for a
+/// continuation, as the kernel's fields show it. The drain pairs them with [`Assembler`].
 ///
 /// # Errors
 /// [`Unparsable`] naming the defect; the caller counts it.
@@ -100,45 +102,163 @@ pub fn parse_event_cached(bytes: &[u8], routes: &mut RouteCache) -> Result<Reque
 }
 
 fn parse_event_with(bytes: &[u8], route_of: &mut dyn FnMut(&str) -> Arc<str>) -> Result<Request, Unparsable> {
+    let (ev, reason) = decode(bytes)?;
+    let first = Response::of(&ev, reason, route_of)?;
+    Ok(first.request)
+}
+
+/// The event's layout version and end reason checked.
+fn decode(bytes: &[u8]) -> Result<(HttpEvent, EndReason), Unparsable> {
     let ev = HttpEvent::from_bytes(bytes).ok_or(Unparsable::Short)?;
     if ev.version != HTTP_EVENT_VERSION {
         return Err(Unparsable::Version(ev.version));
     }
     let reason = EndReason::from_u8(ev.end_reason).ok_or(Unparsable::EndReason(ev.end_reason))?;
-    let (method, target) = request_line(ev.head()).ok_or(Unparsable::RequestLine)?;
-    let (req_content_length, req_header_bytes) = if ev.req_header_bytes == 0
-        && ev.req_content_length < 0
-        && ev.req_bytes == u64::from(ev.head_len)
-    {
-        // The whole request is in head, left unscanned by the kernel (event version 2).
-        scan_request_head(ev.head())
-    } else {
-        (ev.req_content_length, ev.req_header_bytes)
-    };
-    let request_body_bytes = body_bytes(req_content_length, ev.req_bytes, req_header_bytes);
-    // No response, or one that has no body by definition (RFC 9110: HEAD, 204, 304).
-    let bodiless = reason == EndReason::NoResponse || ev.status == 204 || ev.status == 304 || method == "HEAD";
-    let response_body_bytes = if bodiless {
-        0
-    } else {
-        body_bytes(ev.resp_content_length, ev.resp_bytes, ev.resp_header_bytes)
-    };
-    Ok(Request {
-        pid: ev.pid,
-        port: ev.port,
-        method,
-        route: route_of(target),
-        status: if reason == EndReason::NoResponse { 0 } else { ev.status },
-        duration_seconds: ev.duration_seconds(),
-        request_body_bytes,
-        response_body_bytes,
-    })
+    Ok((ev, reason))
+}
+
+/// A request as one event shows it, with what its response's first bytes say.
+#[derive(Clone, Debug)]
+struct Response {
+    request: Request,
+    /// Header length of the response from `resp_head` (0: end unseen).
+    header_bytes: u32,
+    /// Its Content-Length from `resp_head` (-1: absent or unseen).
+    content_length: i64,
+    /// The response is known to have ended with this event.
+    complete: bool,
+    bodiless: bool,
+}
+
+impl Response {
+    /// The request of one event. For an [`EndReason::Response`] event its response is what its
+    /// first write showed; `complete` says whether that was all of it (as the kernel decides for
+    /// a continuation: header + Content-Length bytes, the header of a bodiless response, or a
+    /// chunked body's `0\r\n\r\n` end within `resp_head`).
+    fn of(ev: &HttpEvent, reason: EndReason, route_of: &mut dyn FnMut(&str) -> Arc<str>) -> Result<Response, Unparsable> {
+        let (method, target) = request_line(ev.head()).ok_or(Unparsable::RequestLine)?;
+        let (req_content_length, req_header_bytes) = if ev.req_header_bytes == 0
+            && ev.req_content_length < 0
+            && ev.req_bytes == u64::from(ev.head_len)
+        {
+            // The whole request is in head, left unscanned by the kernel.
+            scan_head(ev.head())
+        } else {
+            (ev.req_content_length, ev.req_header_bytes)
+        };
+        // No response, or one that has no body by definition (RFC 9110: HEAD, 1xx, 204, 304).
+        let bodiless = reason == EndReason::NoResponse
+            || ev.status == 204
+            || ev.status == 304
+            || (100..200).contains(&ev.status)
+            || method == "HEAD";
+        let (content_length, header_bytes) = if reason == EndReason::Response {
+            scan_head(ev.resp_head())
+        } else {
+            (ev.resp_content_length, ev.resp_header_bytes)
+        };
+        let complete = match reason {
+            EndReason::Response => {
+                let resp = ev.resp_head();
+                header_bytes > 0
+                    && if bodiless {
+                        true
+                    } else if content_length >= 0 {
+                        ev.resp_bytes >= u64::from(header_bytes) + content_length as u64
+                    } else {
+                        // The whole write is in resp_head and ends a chunked body.
+                        ev.resp_bytes == resp.len() as u64 && resp.len() > header_bytes as usize && resp.ends_with(b"0\r\n\r\n")
+                    }
+            }
+            _ => true,
+        };
+        let response_body_bytes = if bodiless { 0 } else { body_bytes(content_length, ev.resp_bytes, header_bytes) };
+        Ok(Response {
+            request: Request {
+                pid: ev.pid,
+                port: ev.port,
+                method,
+                route: route_of(target),
+                status: if reason == EndReason::NoResponse { 0 } else { ev.status },
+                duration_seconds: ev.duration_seconds(),
+                request_body_bytes: body_bytes(req_content_length, ev.req_bytes, req_header_bytes),
+                response_body_bytes,
+            },
+            header_bytes,
+            content_length,
+            complete,
+            bodiless,
+        })
+    }
+
+    /// This (first-write) response with the bytes and end of its continuation `ev`: the header
+    /// length and Content-Length from the kernel's scan when it made one, else from `resp_head`.
+    fn continued_by(mut self, ev: &HttpEvent) -> Request {
+        let header = if ev.resp_header_bytes > 0 { ev.resp_header_bytes } else { self.header_bytes };
+        let content_length = if ev.resp_content_length >= 0 { ev.resp_content_length } else { self.content_length };
+        self.request.duration_seconds = ev.duration_seconds();
+        self.request.response_body_bytes =
+            if self.bodiless { 0 } else { body_bytes(content_length, ev.resp_bytes, header) };
+        self.request
+    }
+}
+
+/// Turns the kernel's events into requests: a response complete at its first write is one
+/// event; one that went on waits for its continuation (same connection id), or for the
+/// connection's next event, which says it ended with what was seen.
+#[derive(Debug, Default)]
+pub struct Assembler {
+    pending: HashMap<u64, Response>,
+}
+
+impl Assembler {
+    /// Responses waiting for their continuation beyond which all are given out as they are
+    /// (their continuation is then ignored): bounds the memory of connections that never come
+    /// back.
+    pub const MAX_PENDING: usize = 65_536;
+
+    /// Takes one ring buffer record; calls `out` with each request it completes (0, 1 or 2).
+    /// A continuation whose first event was already given out is ignored.
+    ///
+    /// # Errors
+    /// [`Unparsable`] naming the defect; the caller counts it.
+    pub fn push(&mut self, bytes: &[u8], routes: &mut RouteCache, out: &mut dyn FnMut(Request)) -> Result<(), Unparsable> {
+        let (ev, reason) = decode(bytes)?;
+        let earlier = self.pending.remove(&ev.conn_id);
+        if reason.is_continuation() {
+            if let Some(first) = earlier {
+                out(first.continued_by(&ev));
+            }
+            return Ok(());
+        }
+        // A new request (or a close without response) on the connection: the earlier response
+        // ended with what its first write showed.
+        if let Some(first) = earlier {
+            out(first.request);
+        }
+        let r = Response::of(&ev, reason, &mut |target| routes.route(target))?;
+        if r.complete || reason == EndReason::NoResponse {
+            out(r.request);
+            return Ok(());
+        }
+        if self.pending.len() >= Self::MAX_PENDING {
+            self.pending.drain().for_each(|(_, p)| out(p.request));
+        }
+        self.pending.insert(ev.conn_id, r);
+        Ok(())
+    }
+
+    /// Responses waiting for a continuation.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
 }
 
 /// Content-Length (-1 when absent) and header length through the CRLFCRLF (0 when the end is
-/// not in `head`) of a request held whole in `head`, as the kernel's scan reports them: the
-/// value is the leading digits after `Content-Length:` and optional spaces or tabs, any case.
-fn scan_request_head(head: &[u8]) -> (i64, u32) {
+/// not in `head`) of a request or response whose first bytes are `head`, as the kernel's scan
+/// reports them: the value is the leading digits after `Content-Length:` and optional spaces or
+/// tabs, any case.
+fn scan_head(head: &[u8]) -> (i64, u32) {
     let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4) else {
         return (-1, 0);
     };
@@ -279,21 +399,130 @@ mod tests {
             resp_bytes: 300,
             req_content_length: -1,
             resp_content_length: -1,
+            conn_id: 1,
             pid: 7,
             req_header_bytes: 90,
             resp_header_bytes: 100,
             status,
             port: 8080,
             head_len: head.len() as u16,
+            resp_head_len: 0,
             end_reason: reason,
             version: HTTP_EVENT_VERSION,
-            _pad: [0; 4],
+            _pad: [0; 2],
             head: [0; ebpf::HTTP_HEAD_CAP],
+            resp_head: [0; ebpf::HTTP_RESP_HEAD_CAP],
         };
         ev.head[..head.len()].copy_from_slice(head);
         // SAFETY: HttpEvent is repr(C) plain data with explicit padding, so all its bytes are
         // initialised; the slice covers exactly the value.
         unsafe { std::slice::from_raw_parts((&ev as *const HttpEvent).cast::<u8>(), HttpEvent::SIZE) }.to_vec()
+    }
+
+    /// An event with fields changed after encoding (`f` sees the decoded struct).
+    fn with(bytes: Vec<u8>, f: impl FnOnce(&mut HttpEvent)) -> Vec<u8> {
+        let mut ev = HttpEvent::from_bytes(&bytes).expect("decodes");
+        f(&mut ev);
+        // SAFETY: as in `event`.
+        unsafe { std::slice::from_raw_parts((&ev as *const HttpEvent).cast::<u8>(), HttpEvent::SIZE) }.to_vec()
+    }
+
+    /// The first-write event of a response on connection `conn`: `resp` is the write's first
+    /// bytes, `written` the write's length.
+    fn first(req: &[u8], resp: &[u8], written: u64, conn: u64, end_ns: u64) -> Vec<u8> {
+        let status = std::str::from_utf8(&resp[9..12]).expect("ascii").parse().expect("status");
+        with(event(req, status, 5), |ev| {
+            ev.conn_id = conn;
+            ev.req_bytes = req.len() as u64;
+            ev.req_header_bytes = 0;
+            ev.resp_bytes = written;
+            ev.resp_header_bytes = 0;
+            ev.end_ns = end_ns;
+            ev.resp_head_len = resp.len() as u16;
+            ev.resp_head[..resp.len()].copy_from_slice(resp);
+        })
+    }
+
+    /// A continuation of `conn`'s response: `total` bytes written, the kernel's scan `(header,
+    /// content_length)`.
+    fn more(req: &[u8], status: u16, reason: u8, conn: u64, total: u64, scan: (u32, i64), end_ns: u64) -> Vec<u8> {
+        with(event(req, status, reason), |ev| {
+            ev.conn_id = conn;
+            ev.req_bytes = req.len() as u64;
+            ev.req_header_bytes = 0;
+            ev.resp_bytes = total;
+            ev.resp_header_bytes = scan.0;
+            ev.resp_content_length = scan.1;
+            ev.end_ns = end_ns;
+        })
+    }
+
+    fn assemble(events: &[Vec<u8>]) -> (Vec<Request>, usize) {
+        let (mut asm, mut routes, mut out) = (Assembler::default(), RouteCache::default(), Vec::new());
+        for e in events {
+            asm.push(e, &mut routes, &mut |r| out.push(r)).expect("parses");
+        }
+        (out, asm.pending())
+    }
+
+    const GET: &[u8] = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n";
+    const OK3: &[u8] = b"HTTP/1.1 200 OK\r\nServer: t\r\nContent-Length: 3\r\n\r\n"; // 49 bytes
+
+    #[test]
+    fn response_complete_in_its_first_write_is_one_event() {
+        let (out, pending) = assemble(&[first(GET, OK3, 52, 9, 5_000_000)]);
+        assert_eq!(pending, 0);
+        assert_eq!(out.len(), 1);
+        assert_eq!((out[0].status, out[0].response_body_bytes, out[0].request_body_bytes), (200, 3, 0));
+        assert!((out[0].duration_seconds - 0.004).abs() < 1e-12);
+        // Bodiless (HEAD, 204, 304): complete at the header's end whatever Content-Length says.
+        let head = b"HEAD /a HTTP/1.1\r\n\r\n";
+        let (out, _) = assemble(&[first(head, OK3, 49, 9, 5_000_000)]);
+        assert_eq!((out.len(), out[0].response_body_bytes), (1, 0));
+        // A chunked body whose end is in the copy.
+        let chunked = b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n";
+        let (out, _) = assemble(&[first(GET, chunked, chunked.len() as u64, 9, 5_000_000)]);
+        assert_eq!((out.len(), out[0].status, out[0].response_body_bytes), (1, 201, 12));
+    }
+
+    #[test]
+    fn response_that_goes_on_waits_for_its_continuation() {
+        // Header first (Python's http.server), then the 3-byte body: the kernel scans and ends it.
+        let events = [first(GET, OK3, 49, 9, 2_000_000), more(GET, 200, 6, 9, 52, (49, 3), 8_000_000)];
+        let (out, pending) = assemble(&events[..1]);
+        assert_eq!((out.len(), pending), (0, 1));
+        let (out, pending) = assemble(&events);
+        assert_eq!((out.len(), pending), (1, 0));
+        assert_eq!(out[0].response_body_bytes, 3);
+        assert!((out[0].duration_seconds - 0.007).abs() < 1e-12, "{}", out[0].duration_seconds);
+        // Unknown length, closed: the body is what followed the header (kernel scan or not).
+        let close = b"HTTP/1.0 200 OK\r\nServer: t\r\n\r\n"; // 30 bytes
+        let (out, _) = assemble(&[first(GET, close, 30, 4, 2_000_000), more(GET, 200, 6, 4, 1030, (0, -1), 9_000_000)]);
+        assert_eq!((out.len(), out[0].response_body_bytes), (1, 1000));
+    }
+
+    #[test]
+    fn next_event_on_the_connection_ends_a_waiting_response() {
+        // Content-Length 3 but only the header written, then the next request's response: the
+        // first ends as seen; another connection's events do not touch it.
+        let events = [
+            first(GET, OK3, 49, 9, 2_000_000),
+            first(GET, OK3, 52, 10, 3_000_000),
+            first(GET, OK3, 52, 9, 4_000_000),
+        ];
+        let (out, pending) = assemble(&events);
+        assert_eq!((out.len(), pending), (3, 0));
+        assert_eq!(out.iter().map(|r| r.response_body_bytes).collect::<Vec<_>>(), vec![3, 3, 3]);
+        // A close without response after a waiting one: both counted, the second with status 0.
+        let (out, pending) = assemble(&[first(GET, OK3, 49, 9, 2_000_000), more(GET, 0, 4, 9, 0, (0, -1), 5_000_000)]);
+        assert_eq!((out.len(), pending, out[1].status), (2, 0, 0));
+        // A response followed whole by the kernel (its first write was the header alone) is one
+        // event, as it ends.
+        let (out, pending) = assemble(&[first(GET, OK3, 49, 9, 2_000_000), with(event(GET, 404, 1), |ev| ev.conn_id = 9)]);
+        assert_eq!((out.len(), pending, out[1].status, out[1].response_body_bytes), (2, 0, 404, 200));
+        // A continuation of a response already given out adds nothing.
+        let (out, pending) = assemble(&[first(GET, OK3, 52, 9, 2_000_000), more(GET, 200, 6, 9, 52, (0, -1), 5_000_000)]);
+        assert_eq!((out.len(), pending), (1, 0));
     }
 
     #[test]
@@ -310,7 +539,7 @@ mod tests {
         assert_eq!(parse_event(&event(b"GET / HTTP/1.1", 200, 9)), Err(Unparsable::EndReason(9)));
         assert_eq!(parse_event(&[0u8; 10]), Err(Unparsable::Short));
         let mut v = event(b"GET / HTTP/1.1", 200, 1);
-        v[67] = 99;
+        v[77] = 99;
         assert_eq!(parse_event(&v), Err(Unparsable::Version(99)));
     }
 
@@ -319,7 +548,7 @@ mod tests {
         let mut v = event(head, 200, 1);
         v[16..24].copy_from_slice(&(head.len() as u64).to_le_bytes());
         v[32..40].copy_from_slice(&(-1i64).to_le_bytes());
-        v[52..56].copy_from_slice(&0u32.to_le_bytes());
+        v[60..64].copy_from_slice(&0u32.to_le_bytes());
         parse_event(&v).expect("parses")
     }
 
@@ -334,7 +563,7 @@ mod tests {
         assert_eq!(unscanned(b"POST / HTTP/1.1\r\nContent-Length: 5\r\n").request_body_bytes, 0);
         // A Content-Length after the header end is body, not a header.
         assert_eq!(unscanned(b"POST / HTTP/1.1\r\n\r\nContent-Length: 99\r\n").request_body_bytes, 20);
-        assert_eq!(scan_request_head(b"GET / HTTP/1.1\r\nX-Content-Length: 4\r\n\r\n"), (-1, 39));
+        assert_eq!(scan_head(b"GET / HTTP/1.1\r\nX-Content-Length: 4\r\n\r\n"), (-1, 39));
         // Scanned by the kernel (req_bytes beyond head): its fields are used as they are.
         let r = parse_event(&event(b"POST /u/42 HTTP/1.1\r\nContent-Length: 7\r\n\r\n", 201, 1)).expect("parses");
         assert_eq!(r.request_body_bytes, 10);
@@ -363,7 +592,7 @@ mod tests {
     #[test]
     fn version_checked() {
         let mut v = event(b"GET / HTTP/1.1", 200, 1);
-        v[67] = 1;
+        v[77] = 1;
         assert_eq!(parse_event(&v), Err(Unparsable::Version(1)));
     }
 }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
+use storage::api::SelectHints;
 use storage::chunkenc::{self, ChunkHandle, ChunkIter};
 use storage::{Labels, Matcher, Querier, ValueType};
 
@@ -60,6 +61,18 @@ pub trait SampleSource: Send + Sync {
     /// Storage failures, as [`crate::QueryError::Storage`].
     fn select_series(&self, matchers: &[Matcher], mint_ms: i64, maxt_ms: i64) -> Result<Vec<Selected>> {
         Ok(self.select(matchers, mint_ms, maxt_ms)?.into_iter().map(Selected::Decoded).collect())
+    }
+
+    /// [`SampleSource::select_series`] with what the caller will read of the series
+    /// ([`SelectHints`]; advisory). With a grouping hint, a source may return each series'
+    /// labels restricted to the hinted names: same series, same order, but two entries may
+    /// then carry equal labels. The default ignores the hints.
+    ///
+    /// # Errors
+    /// As [`SampleSource::select_series`].
+    fn select_series_hinted(&self, matchers: &[Matcher], mint_ms: i64, maxt_ms: i64, hints: &SelectHints) -> Result<Vec<Selected>> {
+        let _ = hints;
+        self.select_series(matchers, mint_ms, maxt_ms)
     }
 }
 
@@ -272,6 +285,10 @@ impl SampleSource for QuerierSource<'_> {
 
     fn select_series(&self, matchers: &[Matcher], mint_ms: i64, maxt_ms: i64) -> Result<Vec<Selected>> {
         Ok(self.0.select(matchers, mint_ms, maxt_ms)?.into_iter().map(Selected::Stored).collect())
+    }
+
+    fn select_series_hinted(&self, matchers: &[Matcher], mint_ms: i64, maxt_ms: i64, hints: &SelectHints) -> Result<Vec<Selected>> {
+        Ok(self.0.select_with_hints(matchers, mint_ms, maxt_ms, hints)?.into_iter().map(Selected::Stored).collect())
     }
 }
 

@@ -209,6 +209,22 @@ pub trait Appender {
         Self: Sized;
 }
 
+/// What the caller will read of a selection's series, so that a querier may skip work:
+/// Prometheus' `storage.SelectHints` (its `Grouping` with `By = true`). Hints are advisory:
+/// a querier may ignore any of them and answer exactly as [`Querier::select`] does.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SelectHints {
+    /// `Some(names)`: the caller reads no label of a series but these (an aggregation's
+    /// `by (...)` labels, plus whatever else it needs, e.g. `__name__` for annotations), so a
+    /// querier may return each series' labels restricted to the names listed (a series
+    /// lacking a listed label still lacks it). Everything else is as for an unhinted select:
+    /// one entry per stored series, in the order of the full label sets, with the same
+    /// chunks. Two entries may therefore carry equal labels: a caller that merges or
+    /// deduplicates series by labels (a merge over several sources, a union of selections)
+    /// must not pass this hint down.
+    pub grouping: Option<Vec<String>>,
+}
+
 /// Read access to a consistent view of the data (head and blocks as of when it was opened).
 /// Object-safe, so the query engine can hold `Arc<dyn Querier>`.
 pub trait Querier: Send + Sync {
@@ -222,6 +238,17 @@ pub trait Querier: Send + Sync {
     /// # Errors
     /// [`crate::StorageError`] on I/O failure or corruption.
     fn select(&self, matchers: &[Matcher], mint_ms: i64, maxt_ms: i64) -> Result<Vec<Series>>;
+
+    /// [`Querier::select`] with what the caller will read of the series ([`SelectHints`]),
+    /// which an implementation may use to skip work, e.g. building the label strings a
+    /// grouping does not read. The default ignores the hints.
+    ///
+    /// # Errors
+    /// As [`Querier::select`].
+    fn select_with_hints(&self, matchers: &[Matcher], mint_ms: i64, maxt_ms: i64, hints: &SelectHints) -> Result<Vec<Series>> {
+        let _ = hints;
+        self.select(matchers, mint_ms, maxt_ms)
+    }
 
     /// Label names present on series that match `matchers` (all series when empty) with data in
     /// `[mint_ms, maxt_ms]`; sorted, unique.

@@ -166,7 +166,10 @@ impl Evaluator<'_> {
                 true => self.eval_matrix(args[0])?,
                 false => Vec::new(),
             };
-            let input = self.eval_matrix(&a.expr)?;
+            self.pending_hint = super::hints::grouping_hint(a);
+            let input = self.eval_matrix(&a.expr);
+            self.pending_hint = None;
+            let input = input?;
             let input_points = params.iter().chain(input.iter()).map(|s| s.len()).sum::<usize>();
             let steps = self.steps();
             let mut per_step = vec![f64::NAN; steps];

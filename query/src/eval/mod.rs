@@ -17,6 +17,7 @@ pub(crate) mod agg_steps;
 pub(crate) mod aggregate;
 pub(crate) mod binary;
 pub(crate) mod functions;
+pub(crate) mod hints;
 pub(crate) mod hist_fns;
 pub(crate) mod info;
 pub(crate) mod lazy;
@@ -72,11 +73,24 @@ pub(crate) struct Evaluator<'a> {
     /// Series selected from storage so far, over all selectors (see `QueryResult::total_series`).
     pub total_series: u64,
     pub annos: Annotations,
+    /// A grouping hint waiting for its selector ([`hints::PendingHint`]), set by an
+    /// aggregation just before it evaluates its argument.
+    pub pending_hint: Option<hints::PendingHint>,
 }
 
 impl<'a> Evaluator<'a> {
     pub fn new(ctx: &'a EvalCtx<'a>, start: i64, end: i64, interval: i64) -> Self {
-        Evaluator { ctx, start, end, interval, cur_samples: 0, total_samples: 0, total_series: 0, annos: Annotations::default() }
+        Evaluator {
+            ctx,
+            start,
+            end,
+            interval,
+            cur_samples: 0,
+            total_samples: 0,
+            total_series: 0,
+            annos: Annotations::default(),
+            pending_hint: None,
+        }
     }
 
     /// Number of steps.

@@ -190,8 +190,19 @@ impl Evaluator<'_> {
     fn select_raw(&mut self, vs: &VectorSelector, mint: i64, maxt: i64) -> Result<(Vec<Selected>, Load)> {
         let load = Load { mint_ms: mint, maxt_ms: maxt, hist_stats: is_hist_stats(vs) };
         let groups = to_matchers(&vs.name, &vs.matchers)?;
+        // A grouping hint left for this node by the aggregation above it (see `hints`).
+        let hint = match self.pending_hint.take() {
+            Some(h) if h.node == super::hints::node_id(vs) => Some(h.hints),
+            other => {
+                self.pending_hint = other;
+                None
+            }
+        };
         if groups.len() == 1 {
-            let sel = self.ctx.src.select_series(&groups[0], mint, maxt)?;
+            let sel = match hint {
+                Some(h) => self.ctx.src.select_series_hinted(&groups[0], mint, maxt, &h)?,
+                None => self.ctx.src.select_series(&groups[0], mint, maxt)?,
+            };
             self.total_series += sel.len() as u64;
             return Ok((sel, load));
         }

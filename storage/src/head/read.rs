@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use roaring::RoaringBitmap;
 
-use crate::api::{Querier, SeriesRef};
+use crate::api::{Querier, SelectHints, SeriesRef};
 use crate::chunkenc::ChunkHandle;
 use crate::error::Result;
 use crate::index::symbols::Symbols;
@@ -96,8 +96,11 @@ impl HeadQuerier {
     }
 }
 
-impl Querier for HeadQuerier {
-    fn select(&self, matchers: &[Matcher], mint_ms: i64, maxt_ms: i64) -> Result<Vec<Series>> {
+impl HeadQuerier {
+    /// [`Querier::select`], building each series' labels from only the names in `keep`
+    /// (all of them when `None`; see [`SelectHints::grouping`]). The order is that of the
+    /// full label sets either way.
+    fn select_keeping(&self, matchers: &[Matcher], mint_ms: i64, maxt_ms: i64, keep: Option<&[String]>) -> Result<Vec<Series>> {
         // Data below the read bound belongs to blocks (it was truncated away, or the head was
         // opened above it); chunks straddling the bound must not show it (Prometheus clamps
         // head reads to the head's min time the same way).
@@ -120,10 +123,29 @@ impl Querier for HeadQuerier {
         // series, so the order is total).
         let symbols = &self.head.symbols;
         sort_by_labels(&mut found, symbols);
+        let Some(keep) = keep else {
+            return Ok(found
+                .into_iter()
+                .map(|(s, chunks)| Series { labels: s.labels(symbols), chunks, mint_ms, maxt_ms })
+                .collect());
+        };
+        // Names never interned are on no series: only the interned ones can be kept.
+        let mut keep_ids: Vec<u32> = keep.iter().filter_map(|n| symbols.lookup(n)).collect();
+        keep_ids.sort_unstable();
         Ok(found
             .into_iter()
-            .map(|(s, chunks)| Series { labels: s.labels(symbols), chunks, mint_ms, maxt_ms })
+            .map(|(s, chunks)| Series { labels: s.labels_named(symbols, &keep_ids), chunks, mint_ms, maxt_ms })
             .collect())
+    }
+}
+
+impl Querier for HeadQuerier {
+    fn select(&self, matchers: &[Matcher], mint_ms: i64, maxt_ms: i64) -> Result<Vec<Series>> {
+        self.select_keeping(matchers, mint_ms, maxt_ms, None)
+    }
+
+    fn select_with_hints(&self, matchers: &[Matcher], mint_ms: i64, maxt_ms: i64, hints: &SelectHints) -> Result<Vec<Series>> {
+        self.select_keeping(matchers, mint_ms, maxt_ms, hints.grouping.as_deref())
     }
 
     fn label_names(&self, matchers: &[Matcher], mint_ms: i64, maxt_ms: i64) -> Result<Vec<String>> {
@@ -163,7 +185,13 @@ fn sort_by_labels<T>(found: &mut Vec<(Arc<MemSeries>, T)>, symbols: &Symbols) {
         return;
     }
     // Distinct symbols of the selection, by id, then their ranks in string order.
-    let mut ids: Vec<u32> = found.iter().flat_map(|(s, _)| s.labels.iter().flat_map(|&(n, v)| [n, v])).collect();
+    let mut ids: Vec<u32> = Vec::with_capacity(found.iter().map(|(s, _)| 2 * s.labels.len()).sum());
+    for (s, _) in found.iter() {
+        for &(n, v) in s.labels.iter() {
+            ids.push(n);
+            ids.push(v);
+        }
+    }
     let refs = ids.len();
     ids.sort_unstable();
     ids.dedup();
@@ -195,7 +223,10 @@ fn sort_by_labels<T>(found: &mut Vec<(Arc<MemSeries>, T)>, symbols: &Symbols) {
     let mut spans: Vec<(u32, u32, u32)> = Vec::with_capacity(found.len());
     for (i, (s, _)) in found.iter().enumerate() {
         let start = keys.len() as u32;
-        keys.extend(s.labels.iter().flat_map(|&(n, v)| [rank(n), rank(v)]));
+        for &(n, v) in s.labels.iter() {
+            keys.push(rank(n));
+            keys.push(rank(v));
+        }
         spans.push((start, keys.len() as u32, i as u32));
     }
     spans.sort_unstable_by(|a, b| keys[a.0 as usize..a.1 as usize].cmp(&keys[b.0 as usize..b.1 as usize]));
@@ -287,6 +318,45 @@ mod tests {
         }
         sets.push(vec![("__name__", "m".to_string())]);
         sets
+    }
+
+    #[test]
+    fn grouping_hint_keeps_only_the_named_labels_and_the_order() {
+        use crate::api::Appender;
+        use crate::wal::{FsyncPolicy, WalOptions};
+        let dir = tempfile::tempdir().unwrap();
+        let opts = super::super::HeadOptions {
+            wal: WalOptions { fsync: FsyncPolicy::Never, ..WalOptions::default() },
+            ..super::super::HeadOptions::default()
+        };
+        let head = Head::open(dir.path(), opts).unwrap();
+        let mut app = head.appender();
+        for i in 0..200 {
+            let job = format!("job{}", i % 7);
+            let inst = format!("i{i:03}");
+            let mut pairs = vec![("__name__", "m"), ("instance", inst.as_str()), ("zone", "z")];
+            if i % 4 != 0 {
+                pairs.push(("job", job.as_str()));
+            }
+            app.append_labels(&Labels::from_pairs(pairs), 1_000, i as f64).unwrap();
+        }
+        app.commit().unwrap();
+        let q = head.querier();
+        let m = [Matcher::equal("__name__", "m")];
+        let full = q.select(&m, 0, 2_000).unwrap();
+        assert_eq!(full.len(), 200);
+        let hints = SelectHints { grouping: Some(vec!["job".into(), "__name__".into(), "never_seen".into()]) };
+        let hinted = q.select_with_hints(&m, 0, 2_000, &hints).unwrap();
+        assert_eq!(hinted.len(), full.len(), "one entry per series, equal labels or not");
+        for (h, f) in hinted.iter().zip(&full) {
+            let want = f.labels.retain(|n| n == "job" || n == "__name__");
+            assert_eq!(h.labels, want);
+            assert_eq!(h.chunks.len(), f.chunks.len());
+            assert_eq!(h.chunks[0].bytes.as_slice(), f.chunks[0].bytes.as_slice(), "same series, same order");
+        }
+        // No hint: the full label sets.
+        let unhinted = q.select_with_hints(&m, 0, 2_000, &SelectHints::default()).unwrap();
+        assert!(unhinted.iter().zip(&full).all(|(a, b)| a.labels == b.labels));
     }
 
     #[test]

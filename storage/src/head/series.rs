@@ -462,6 +462,18 @@ impl MemSeries {
         )
     }
 
+    /// The labels whose name id is in `names` (sorted ids), resolved to strings: the part of
+    /// the label set a grouping reads ([`crate::api::SelectHints::grouping`]).
+    pub(crate) fn labels_named(&self, symbols: &Symbols, names: &[u32]) -> Labels {
+        Labels::from_sorted_unchecked(
+            self.labels
+                .iter()
+                .filter(|(n, _)| names.binary_search(n).is_ok())
+                .map(|&(n, v)| Label::new(symbols.resolve(n).unwrap_or_default(), symbols.resolve(v).unwrap_or_default()))
+                .collect(),
+        )
+    }
+
     /// True if this series' labels equal `labels` (no allocation).
     pub(crate) fn labels_eq(&self, symbols: &Symbols, labels: &Labels) -> bool {
         self.labels.len() == labels.len()

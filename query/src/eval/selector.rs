@@ -240,8 +240,9 @@ impl Evaluator<'_> {
             if r.hists.is_empty() {
                 s.floats.reserve_exact(steps_reaching(&refs, &r.floats, lookback, 0, |p| p.t));
             }
+            let mut cur = (0, 0);
             for &(ts, rt) in &refs {
-                match lookup(r, rt, lookback) {
+                match lookup(r, rt, lookback, &mut cur) {
                     Lookup::None => {}
                     Lookup::F(_, f) => s.floats.push(FPoint { t: ts, f }),
                     Lookup::H(_, h) => s.histograms.push(HPoint { t: ts, h: h.clone() }),
@@ -257,8 +258,9 @@ impl Evaluator<'_> {
         let (sel, load) = self.select_raw(vs, rmin - lookback + 1, rmax)?;
         let refs = self.step_refs(&vs.at, &vs.offset);
         self.map_selected(sel, load, true, "timestamp", |r, s| {
+            let mut cur = (0, 0);
             for &(ts, rt) in &refs {
-                match lookup(r, rt, lookback) {
+                match lookup(r, rt, lookback, &mut cur) {
                     Lookup::None => {}
                     Lookup::F(t, _) | Lookup::H(t, _) => s.floats.push(FPoint { t: ts, f: t as f64 / 1000.0 }),
                 }
@@ -276,8 +278,9 @@ impl Evaluator<'_> {
         let (sel, load) = self.select_raw(vs, rmin - lookback + 1, rmax)?;
         let refs = self.step_refs(&vs.at, &vs.offset);
         self.map_selected(sel, load, true, "start_timestamp", |r, s| {
+            let mut cur = (0, 0);
             for &(ts, rt) in &refs {
-                if let Some(st) = lookup_st(r, rt, lookback) {
+                if let Some(st) = lookup_st(r, rt, lookback, &mut cur) {
                     s.floats.push(FPoint { t: ts, f: st as f64 / 1000.0 });
                 }
             }
@@ -663,9 +666,16 @@ enum Pick {
     H(usize),
 }
 
-fn pick(r: &RawSeries, rt: i64, lookback: i64) -> Option<Pick> {
-    let fi = r.floats.partition_point(|p| p.t <= rt);
-    let hi = r.hists.partition_point(|p| p.t <= rt);
+///
+/// `cur` holds, per column, the number of points at or before the previous call's `rt`.
+/// Successive steps never move `rt` back (`offset` shifts every step alike, `@` pins them),
+/// so the next position is found by walking forward from there ([`advance`], which falls
+/// back to a binary search if `rt` did move back): a series costs one pass over its points
+/// for all steps instead of a binary search per step. Start each series with `(0, 0)`.
+fn pick(r: &RawSeries, rt: i64, lookback: i64, cur: &mut (usize, usize)) -> Option<Pick> {
+    cur.0 = advance(&r.floats, |p| p.t, cur.0, rt);
+    cur.1 = advance(&r.hists, |p| p.t, cur.1, rt);
+    let (fi, hi) = *cur;
     let f = (fi > 0 && r.floats[fi - 1].t > rt - lookback).then(|| fi - 1);
     let h = (hi > 0 && r.hists[hi - 1].t > rt - lookback).then(|| hi - 1);
     match (f, h) {
@@ -677,9 +687,10 @@ fn pick(r: &RawSeries, rt: i64, lookback: i64) -> Option<Pick> {
     }
 }
 
-/// The newest sample in `(rt - lookback, rt]`, unless it is a staleness marker.
-fn lookup(r: &RawSeries, rt: i64, lookback: i64) -> Lookup<'_> {
-    match pick(r, rt, lookback) {
+/// The newest sample in `(rt - lookback, rt]`, unless it is a staleness marker (`cur`: see
+/// [`pick`]).
+fn lookup<'r>(r: &'r RawSeries, rt: i64, lookback: i64, cur: &mut (usize, usize)) -> Lookup<'r> {
+    match pick(r, rt, lookback, cur) {
         None => Lookup::None,
         Some(Pick::F(i)) if is_stale_nan(r.floats[i].f) => Lookup::None,
         Some(Pick::F(i)) => Lookup::F(r.floats[i].t, r.floats[i].f),
@@ -688,8 +699,8 @@ fn lookup(r: &RawSeries, rt: i64, lookback: i64) -> Lookup<'_> {
 }
 
 /// The start timestamp (0 if none) of the sample [`lookup`] picks, if it picks one.
-fn lookup_st(r: &RawSeries, rt: i64, lookback: i64) -> Option<i64> {
-    match pick(r, rt, lookback)? {
+fn lookup_st(r: &RawSeries, rt: i64, lookback: i64, cur: &mut (usize, usize)) -> Option<i64> {
+    match pick(r, rt, lookback, cur)? {
         Pick::F(i) if is_stale_nan(r.floats[i].f) => None,
         Pick::F(i) => Some(r.float_sts.get(i).copied().unwrap_or(0)),
         Pick::H(j) => Some(r.hist_sts.get(j).copied().unwrap_or(0)),

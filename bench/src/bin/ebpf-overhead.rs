@@ -6,7 +6,14 @@
 //! cost of the kernel programs on traffic they filter out). The throughput loss is the median
 //! over cycles of each cycle's observed-vs-baseline loss (rounds of a cycle run back to back, so
 //! a pair shares the machine's load), held to the target (under 5%, no ring-buffer drops) and
-//! printed last; per-mode medians are reported beside it. Each observed
+//! printed last; the ratio of the per-mode medians is reported beside it, with nginx's CPU per
+//! request in each mode (its `/proc` utime + stime over the run: the kernel programs run in
+//! nginx's socket calls, so their cost lands there), Hearth's own CPU, ring-buffer drops and the
+//! load average of every round. nginx and wrk are pinned to different CPUs (`taskset -c`; by
+//! default nginx to the last CPU, wrk to CPU 0; `--no-pin` leaves them to the scheduler) so
+//! that nginx, one process, is the bottleneck and the throughput loss reflects its CPU per
+//! request; Hearth is not pinned (its drain competes for either CPU, as it would in
+//! production). The modes alternate within each cycle, in an order rotated per cycle. Each observed
 //! round checks the counting: ring-buffer events and the PromQL request count must equal
 //! wrk's requests within the requests in flight when wrk stops. The result goes to stdout
 //! and to bench/results/ebpf.md.
@@ -67,6 +74,15 @@ struct Cli {
     /// Path wrk requests: `/` (`return 200 "ok\n"`) or `/static/1k.txt` (a 1 KiB file).
     #[arg(long, default_value = "/")]
     path: String,
+    /// CPU nginx is pinned to (`taskset -c`). [default: the last CPU]
+    #[arg(long)]
+    nginx_cpu: Option<usize>,
+    /// CPU wrk is pinned to (`taskset -c`). [default: CPU 0]
+    #[arg(long)]
+    wrk_cpu: Option<usize>,
+    /// Pin neither nginx nor wrk (the scheduler places them; Hearth is never pinned).
+    #[arg(long)]
+    no_pin: bool,
     /// Turn on kernel.bpf_stats_enabled for the run to report the kernel programs' own run time
     /// (costs two clock reads per program run, in observed rounds only).
     #[arg(long)]
@@ -153,7 +169,7 @@ struct Nginx {
 }
 
 impl Nginx {
-    fn start(bin: &Path) -> Result<Nginx> {
+    fn start(bin: &Path, cpu: Option<usize>) -> Result<Nginx> {
         let dir = tempfile::Builder::new().prefix("ebpf-overhead-nginx").tempdir().map_err(|e| BenchError::io("temp dir", e))?;
         let port = free_loopback_port()?;
         let d = dir.path().display();
@@ -175,7 +191,15 @@ impl Nginx {
         );
         let conf_path = dir.path().join("nginx.conf");
         std::fs::write(&conf_path, conf).map_err(|e| BenchError::io("nginx.conf", e))?;
-        let mut cmd = Command::new(bin);
+        // taskset execs nginx: the pid stays the one whose CPU is measured.
+        let mut cmd = match cpu {
+            Some(c) => {
+                let mut t = Command::new("taskset");
+                t.arg("-c").arg(c.to_string()).arg(bin);
+                t
+            }
+            None => Command::new(bin),
+        };
         cmd.arg("-c").arg(&conf_path).arg("-p").arg(dir.path());
         let log = dir.path().join("stdout.log");
         let mut guard = spawn(cmd, &log)?;
@@ -209,6 +233,8 @@ impl Nginx {
 
 struct Runner {
     cli: Cli,
+    /// (nginx, wrk) CPUs, when pinned.
+    pin: Option<(usize, usize)>,
     seconds: u64,
     wrk: PathBuf,
     hearth_bin: PathBuf,
@@ -235,7 +261,7 @@ impl Runner {
         let prog0 = hearth.as_ref().and_then(|_| hearth::program_stats());
         let machine0 = CpuSample::now();
         let started = Instant::now();
-        let run = wrk::run(&self.wrk, &self.url(), self.cli.threads, self.cli.connections, self.seconds)?;
+        let run = wrk::run(&self.wrk, &self.url(), self.cli.threads, self.cli.connections, self.seconds, self.pin.map(|p| p.1))?;
         let wall = started.elapsed().as_secs_f64();
         let machine_busy = CpuSample::now().busy_fraction_since(&machine0);
         let prog1 = hearth.as_ref().and_then(|_| hearth::program_stats());
@@ -334,10 +360,20 @@ fn run(cli: Cli) -> Result<bool> {
     // if someone left it on) unless asked: the statistics add two clock reads to every program run, i.e. to observed rounds
     // only, which would inflate the measured loss.
     let _bpf_stats = runner_stats(cli.bpf_stats);
-    let nginx = Nginx::start(&nginx_bin)?;
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let pin = if cli.no_pin || (cores < 2 && cli.nginx_cpu.is_none() && cli.wrk_cpu.is_none()) {
+        None
+    } else {
+        let (n, w) = (cli.nginx_cpu.unwrap_or(cores.saturating_sub(1)), cli.wrk_cpu.unwrap_or(0));
+        if n >= cores || w >= cores {
+            return Err(BenchError::Config(format!("--nginx-cpu {n} / --wrk-cpu {w}: this machine has CPUs 0 to {}", cores - 1)));
+        }
+        Some((n, w))
+    };
+    let nginx = Nginx::start(&nginx_bin, pin.map(|p| p.0))?;
     nginx.check(&http)?;
     let other_port = free_loopback_port()?;
-    let runner = Runner { seconds, wrk: wrk_bin, hearth_bin, nginx, other_port, http, cli };
+    let runner = Runner { seconds, wrk: wrk_bin, hearth_bin, nginx, other_port, http, cli, pin };
     println!(
         "nginx on 127.0.0.1:{}; {} cycles of {}s wrk runs (-t{} -c{}); hearth {}",
         runner.nginx.port,
@@ -348,7 +384,7 @@ fn run(cli: Cli) -> Result<bool> {
         runner.hearth_bin.display()
     );
     if warmup > 0 {
-        wrk::run(&runner.wrk, &runner.url(), runner.cli.threads, runner.cli.connections, warmup)?;
+        wrk::run(&runner.wrk, &runner.url(), runner.cli.threads, runner.cli.connections, warmup, runner.pin.map(|p| p.1))?;
     }
     let mut rounds = Vec::new();
     for cycle in 1..=runner.cli.rounds as usize {
@@ -384,6 +420,10 @@ fn run(cli: Cli) -> Result<bool> {
         connections: runner.cli.connections,
         seconds,
         path: runner.cli.path.clone(),
+        pinning: match runner.pin {
+            Some((n, w)) => format!("nginx pinned to CPU {n} and wrk to CPU {w} (`taskset -c`); Hearth not pinned"),
+            None => "nothing pinned (the scheduler places nginx, wrk and Hearth)".to_string(),
+        },
     };
     let md = report::markdown(&info, &rounds);
     println!("\n{md}");

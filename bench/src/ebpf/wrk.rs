@@ -112,13 +112,22 @@ pub fn parse(out: &str) -> Result<WrkRun> {
     Ok(run)
 }
 
-/// Runs `wrk -t<threads> -c<connections> -d<seconds>s --latency <url>` and parses its report.
+/// Runs `wrk -t<threads> -c<connections> -d<seconds>s --latency <url>` (under `taskset -c
+/// <cpu>` when `cpu` is given) and parses its report.
 ///
 /// # Errors
 /// [`BenchError::Io`] when wrk cannot be started, [`BenchError::Process`] when it exits
 /// non-zero or its report does not parse.
-pub fn run(wrk: &Path, url: &str, threads: u32, connections: u32, seconds: u64) -> Result<WrkRun> {
-    let out = Command::new(wrk)
+pub fn run(wrk: &Path, url: &str, threads: u32, connections: u32, seconds: u64, cpu: Option<usize>) -> Result<WrkRun> {
+    let mut cmd = match cpu {
+        Some(c) => {
+            let mut t = Command::new("taskset");
+            t.arg("-c").arg(c.to_string()).arg(wrk);
+            t
+        }
+        None => Command::new(wrk),
+    };
+    let out = cmd
         .args([
             format!("-t{threads}"),
             format!("-c{connections}"),

@@ -190,9 +190,14 @@ struct {
 	__type(value, struct conn);
 } conns SEC(".maps");
 
+/* Per-CPU scratch: slot 0 for the socket calls' programs (process context), slot 1 for the
+ * state-change program, which also runs in softirq and may interrupt them on the same CPU. */
+#define SLOT_IO 0
+#define SLOT_STATE 1
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, 2);
 	__type(key, __u32);
 	__type(value, struct scratch);
 } scratch SEC(".maps");
@@ -373,6 +378,18 @@ static __always_inline int is_status_digit(char c)
 	return c >= '0' && c <= '9';
 }
 
+/* The response ended by what its scanned header says: its bytes reach header + Content-Length,
+ * or the header's end for HEAD/204/304 (a chunked body's end is not known here). */
+static __always_inline int ended_by_header(struct conn *c)
+{
+	if (c->resp.done != SCAN_FOUND)
+		return 0;
+	__u64 head = c->resp.pos;
+	if (c->no_body)
+		return c->resp_bytes >= head;
+	return c->resp.content_length >= 0 && c->resp_bytes >= head + (__u64)c->resp.content_length;
+}
+
 /* A response's later bytes (a write, or sendfile/splice when `s` is 0): counted; at the
  * second write the first write's bytes (resp_copy) are scanned for the header's end and
  * Content-Length, then the response ends as before: at header + Content-Length, right after the
@@ -384,7 +401,7 @@ static __always_inline void more_written(struct sock *sk, struct conn *c, struct
 	c->end_ns = sock_now_ns(sk);
 	c->writes = 2;
 	if (c->resp.done == SCAN_DEFERRED)
-		scan_first_write(c);
+		scan_first_write(c, SLOT_IO);
 	if (s && c->resp.done == SCAN_RUNNING) {
 		scan_segment(&c->resp, (__u64)s->p0, s->n0);
 		if (s->n0 <= SCAN_CAP)
@@ -392,13 +409,8 @@ static __always_inline void more_written(struct sock *sk, struct conn *c, struct
 	}
 	if (c->resp.done != SCAN_FOUND)
 		return;
-	__u64 head = c->resp.pos;
-	int complete = 0;
-	if (c->no_body) {
-		complete = c->resp_bytes >= head;
-	} else if (c->resp.content_length >= 0) {
-		complete = c->resp_bytes >= head + (__u64)c->resp.content_length;
-	} else if (s && s->tail) {
+	int complete = ended_by_header(c);
+	if (!complete && !c->no_body && c->resp.content_length < 0 && s && s->tail) {
 		char t[5];
 		complete = bpf_probe_read_user(t, sizeof(t), s->tail) == 0 && t[0] == '0' &&
 			   t[1] == '\r' && t[2] == '\n' && t[3] == '\r' && t[4] == '\n';
@@ -577,8 +589,14 @@ static __always_inline void on_closing(struct sock *sk)
 			c->status = 0;
 			emit(c, HTTP_END_NO_RESPONSE);
 		} else if (c->state == ST_RESPONSE) {
-			/* Even after a single write: a reader waiting for the rest learns it ends here. */
-			emit(c, HTTP_END_CLOSE);
+			/* A response event whose first write was all of it needs no continuation (a
+			 * server closing after its keep-alive limit, nginx's 1000 requests, would
+			 * otherwise add one per close): its copy is scanned here, as a later write would
+			 * have it scanned. Otherwise the reader learns here that the response ended. */
+			if (c->first_sent && c->writes <= 1 && c->resp.done == SCAN_DEFERRED)
+				scan_first_write(c, SLOT_STATE);
+			if (!(c->first_sent && c->writes <= 1 && ended_by_header(c)))
+				emit(c, HTTP_END_CLOSE);
 		}
 	}
 	bpf_sk_storage_delete(&conns, sk);

@@ -305,15 +305,14 @@ static __always_inline int scan_lines(struct hscan *h, struct scratch *sc, __u32
 
 /* Scans the first write of a response, kept in c->resp_copy (c->first_len bytes; more bytes
  * of that write, c->first_more, are beyond the copy), into c->resp: a line per step when its
- * header ends there, byte-wise otherwise. */
-__attribute__((noinline)) int scan_first_write(struct conn *c)
+ * header ends there, byte-wise otherwise; in scratch slot `slot` (SLOT_IO or SLOT_STATE). */
+__attribute__((noinline)) int scan_first_write(struct conn *c, __u32 slot)
 {
 	if (!c)
 		return 0;
 	struct hscan *h = &c->resp;
 	hscan_init(h);
-	__u32 zero = 0;
-	struct scratch *sc = bpf_map_lookup_elem(&scratch, &zero);
+	struct scratch *sc = bpf_map_lookup_elem(&scratch, &slot);
 	if (!sc) {
 		h->done = SCAN_GAVE_UP;
 		return 0;

@@ -3,9 +3,9 @@
 //! Evaluation runs on the blocking pool, at most `--query.max-concurrency` at once (later
 //! queries wait for a permit, as in Prometheus' active query tracker). When the client goes
 //! away, the handler future is dropped, and a guard sets the engine's cancel flag so the
-//! evaluation stops at its next check. A query whose same shape last evaluated in at most
-//! [`query_cost::INLINE_MAX`] runs in place instead, saving two thread hand-offs (see
-//! [`query_cost`]); it cannot be cancelled that way, which costs at most about that long.
+//! evaluation stops at its next check. A query whose same shape last evaluated cheaply runs
+//! on the request's task or thread instead, saving thread hand-offs (see [`query_cost`]); it
+//! cannot be cancelled that way, which costs at most about as long as its last run.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
@@ -18,7 +18,7 @@ use query::{Annotations, Engine, EngineOptions};
 use storage::usage::ReadKind;
 
 use super::json::{success, success_serde, write_query_data};
-use super::query_cost;
+use super::query_cost::{self, Placement};
 use super::read_params;
 use crate::app::Shared;
 use crate::error::{ApiFailure, ServerError};
@@ -106,14 +106,21 @@ async fn evaluate(
     };
     let cost_key = query_cost::key(&COSTS, &query_text, range_steps);
     let eval_started = std::time::Instant::now();
-    let task: Result<_, String> = if COSTS.run_in_place(cost_key) {
+    let placement = COSTS.placement(cost_key);
+    if placement != Placement::Pool {
         COSTS.count_in_place();
-        // A panic outside the engine (which catches its own) fails this query alone, as a
-        // panicking blocking task does.
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| tokio::task::block_in_place(work)))
-            .map_err(|_| "panicked".to_string())
-    } else {
-        tokio::task::spawn_blocking(work).await.map_err(|e| e.to_string())
+    }
+    // A panic outside the engine (which catches its own) fails this query alone, as a
+    // panicking blocking task does.
+    let task: Result<_, String> = match placement {
+        Placement::Direct => {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).map_err(|_| "panicked".to_string())
+        }
+        Placement::InPlace => {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| tokio::task::block_in_place(work)))
+                .map_err(|_| "panicked".to_string())
+        }
+        Placement::Pool => tokio::task::spawn_blocking(work).await.map_err(|e| e.to_string()),
     };
     let took = eval_started.elapsed();
     guard.1 = false;

@@ -1,4 +1,5 @@
-//! Where a query is evaluated: in place on the request's thread, or on the blocking pool.
+//! Where a query is evaluated: directly on the request's task, in place on its thread, or on
+//! the blocking pool.
 //!
 //! Evaluating on tokio's blocking pool (`spawn_blocking`) costs two thread hand-offs per query
 //! (a blocking thread is woken for the work, then a runtime worker for the reply). For a
@@ -9,16 +10,26 @@
 //! away, the dropped handler future sets the engine's cancel flag (see [`super::query`]); a
 //! query evaluated in place cannot notice that, because its future is not polled until it ends.
 //!
-//! So a query is evaluated in place (`tokio::task::block_in_place`, which hands the worker's
-//! other tasks to another thread) only when the same query, as an instant query or as a range
-//! of the same number of steps, last took at most [`INLINE_MAX`]: then cancelling it could save
-//! at most about that much. And only if it last selected fewer than [`FAN_OUT_SERIES`] series:
-//! a larger selection decodes across the rayon pool anyway (hand-offs there too), and in place
-//! the thread that takes over the worker's tasks competes with the pool for the cores
-//! (`count_cpu_by_mode` instant, 704 series, 2 cores: p50 1445 -> 1780 us in place).
-//! Everything else, and every query the first time, goes to the pool.
+//! So the placement ([`Placement`]) follows what the same query, as an instant query or as a
+//! range of the same number of steps, cost the last time it ran:
+//! - [`Placement::Direct`]: it took at most [`DIRECT_MAX`] and selected fewer than
+//!   [`FAN_OUT_SERIES`] series: evaluated on the request's task itself. `block_in_place`
+//!   hands the worker's core to another thread (a blocking thread is woken to run the
+//!   worker), which costs about as much as such a query: `1+1` on a 2-core machine at load
+//!   9, server CPU per request 118 -> 73 us, context switches 6.2 -> 1.9, median wall time
+//!   270 -> 163 us.
+//! - [`Placement::InPlace`]: at most [`INLINE_MAX`] and fewer than [`FAN_OUT_SERIES`]
+//!   series: `tokio::task::block_in_place`, which hands the worker's other tasks to another
+//!   thread.
+//! - [`Placement::Pool`]: everything else, and every query the first time. A query that
+//!   selected [`FAN_OUT_SERIES`] series or more decodes across the rayon pool anyway
+//!   (hand-offs there too), and in place the thread that takes over the worker's tasks
+//!   competes with the pool for the cores (`count_cpu_by_mode` instant, 704 series, 2 cores:
+//!   p50 1445 -> 1780 us in place). Starting such a query on a rayon worker instead (so its
+//!   parallel loops split on that worker's deque) was measured too and gained nothing:
+//!   100k series, `topk_rss` instant 2.1 -> 2.6 ms, `count_cpu_by_mode` 9.8 -> 10.3 ms.
 //! Dashboards re-run the same queries on every refresh, so their queries are the ones that
-//! learn to run in place.
+//! learn their placement.
 //!
 //! The memory of past costs is [`CostTable`]: a fixed, direct-mapped table of [`SLOTS`] atomic
 //! words, each a 32-bit key tag, a fan-out bit and the last wall time in microseconds (31
@@ -32,6 +43,14 @@ use std::time::Duration;
 /// Longest last evaluation (wall time) of a query that is then evaluated in place: 10 ms.
 pub const INLINE_MAX: Duration = Duration::from_millis(10);
 
+
+
+/// Longest last evaluation (wall time) of a query that is then evaluated directly on the
+/// request's task, without handing the worker's core over: 300 us (tokio's guidance is that
+/// a task runs no longer than 10-100 us between awaits; a query this short delays the
+/// worker's other tasks by about as long as the hand-off it saves would have taken).
+pub const DIRECT_MAX: Duration = Duration::from_micros(300);
+
 /// Number of slots of the cost table (4096 words, 32 KiB).
 pub const SLOTS: usize = 4096;
 
@@ -44,12 +63,24 @@ const FANNED_OUT: u64 = 1 << 31;
 /// The wall-time bits of a slot's low word, us.
 const MICROS: u64 = FANNED_OUT - 1;
 
-/// Queries evaluated in place since the process started (all tables).
+/// Queries evaluated other than on the blocking pool since the process started (all tables).
 static IN_PLACE_RUNS: AtomicU64 = AtomicU64::new(0);
 
-/// Number of queries evaluated in place since the process started.
+/// Number of queries evaluated other than on the blocking pool ([`Placement::Direct`] or
+/// [`Placement::InPlace`]) since the process started.
 pub fn in_place_runs() -> u64 {
     IN_PLACE_RUNS.load(Ordering::Relaxed)
+}
+
+/// Where a query is evaluated (see the module doc).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// On the request's task, without giving up the worker's core.
+    Direct,
+    /// On the request's thread, through `tokio::task::block_in_place`.
+    InPlace,
+    /// On tokio's blocking pool (`spawn_blocking`).
+    Pool,
 }
 
 /// Last evaluation times of recent queries, by a hash of the query's text and shape.
@@ -106,18 +137,25 @@ impl CostTable {
         self.slots[slot].store(tag << 32 | fan | us, Ordering::Relaxed);
     }
 
-    /// Counts one query evaluated in place (for [`in_place_runs`]).
+    /// Counts one query evaluated other than on the pool (for [`in_place_runs`]).
     pub fn count_in_place(&self) {
         IN_PLACE_RUNS.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// True if `key` should be evaluated in place: its last run took at most [`INLINE_MAX`]
-    /// and did not fan out, and the current runtime can block in place (a multi-threaded
-    /// tokio runtime; `block_in_place` panics on a current-thread one).
-    pub fn run_in_place(&self, key: u64) -> bool {
-        self.last(key).is_some_and(|(d, fanned_out)| d <= INLINE_MAX && !fanned_out)
-            && tokio::runtime::Handle::try_current()
-                .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
+    /// Where `key` is evaluated: by its last run's wall time and fan-out (see the module
+    /// doc), and only off the pool on a multi-threaded tokio runtime (`block_in_place`
+    /// panics on a current-thread one, and a direct run there would stall the only worker).
+    pub fn placement(&self, key: u64) -> Placement {
+        let Some((took, fanned_out)) = self.last(key) else { return Placement::Pool };
+        let multi_thread = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if !multi_thread || fanned_out || took > INLINE_MAX {
+            Placement::Pool
+        } else if took <= DIRECT_MAX {
+            Placement::Direct
+        } else {
+            Placement::InPlace
+        }
     }
 }
 
@@ -155,23 +193,29 @@ mod tests {
     }
 
     #[test]
-    fn in_place_only_when_cheap_narrow_and_on_a_multi_thread_runtime() {
+    fn placement_by_last_cost_fan_out_and_runtime() {
         let t = CostTable::default();
+        let tiny = key(&t, "tiny", None);
         let cheap = key(&t, "cheap", None);
         let dear = key(&t, "dear", None);
         let wide = key(&t, "wide", None);
-        t.record(cheap, Duration::from_millis(1), FAN_OUT_SERIES - 1);
+        let wide_dear = key(&t, "wide and dear", None);
+        t.record(tiny, DIRECT_MAX, FAN_OUT_SERIES - 1);
+        t.record(cheap, DIRECT_MAX + Duration::from_micros(1), FAN_OUT_SERIES - 1);
         t.record(dear, INLINE_MAX + Duration::from_millis(1), 1);
-        t.record(wide, Duration::from_millis(1), FAN_OUT_SERIES);
-        assert!(!t.run_in_place(cheap), "no runtime");
+        t.record(wide, Duration::from_micros(10), FAN_OUT_SERIES);
+        t.record(wide_dear, INLINE_MAX + Duration::from_millis(1), FAN_OUT_SERIES);
+        assert_eq!(t.placement(tiny), Placement::Pool, "no runtime");
         let mt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).build().expect("runtime");
         mt.block_on(async {
-            assert!(t.run_in_place(cheap));
-            assert!(!t.run_in_place(dear));
-            assert!(!t.run_in_place(wide));
-            assert!(!t.run_in_place(key(&t, "never run", None)));
+            assert_eq!(t.placement(tiny), Placement::Direct);
+            assert_eq!(t.placement(cheap), Placement::InPlace);
+            assert_eq!(t.placement(wide), Placement::Pool);
+            assert_eq!(t.placement(dear), Placement::Pool);
+            assert_eq!(t.placement(wide_dear), Placement::Pool);
+            assert_eq!(t.placement(key(&t, "never run", None)), Placement::Pool);
         });
         let ct = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
-        ct.block_on(async { assert!(!t.run_in_place(cheap)) });
+        ct.block_on(async { assert_eq!(t.placement(tiny), Placement::Pool) });
     }
 }

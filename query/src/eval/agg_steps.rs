@@ -255,11 +255,15 @@ impl Evaluator<'_> {
                     let cmp = if op == "topk" { cmp_desc_nan_last } else { cmp_asc_nan_last };
                     // Stable order: ties keep input order, as a stable sort of the group does.
                     let full = |a: &(f64, usize), b: &(f64, usize)| cmp(a.0, b.0).then(a.1.cmp(&b.1));
-                    if m.len() > k {
-                        m.select_nth_unstable_by(k - 1, full);
-                        m.truncate(k);
+                    if m.len() > k && k <= SMALL_K {
+                        keep_best(m, k, full);
+                    } else {
+                        if m.len() > k {
+                            m.select_nth_unstable_by(k - 1, full);
+                            m.truncate(k);
+                        }
+                        m.sort_by(full);
                     }
-                    m.sort_by(full);
                 }
             }
             for &(_, sidx) in m.iter() {
@@ -281,5 +285,68 @@ impl Evaluator<'_> {
             m.clear();
         }
         Ok(())
+    }
+}
+
+/// Up to this `k`, [`keep_best`] picks a `topk`/`bottomk` group's members; above it a
+/// selection (`select_nth_unstable_by`) does, whose cost does not grow with `k`.
+const SMALL_K: usize = 32;
+
+/// Reduces `m` to its `k` first elements in `cmp`'s order (a total order), sorted: one pass
+/// that keeps the best `k` seen so far in a sorted prefix of `m` and inserts an element only
+/// if it beats the current `k`-th. For a dashboard's `topk(10, ...)` over a thousand series
+/// most elements cost one comparison, where a selection moves and compares each several
+/// times. The result is the same as selecting then sorting: with a total order the `k` first
+/// elements are unique.
+fn keep_best<T: Copy>(m: &mut Vec<T>, k: usize, cmp: impl Fn(&T, &T) -> std::cmp::Ordering) {
+    debug_assert!(k >= 1 && m.len() > k);
+    m[..k].sort_by(&cmp);
+    for i in k..m.len() {
+        let x = m[i];
+        if cmp(&x, &m[k - 1]) != std::cmp::Ordering::Less {
+            continue;
+        }
+        // Insert x into the sorted prefix, dropping its last element.
+        let pos = m[..k].partition_point(|y| cmp(y, &x) == std::cmp::Ordering::Less);
+        m.copy_within(pos..k - 1, pos + 1);
+        m[pos] = x;
+    }
+    m.truncate(k);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keep_best_equals_select_then_sort() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let cmp = |a: &(f64, usize), b: &(f64, usize)| cmp_desc_nan_last(a.0, b.0).then(a.1.cmp(&b.1));
+        for round in 0..200 {
+            let n = 2 + round % 150;
+            // Few distinct values (ties broken by index), NaNs and infinities included.
+            let m: Vec<(f64, usize)> = (0..n)
+                .map(|i| {
+                    let v = match rng.random_range(0..12) {
+                        0 => f64::NAN,
+                        1 => f64::INFINITY,
+                        2 => f64::NEG_INFINITY,
+                        r => f64::from(r % 5),
+                    };
+                    (v, i)
+                })
+                .collect();
+            for k in 1..n.min(SMALL_K + 1) {
+                let mut want = m.clone();
+                want.select_nth_unstable_by(k - 1, cmp);
+                want.truncate(k);
+                want.sort_by(cmp);
+                let mut got = m.clone();
+                keep_best(&mut got, k, cmp);
+                let bits = |v: &[(f64, usize)]| v.iter().map(|p| (p.0.to_bits(), p.1)).collect::<Vec<_>>();
+                assert_eq!(bits(&got), bits(&want), "n {n} k {k}");
+            }
+        }
     }
 }

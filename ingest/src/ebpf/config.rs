@@ -34,15 +34,17 @@ pub struct EbpfConfig {
     /// Ring buffer drain period when no wakeup came (the kernel wakes the reader only once
     /// `wakeup_bytes` are queued). Default 100 ms.
     pub drain_interval: Duration,
-    /// Ring buffer size, bytes (rounded up to a power-of-two number of pages). Default 8 MiB:
-    /// about 0.5 s of 528-byte events at 30k requests/s, so a reader stalled for a few drain
-    /// periods (100 ms) loses nothing; it costs only locked kernel memory.
+    /// Ring buffer size, bytes (rounded up to a power-of-two number of pages). Default 32 MiB:
+    /// about 1 s of 528-byte events at 60k requests/s, so a reader stalled for a few drain
+    /// periods (100 ms) by a busy machine loses nothing (8 MiB, half a second at 30k requests/s,
+    /// dropped events when both CPUs of a loaded 2-core machine ran a pinned server and load
+    /// generator); it costs only locked kernel memory.
     pub ring_bytes: u32,
     /// Queued bytes by which the kernel has woken the reader: each CPU wakes it once per
     /// `wakeup_bytes / CPUs` (rounded down to a power of two at load, so that the kernel tests
     /// the crossing with a mask) bytes it produced; 0 (or more than `ring_bytes`) = never, the
-    /// drain timer alone. Default 1 MiB: an eighth of the default ring, so a woken reader still
-    /// has 7 MiB (about 250 ms at 100k requests/s) before a drop.
+    /// drain timer alone. Default 1 MiB: a 32nd of the default ring, so a woken reader still
+    /// has 31 MiB (about 0.6 s at 100k requests/s) before a drop.
     /// Each forced wakeup is an irq_work, a self-IPI that exits the VM under KVM (about 15 us
     /// here): at 64 KiB (one per 240 events) that was 60 ns per request of the server's time.
     pub wakeup_bytes: u64,
@@ -66,7 +68,7 @@ impl Default for EbpfConfig {
             series_ttl: Duration::from_secs(300),
             exe_rescan_interval: Duration::from_secs(5),
             drain_interval: Duration::from_millis(100),
-            ring_bytes: 8 << 20,
+            ring_bytes: 32 << 20,
             wakeup_bytes: 1 << 20,
             exclude_ports: Vec::new(),
             service_name: None,

@@ -259,7 +259,7 @@ impl Assembler {
 /// reports them: the value is the leading digits after `Content-Length:` and optional spaces or
 /// tabs, any case.
 fn scan_head(head: &[u8]) -> (i64, u32) {
-    let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4) else {
+    let Some(end) = header_end(head) else {
         return (-1, 0);
     };
     let mut content_length = -1i64;
@@ -276,6 +276,20 @@ fn scan_head(head: &[u8]) -> (i64, u32) {
         }
     }
     (content_length, end as u32)
+}
+
+/// Index after the first CRLFCRLF of `head`, found line by line (one LF search per line
+/// rather than a 4-byte compare per position: the drain does this for every response event).
+fn header_end(head: &[u8]) -> Option<usize> {
+    let mut from = 3;
+    while from < head.len() {
+        let lf = from + head[from..].iter().position(|&b| b == b'\n')?;
+        if &head[lf - 3..=lf] == b"\r\n\r\n" {
+            return Some(lf + 1);
+        }
+        from = lf + 1;
+    }
+    None
 }
 
 /// Content-Length if known, else the bytes after the header, else 0 (header end unseen).
@@ -564,6 +578,10 @@ mod tests {
         // A Content-Length after the header end is body, not a header.
         assert_eq!(unscanned(b"POST / HTTP/1.1\r\n\r\nContent-Length: 99\r\n").request_body_bytes, 20);
         assert_eq!(scan_head(b"GET / HTTP/1.1\r\nX-Content-Length: 4\r\n\r\n"), (-1, 39));
+        assert_eq!(header_end(b"\r\n\r\n"), Some(4));
+        assert_eq!(header_end(b"a\n\r\n\r\nb"), Some(6));
+        assert_eq!(header_end(b"a\r\n\r"), None);
+        assert_eq!(header_end(b"\n\n\n"), None);
         // Scanned by the kernel (req_bytes beyond head): its fields are used as they are.
         let r = parse_event(&event(b"POST /u/42 HTTP/1.1\r\nContent-Length: 7\r\n\r\n", 201, 1)).expect("parses");
         assert_eq!(r.request_body_bytes, 10);

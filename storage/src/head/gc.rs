@@ -66,6 +66,7 @@ impl Head {
             stats.chunks_removed += (before - st.closed.len()) as u64;
             if st.open.bounds().is_some_and(|(_, maxt)| maxt < mint_ms) {
                 st.open = OpenChunk::None;
+                st.snapshot = None;
                 stats.chunks_removed += 1;
             }
             if let (Some(a), Some(b)) = (st.min_t(), st.max_t()) {

@@ -159,6 +159,12 @@ pub(crate) struct CutPolicy {
 /// Everything mutable about one series. Guarded by [`MemSeries::state`].
 pub(crate) struct SeriesState {
     pub open: OpenChunk,
+    /// The open chunk's last query snapshot and the open chunk's sample count when it was
+    /// taken: queries that find the open chunk unchanged share it (a reference count)
+    /// instead of copying the chunk again, as dashboards refreshing between two scrapes do.
+    /// Cleared whenever the open chunk changes (append, cut, garbage collection), so it
+    /// never outlives the chunk state it shows; see [`SeriesState::open_snapshot`].
+    pub snapshot: Option<(usize, ChunkHandle)>,
     /// Full chunks, oldest first, non-overlapping.
     pub closed: Vec<ClosedChunk>,
     /// Newest committed sample: timestamp (`i64::MIN` if none), value bits (floats), kind.
@@ -187,6 +193,7 @@ impl SeriesState {
     fn new(gen: u32) -> Self {
         SeriesState {
             open: OpenChunk::None,
+            snapshot: None,
             closed: Vec::new(),
             last_t: i64::MIN,
             last_v: 0,
@@ -236,6 +243,7 @@ impl SeriesState {
     /// Moves the open chunk to the chunk store (or keeps it in memory if the write fails).
     /// Returns 1 if a chunk was cut.
     fn cut(&mut self, series_id: u32, store: &ChunkStore) -> u64 {
+        self.snapshot = None;
         let Some((min_t, max_t)) = self.open.bounds() else { return 0 };
         let (encoding, bytes): (Encoding, Vec<u8>) = match &mut self.open {
             OpenChunk::Float(b) => b.finish(),
@@ -252,6 +260,7 @@ impl SeriesState {
     /// Appends a committed float sample (start timestamp `st_ms`, 0 for none) to the chunks.
     /// The caller has checked order. Returns the number of chunks cut (0 or 1).
     pub(crate) fn append_float(&mut self, id: u32, st_ms: i64, t_ms: i64, v: f64, p: &CutPolicy, store: &ChunkStore) -> u64 {
+        self.snapshot = None;
         let mut cut = 0;
         if self.must_cut(Kind::Float, st_ms, t_ms, p) {
             cut = self.cut(id, store);
@@ -289,6 +298,7 @@ impl SeriesState {
         p: &CutPolicy,
         store: &ChunkStore,
     ) -> u64 {
+        self.snapshot = None;
         let mut cut = 0;
         let must_cut = self.must_cut(Kind::Histogram, st_ms, t_ms, p);
         let continues = !must_cut && self.open.kind() == Kind::Histogram && self.open.len() > 0;
@@ -338,7 +348,7 @@ impl SeriesState {
     ///
     /// # Errors
     /// [`crate::StorageError::Corruption`] if a chunk file no longer holds a chunk.
-    pub(crate) fn chunks_in(&self, mint: i64, maxt: i64, store: &ChunkStore, out: &mut Vec<ChunkHandle>) -> crate::Result<()> {
+    pub(crate) fn chunks_in(&mut self, mint: i64, maxt: i64, store: &ChunkStore, out: &mut Vec<ChunkHandle>) -> crate::Result<()> {
         // Closed chunks are sorted and non-overlapping: the overlapping ones are one run.
         let first = self.closed.partition_point(|c| c.max_t < mint);
         let closed = &self.closed[first..];
@@ -350,11 +360,27 @@ impl SeriesState {
             out.push(store.handle(&c.loc, c.min_t, c.max_t)?);
         }
         if open {
-            if let Some(h) = self.open.snapshot() {
+            if let Some(h) = self.open_snapshot() {
                 out.push(h);
             }
         }
         Ok(())
+    }
+
+    /// A snapshot of the open chunk for a query: the kept one ([`SeriesState::snapshot`]) if
+    /// the open chunk has not changed since it was taken (same sample count and time bounds;
+    /// every change also clears it), else a new copy, which is kept.
+    fn open_snapshot(&mut self) -> Option<ChunkHandle> {
+        let len = self.open.len();
+        let bounds = self.open.bounds()?;
+        if let Some((n, h)) = &self.snapshot {
+            if *n == len && (h.min_t_ms, h.max_t_ms) == bounds {
+                return Some(h.clone());
+            }
+        }
+        let h = self.open.snapshot()?;
+        self.snapshot = Some((len, h.clone()));
+        Some(h)
     }
 
     /// True if the series holds a sample in `[mint, maxt]`'s chunk ranges.
@@ -368,6 +394,7 @@ impl SeriesState {
     /// Resident bytes of the state's heap parts (open chunk, chunk list, kept histogram).
     pub(crate) fn memory_bytes(&self) -> usize {
         self.open.memory_bytes()
+            + self.snapshot.as_ref().map_or(0, |(_, h)| h.bytes.as_slice().len())
             + self.closed.capacity() * std::mem::size_of::<ClosedChunk>()
             + self.closed.iter().map(|c| c.loc.memory_bytes()).sum::<usize>()
             + self.last_h.as_ref().map_or(0, |_| std::mem::size_of::<FloatHistogram>())
@@ -684,6 +711,35 @@ mod tests {
         st.last_v = crate::STALE_NAN_BITS;
         assert_eq!(st.check_float(5, crate::stale_nan()), Ok(false), "stale marker compares bit-wise");
         assert_eq!(st.check_float(5, f64::NAN), Err(OrderViolation::Duplicate), "other NaNs differ from the stale marker");
+    }
+
+    #[test]
+    fn open_chunk_snapshot_is_shared_until_the_chunk_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ChunkStore::open(dir.path()).unwrap();
+        let mut st = SeriesState::new(0);
+        let p = policy();
+        st.append_float(1, 0, 100, 1.0, &p, &store);
+        st.append_float(1, 0, 101, 2.0, &p, &store);
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        st.chunks_in(0, 1_000, &store, &mut a).unwrap();
+        st.chunks_in(0, 1_000, &store, &mut b).unwrap();
+        assert_eq!(a.len(), 1);
+        assert!(std::ptr::eq(a[0].bytes.as_slice(), b[0].bytes.as_slice()), "unchanged chunk: one copy shared");
+        st.append_float(1, 0, 102, 3.0, &p, &store);
+        let mut c = Vec::new();
+        st.chunks_in(0, 1_000, &store, &mut c).unwrap();
+        let samples = |h: &ChunkHandle| {
+            let mut it = crate::chunkenc::ChunkIter::new(h.encoding, h.bytes.as_slice());
+            let mut v = Vec::new();
+            while it.next() == crate::ValueType::Float {
+                v.push(it.at());
+            }
+            v
+        };
+        assert_eq!(samples(&a[0]), vec![(100, 1.0), (101, 2.0)], "an earlier snapshot keeps its samples");
+        assert_eq!(samples(&c[0]), vec![(100, 1.0), (101, 2.0), (102, 3.0)]);
+        assert_eq!(c[0].max_t_ms, 102);
     }
 
     #[test]

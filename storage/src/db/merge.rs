@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use crate::api::Querier;
+use crate::api::{Querier, SelectHints};
 use crate::error::Result;
 use crate::matcher::Matcher;
 use crate::series::Series;
@@ -76,6 +76,17 @@ impl Querier for MergeQuerier {
             lists.push(s.select(matchers, mint_ms, maxt_ms)?);
         }
         Ok(merge_series(lists))
+    }
+
+    /// With one source, forwards `hints` to it. With several, answers as [`Querier::select`]:
+    /// the merge joins series by their labels, which a grouping hint would make ambiguous
+    /// (two series restricted to the grouping labels may compare equal), as
+    /// [`SelectHints::grouping`] requires of a merging caller.
+    fn select_with_hints(&self, matchers: &[Matcher], mint_ms: i64, maxt_ms: i64, hints: &SelectHints) -> Result<Vec<Series>> {
+        match self.sources.as_slice() {
+            [only] => only.select_with_hints(matchers, mint_ms, maxt_ms, hints),
+            _ => self.select(matchers, mint_ms, maxt_ms),
+        }
     }
 
     fn label_names(&self, matchers: &[Matcher], mint_ms: i64, maxt_ms: i64) -> Result<Vec<String>> {

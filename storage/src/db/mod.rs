@@ -41,7 +41,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
-use crate::api::Querier;
+use crate::api::{Querier, SelectHints};
 use crate::block::{self, compact, retention, Block, BlockQuerier, BlockWriter};
 use crate::error::{Result, StorageError};
 use crate::head::{Head, HeadAppender, HeadOptions, HeadQuerier};
@@ -449,6 +449,13 @@ impl Querier for DbQuerier {
         MergeQuerier::new(self.sources(mint_ms, maxt_ms)).select(matchers, mint_ms, maxt_ms)
     }
 
+    /// Hints reach the head when it is the only source in range (an instant query, or any
+    /// range newer than the blocks: the dashboards' usual case); with blocks too the merge
+    /// drops them ([`MergeQuerier::select_with_hints`]).
+    fn select_with_hints(&self, matchers: &[Matcher], mint_ms: i64, maxt_ms: i64, hints: &SelectHints) -> Result<Vec<Series>> {
+        MergeQuerier::new(self.sources(mint_ms, maxt_ms)).select_with_hints(matchers, mint_ms, maxt_ms, hints)
+    }
+
     fn label_names(&self, matchers: &[Matcher], mint_ms: i64, maxt_ms: i64) -> Result<Vec<String>> {
         MergeQuerier::new(self.sources(mint_ms, maxt_ms)).label_names(matchers, mint_ms, maxt_ms)
     }
@@ -502,3 +509,6 @@ pub fn now_ms() -> i64 {
 
 #[cfg(test)]
 mod st_tests;
+
+#[cfg(test)]
+mod hints_tests;

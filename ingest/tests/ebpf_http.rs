@@ -418,7 +418,7 @@ async fn ring_buffer_overflow_is_counted() {
     let cfg = EbpfConfig {
         enable: true,
         open_ports: port.to_string().parse().expect("port"),
-        // One page holds 15 events of 264 + 8 bytes; no timer drain during the burst.
+        // One page holds 7 events of 528 + 8 bytes (layout v3); no timer drain during the burst.
         ring_bytes: 4096,
         drain_interval: Duration::from_secs(3600),
         interval: Duration::from_secs(3600),

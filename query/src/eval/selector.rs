@@ -409,7 +409,7 @@ impl Evaluator<'_> {
             }
             Ok((out, annos, peak))
         };
-        let results: Vec<Result<(Series, Annotations, usize)>> = if input.series.len() >= 64 {
+        let results: Vec<Result<(Series, Annotations, usize)>> = if super::lazy::parallel_worth(input.series.len(), self.steps()) {
             input.series.par_iter().map_init(RangeSeries::default, |buf, s| work(buf, s)).collect()
         } else {
             let mut buf = RangeSeries::default();

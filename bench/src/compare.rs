@@ -39,7 +39,7 @@ use crate::machine::{CpuSample, MachineInfo};
 use crate::procstat::{cpu_seconds, peak_rss_bytes};
 use crate::queries::{self, compare, dashboard_cases, eval_time_ms, Answer, Comparison, QueryCase};
 use crate::requests::{encode_workload, BatchConfig, EncodedWorkload, Protocol};
-use crate::reuse::{now_utc, prepare_keep_dir, KeptBatch, KeptData, KeptSystem, KeptWorkload, ReusedFrom};
+use crate::reuse::{now_utc, prepare_keep_dir, KeptBatch, KeptData, KeptSystem, ReusedFrom};
 use crate::settle::{settle_all, SettleConfig, SettleOutcome};
 use crate::systems::{ensure_hearth_built, ensure_peers_installed, RunningSystem, SystemKind};
 use crate::workload::{Workload, WorkloadConfig};
@@ -258,7 +258,7 @@ pub fn run(mut config: CompareConfig) -> Result<CompareReport> {
     }
     let reused = config.reuse_data.as_deref().map(|d| load_reused(d, &config.systems)).transpose()?;
     if let Some(r) = &reused {
-        config.workload = (&r.kept.workload).into();
+        config.workload = r.kept.workload.clone();
         config.batch = r.kept.batch.to_config()?;
     }
     if config.batch.protocol == Protocol::V2 && config.systems.iter().any(|s| *s != SystemKind::Hearth) {
@@ -435,7 +435,7 @@ pub fn run(mut config: CompareConfig) -> Result<CompareReport> {
                 created_utc,
                 command: config.command.clone(),
                 systems: results.iter().map(|r| KeptSystem { name: r.kind.name().into(), version: r.version.clone() }).collect(),
-                workload: KeptWorkload::from(&config.workload),
+                workload: config.workload.clone(),
                 batch: KeptBatch::from(&config.batch),
                 start_t_ms: facts.start_t_ms,
                 end_t_ms: facts.end_t_ms,

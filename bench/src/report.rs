@@ -477,7 +477,7 @@ mod tests {
     use crate::load::LoadReport;
     use crate::machine::MachineInfo;
     use crate::queries::dashboard_cases;
-    use crate::reuse::{KeptBatch, KeptData, KeptSystem, KeptWorkload, ReusedFrom, FORMAT_VERSION};
+    use crate::reuse::{KeptBatch, KeptData, KeptSystem, ReusedFrom, FORMAT_VERSION};
     use crate::settle::SettleOutcome;
 
     fn system(kind: SystemKind, ms: &[u64], settle: SettleOutcome) -> SystemResult {
@@ -543,7 +543,7 @@ mod tests {
             created_utc: "Sat, 21 Nov 2026 16:00:00 GMT".into(),
             command: "hearth-bench compare --keep-data /k".into(),
             systems: vec![KeptSystem { name: "hearth".into(), version: "hearth 0.1 (binary /tmp/h)".into() }],
-            workload: KeptWorkload::from(&r.config.workload),
+            workload: r.config.workload.clone(),
             batch: KeptBatch::from(&r.config.batch),
             start_t_ms: 0,
             end_t_ms: 3_600_000,

@@ -38,57 +38,6 @@ pub const META_FILE: &str = "hearth-bench-data.json";
 /// Version of [`KeptData`]'s JSON shape; a reader refuses other versions.
 pub const FORMAT_VERSION: u32 = 1;
 
-/// The workload's configuration as kept (mirror of [`WorkloadConfig`]).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct KeptWorkload {
-    /// Generator seed.
-    pub seed: u64,
-    /// Active series per scrape.
-    pub series: usize,
-    /// Scrape interval, ms.
-    pub scrape_interval_ms: i64,
-    /// Span of data, ms.
-    pub span_ms: i64,
-    /// End of the data as configured (before rounding), t_ms.
-    pub end_t_ms: i64,
-    /// Churn interval, ms.
-    pub churn_interval_ms: Option<i64>,
-    /// Pods per node.
-    pub pods_per_node: usize,
-    /// Restart probability per scrape.
-    pub restart_probability: f64,
-}
-
-impl From<&WorkloadConfig> for KeptWorkload {
-    fn from(w: &WorkloadConfig) -> Self {
-        KeptWorkload {
-            seed: w.seed,
-            series: w.series,
-            scrape_interval_ms: w.scrape_interval_ms,
-            span_ms: w.span_ms,
-            end_t_ms: w.end_t_ms,
-            churn_interval_ms: w.churn_interval_ms,
-            pods_per_node: w.pods_per_node,
-            restart_probability: w.restart_probability,
-        }
-    }
-}
-
-impl From<&KeptWorkload> for WorkloadConfig {
-    fn from(w: &KeptWorkload) -> Self {
-        WorkloadConfig {
-            seed: w.seed,
-            series: w.series,
-            scrape_interval_ms: w.scrape_interval_ms,
-            span_ms: w.span_ms,
-            end_t_ms: w.end_t_ms,
-            churn_interval_ms: w.churn_interval_ms,
-            pods_per_node: w.pods_per_node,
-            restart_probability: w.restart_probability,
-        }
-    }
-}
-
 /// The request shape as kept (mirror of [`BatchConfig`]; protocol 1 or 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeptBatch {
@@ -151,7 +100,7 @@ pub struct KeptData {
     /// Systems whose data directories are kept, with their versions.
     pub systems: Vec<KeptSystem>,
     /// The workload.
-    pub workload: KeptWorkload,
+    pub workload: WorkloadConfig,
     /// The request shape.
     pub batch: KeptBatch,
     /// First sample time, t_ms (inclusive).
@@ -255,7 +204,7 @@ mod tests {
                 KeptSystem { name: "prometheus".into(), version: "prometheus 2.42".into() },
                 KeptSystem { name: "hearth".into(), version: "hearth 0.1 (git 081306c)".into() },
             ],
-            workload: KeptWorkload::from(&workload),
+            workload: workload.clone(),
             batch: KeptBatch::from(&BatchConfig { protocol: Protocol::V2, ..BatchConfig::default() }),
             start_t_ms: 1_794_913_680_000,
             end_t_ms: 1_795_000_080_000,
@@ -275,16 +224,10 @@ mod tests {
         kept.write(dir.path()).unwrap();
         let back = KeptData::read(dir.path()).unwrap();
         assert_eq!(back, kept);
-        assert_eq!(WorkloadConfig::from(&back.workload).churn_interval_ms, Some(3_600_000));
+        assert_eq!(back.workload.churn_interval_ms, Some(3_600_000));
         assert_eq!(back.batch.to_config().unwrap().protocol, Protocol::V2);
         assert!(back.has(SystemKind::Hearth) && !back.has(SystemKind::VictoriaMetrics));
         assert!(!dir.path().join(format!("{META_FILE}.tmp")).exists());
-    }
-
-    #[test]
-    fn workload_mirror_is_lossless() {
-        let w = WorkloadConfig { seed: 7, restart_probability: 0.25, pods_per_node: 3, ..WorkloadConfig::default() };
-        assert_eq!(WorkloadConfig::from(&KeptWorkload::from(&w)), w);
     }
 
     #[test]

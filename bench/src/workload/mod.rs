@@ -59,8 +59,9 @@ use targets::{NodeTarget, PodTarget};
 pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
 
 /// The configuration of a [`Workload`]. Every field has a documented default
-/// ([`WorkloadConfig::default`]).
-#[derive(Debug, Clone, PartialEq)]
+/// ([`WorkloadConfig::default`]). Serialized as is (field names are a format: `compare
+/// --keep-data` writes it into its metadata file, see [`crate::reuse`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct WorkloadConfig {
     /// Seed of every random choice. Same seed and config, same samples. Default 1.
     pub seed: u64,

@@ -262,8 +262,17 @@ fn scan_head(head: &[u8]) -> (i64, u32) {
     let Some(end) = header_end(head) else {
         return (-1, 0);
     };
+    let head = &head[..end];
     let mut content_length = -1i64;
-    for line in head[..end].split(|&b| b == b'\n').skip(1) {
+    // Lines after the first: each starts after an LF and runs up to the next LF (or the end). The
+    // drain does this for every response event, so lines are found with memchr, and only those
+    // starting with 'c'/'C' are compared with the header name.
+    let mut lfs = memchr::memchr_iter(b'\n', head).peekable();
+    while let Some(lf) = lfs.next() {
+        let line = &head[lf + 1..lfs.peek().map_or(head.len(), |&next| next)];
+        if !matches!(line.first(), Some(b'c' | b'C')) {
+            continue;
+        }
         let Some(value) = line.get(..15).filter(|n| n.eq_ignore_ascii_case(b"content-length:")).map(|_| &line[15..]) else {
             continue;
         };
@@ -278,18 +287,9 @@ fn scan_head(head: &[u8]) -> (i64, u32) {
     (content_length, end as u32)
 }
 
-/// Index after the first CRLFCRLF of `head`, found line by line (one LF search per line
-/// rather than a 4-byte compare per position: the drain does this for every response event).
+/// Index after the first CRLFCRLF of `head` (a SIMD substring search).
 fn header_end(head: &[u8]) -> Option<usize> {
-    let mut from = 3;
-    while from < head.len() {
-        let lf = from + head[from..].iter().position(|&b| b == b'\n')?;
-        if &head[lf - 3..=lf] == b"\r\n\r\n" {
-            return Some(lf + 1);
-        }
-        from = lf + 1;
-    }
-    None
+    memchr::memmem::find(head, b"\r\n\r\n").map(|i| i + 4)
 }
 
 /// Content-Length if known, else the bytes after the header, else 0 (header end unseen).
@@ -585,6 +585,33 @@ mod tests {
         // Scanned by the kernel (req_bytes beyond head): its fields are used as they are.
         let r = parse_event(&event(b"POST /u/42 HTTP/1.1\r\nContent-Length: 7\r\n\r\n", 201, 1)).expect("parses");
         assert_eq!(r.request_body_bytes, 10);
+    }
+
+    /// The memchr scan agrees with a plain reading of the rule (first CRLFCRLF; the last
+    /// `Content-Length:` line's leading digits, any case) on heads made of header-like pieces.
+    #[test]
+    fn scan_head_matches_a_plain_reading() {
+        fn plain(head: &[u8]) -> (i64, u32) {
+            let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4) else { return (-1, 0) };
+            let text = String::from_utf8_lossy(&head[..end]).into_owned();
+            let mut cl = -1i64;
+            for line in text.split('\n').skip(1) {
+                if line.len() >= 15 && line[..15].eq_ignore_ascii_case("content-length:") {
+                    let v = line[15..].trim_start_matches(|c: char| c.is_ascii_whitespace());
+                    let d: String = v.chars().take_while(char::is_ascii_digit).collect();
+                    if !d.is_empty() {
+                        cl = d.bytes().fold(0i64, |v, b| if v < (1 << 50) { v * 10 + i64::from(b - b'0') } else { v });
+                    }
+                }
+            }
+            (cl, end as u32)
+        }
+        let pieces: [&[u8]; 9] =
+            [b"HTTP/1.1 200 OK", b"\r\n", b"Content-Length: 12", b"content-length:\t7", b"X-Content-Length: 4", b"Host: a", b"\n", b"\r", b"C"];
+        proptest::proptest!(|(idx in proptest::collection::vec(0usize..9, 0..24))| {
+            let head: Vec<u8> = idx.iter().flat_map(|&i| pieces[i].iter().copied()).collect();
+            proptest::prop_assert_eq!(scan_head(&head), plain(&head));
+        });
     }
 
     #[test]

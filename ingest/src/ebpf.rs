@@ -129,13 +129,13 @@ pub fn start<S: AppenderSource>(config: EbpfConfig, storage: Arc<S>) -> Result<E
         let mut state = Task {
             ring,
             bpf: loaded.bpf,
-            aggregator: Aggregator::new(
-                config.instance.clone().unwrap_or_else(targets::hostname),
-                config.job.clone().or_else(|| config.service_name.clone()),
+            events: EventDrain::new(
+                Aggregator::new(
+                    config.instance.clone().unwrap_or_else(targets::hostname),
+                    config.job.clone().or_else(|| config.service_name.clone()),
+                ),
+                config.service_name.clone(),
             ),
-            routes: parse::RouteCache::default(),
-            assembler: parse::Assembler::default(),
-            names: targets::ServiceNames::new(config.service_name.clone()),
             metrics: Arc::clone(&metrics),
             storage,
             config,
@@ -215,14 +215,93 @@ struct Task<S: AppenderSource> {
     ring: AsyncFd<aya::maps::RingBuf<aya::maps::MapData>>,
     /// The program and maps; declared after `ring` so the ring is unregistered first.
     bpf: loader::Bpf,
-    aggregator: Aggregator,
-    routes: parse::RouteCache,
-    /// Pairs response events with their continuations.
-    assembler: parse::Assembler,
-    names: targets::ServiceNames,
+    /// Records into series groups.
+    events: EventDrain,
     metrics: Arc<EbpfMetrics>,
     storage: Arc<S>,
     config: EbpfConfig,
+}
+
+/// The drain's work on ring buffer records, without the ring: decode and parse each record,
+/// pair responses with their continuations ([`Assembler`]), name the service of each request's
+/// pid, and add it to its series group ([`Aggregator`]). The ingestion task feeds it every record
+/// it reads; benches and tests feed it records built in memory.
+#[derive(Debug)]
+pub struct EventDrain {
+    aggregator: Aggregator,
+    routes: RouteCache,
+    /// Pairs response events with their continuations.
+    assembler: Assembler,
+    names: targets::ServiceNames,
+}
+
+/// What one drain read (published to [`EbpfMetrics`] once per drain).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DrainCounts {
+    /// Records read.
+    pub read: u64,
+    /// Records that were not an HTTP/1.x request ([`Unparsable`]).
+    pub unparsable: u64,
+    /// Requests aggregated.
+    pub requests: u64,
+}
+
+impl EventDrain {
+    /// A drain into `aggregator`; `service_name` names every service when set (else the
+    /// executable's file name of each request's pid, see `--ebpf.service-name`).
+    pub fn new(aggregator: Aggregator, service_name: Option<String>) -> Self {
+        EventDrain {
+            aggregator,
+            routes: RouteCache::default(),
+            assembler: Assembler::default(),
+            names: targets::ServiceNames::new(service_name),
+        }
+    }
+
+    /// Starts one drain of records read at `now` (the groups' last-seen time).
+    pub fn batch(&mut self, now: std::time::Instant) -> DrainBatch<'_> {
+        DrainBatch { drain: self, now, counts: DrainCounts::default() }
+    }
+
+    /// The series groups so far.
+    pub fn aggregator(&self) -> &Aggregator {
+        &self.aggregator
+    }
+
+    /// Responses waiting for their continuation ([`Assembler::pending`]).
+    pub fn pending(&self) -> usize {
+        self.assembler.pending()
+    }
+}
+
+/// One drain in progress: records pushed one by one, counted locally.
+#[derive(Debug)]
+pub struct DrainBatch<'a> {
+    drain: &'a mut EventDrain,
+    now: std::time::Instant,
+    counts: DrainCounts,
+}
+
+impl DrainBatch<'_> {
+    /// Takes one ring buffer record (an unparsable one is counted, not an error).
+    pub fn push(&mut self, record: &[u8]) {
+        let EventDrain { aggregator, routes, assembler, names } = &mut *self.drain;
+        let (now, counts) = (self.now, &mut self.counts);
+        counts.read += 1;
+        let pushed = assembler.push(record, routes, &mut |req| {
+            let name = names.get(req.pid);
+            aggregator.observe(&name, &req, now);
+            counts.requests += 1;
+        });
+        if pushed.is_err() {
+            counts.unparsable += 1;
+        }
+    }
+
+    /// What this drain read so far.
+    pub fn counts(&self) -> DrainCounts {
+        self.counts
+    }
 }
 
 fn now_ms() -> i64 {
@@ -270,21 +349,12 @@ impl<S: AppenderSource> Task<S> {
 
     /// Reads every queued event; counters are published once per drain.
     fn drain(&mut self) -> u64 {
-        let (mut read, mut unparsable, mut requests) = (0u64, 0u64, 0u64);
-        let now = std::time::Instant::now();
         let ring = self.ring.get_mut();
-        let (aggregator, names) = (&mut self.aggregator, &mut self.names);
+        let mut batch = self.events.batch(std::time::Instant::now());
         while let Some(item) = ring.next() {
-            read += 1;
-            let pushed = self.assembler.push(&item, &mut self.routes, &mut |req| {
-                let name = names.get(req.pid);
-                aggregator.observe(&name, &req, now);
-                requests += 1;
-            });
-            if pushed.is_err() {
-                unparsable += 1;
-            }
+            batch.push(&item);
         }
+        let DrainCounts { read, unparsable, requests } = batch.counts();
         let m = &self.metrics;
         m.events_read.fetch_add(read, Ordering::Relaxed);
         m.events_unparsable.fetch_add(unparsable, Ordering::Relaxed);
@@ -299,7 +369,7 @@ impl<S: AppenderSource> Task<S> {
         self.drain();
         let mut app = self.storage.appender();
         let expire_before = std::time::Instant::now().checked_sub(self.config.series_ttl);
-        let stats = self.aggregator.write_to(&mut app, now_ms(), expire_before);
+        let stats = self.events.aggregator.write_to(&mut app, now_ms(), expire_before);
         match app.commit() {
             Ok(_) => {
                 self.metrics.flushes.fetch_add(1, Ordering::Relaxed);

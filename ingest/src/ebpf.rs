@@ -260,7 +260,7 @@ impl EventDrain {
 
     /// Starts one drain of records read at `now` (the groups' last-seen time).
     pub fn batch(&mut self, now: std::time::Instant) -> DrainBatch<'_> {
-        DrainBatch { drain: self, now, counts: DrainCounts::default() }
+        DrainBatch { drain: self, now, counts: DrainCounts::default(), service: None }
     }
 
     /// The series groups so far.
@@ -280,17 +280,24 @@ pub struct DrainBatch<'a> {
     drain: &'a mut EventDrain,
     now: std::time::Instant,
     counts: DrainCounts,
+    /// The last request's pid and service name: a server's requests come from one or a few
+    /// processes, so most requests skip the per-pid map (a hash and an `Arc` clone). Kept for
+    /// one drain only, so a name looked up again (pid reused) is seen at the next drain.
+    service: Option<(u32, Arc<str>)>,
 }
 
 impl DrainBatch<'_> {
     /// Takes one ring buffer record (an unparsable one is counted, not an error).
     pub fn push(&mut self, record: &[u8]) {
         let EventDrain { aggregator, routes, assembler, names } = &mut *self.drain;
-        let (now, counts) = (self.now, &mut self.counts);
+        let (now, counts, service) = (self.now, &mut self.counts, &mut self.service);
         counts.read += 1;
         let pushed = assembler.push(record, routes, &mut |req| {
-            let name = names.get(req.pid);
-            aggregator.observe(&name, &req, now);
+            let name = match service {
+                Some((pid, name)) if *pid == req.pid => name,
+                _ => &service.insert((req.pid, names.get(req.pid))).1,
+            };
+            aggregator.observe(name, &req, now);
             counts.requests += 1;
         });
         if pushed.is_err() {

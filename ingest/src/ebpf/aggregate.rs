@@ -9,9 +9,11 @@
 //! series TTL (Beyla's `ttl`, default 5 min) is written once more as staleness markers and
 //! dropped, as Prometheus does for a series that disappears from a scrape.
 
-use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Instant;
+
+use hashbrown::{Equivalent, HashMap};
 
 use storage::{AppendError, Appender, Labels, Metadata, MetricType, SeriesRef};
 
@@ -79,7 +81,7 @@ impl Histogram {
 }
 
 /// The identity of one group of series (all but `instance`, `job` and `le`).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct SeriesKey {
     /// `service_name`.
     pub service_name: Arc<str>,
@@ -91,6 +93,77 @@ pub struct SeriesKey {
     pub status: u16,
     /// `http_route` (shared with the requests of its paths: no allocation per request).
     pub route: Arc<str>,
+}
+
+/// A [`SeriesKey`] borrowed from a request: the drain looks its group up with it, so that a
+/// request of a known group clones no `Arc` (two atomic increments and decrements per request).
+/// Hashes as the key it borrows (both hash through [`KeyRef::hash`]).
+#[derive(Clone, Copy, Debug)]
+struct KeyRef<'a> {
+    service_name: &'a str,
+    server_port: u16,
+    method: &'a str,
+    status: u16,
+    route: &'a str,
+}
+
+/// Equal strings; the drain's strings are shared (one `Arc` per route and service, methods
+/// from one table), so most equal ones are the same bytes and skip the comparison.
+fn same(a: &str, b: &str) -> bool {
+    (std::ptr::eq(a.as_ptr(), b.as_ptr()) && a.len() == b.len()) || a == b
+}
+
+impl PartialEq for KeyRef<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.server_port == other.server_port
+            && self.status == other.status
+            && same(self.route, other.route)
+            && same(self.method, other.method)
+            && same(self.service_name, other.service_name)
+    }
+}
+
+impl Eq for KeyRef<'_> {}
+
+/// The hash of the route, port, status and method; not of the service name: a host's servers
+/// are few, and keys that differ only there are told apart by equality. (A hash of a subset of
+/// the fields that equality compares stays consistent with it.)
+impl Hash for KeyRef<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let method = self.method.as_bytes();
+        let head = u64::from(self.server_port) << 48
+            | u64::from(self.status) << 32
+            | (method.len() as u64 & 0xff) << 16
+            | u64::from(method.first().copied().unwrap_or(0)) << 8
+            | u64::from(method.last().copied().unwrap_or(0));
+        state.write_u64(head);
+        state.write(self.route.as_bytes());
+    }
+}
+
+impl SeriesKey {
+    fn as_ref(&self) -> KeyRef<'_> {
+        KeyRef {
+            service_name: &self.service_name,
+            server_port: self.server_port,
+            method: self.method,
+            status: self.status,
+            route: &self.route,
+        }
+    }
+}
+
+/// Equal keys hash equally: the hash is that of the fields' string contents, as equality is.
+impl Hash for SeriesKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_ref().hash(state);
+    }
+}
+
+impl Equivalent<SeriesKey> for KeyRef<'_> {
+    fn equivalent(&self, key: &SeriesKey) -> bool {
+        *self == key.as_ref()
+    }
 }
 
 /// The three histograms of one [`SeriesKey`].
@@ -147,20 +220,26 @@ impl Aggregator {
 
     /// Adds one request, seen at `now`, to its group.
     pub fn observe(&mut self, service_name: &Arc<str>, r: &Request, now: Instant) {
-        let key = SeriesKey {
-            service_name: Arc::clone(service_name),
-            server_port: r.port,
-            method: r.method,
-            status: r.status,
-            route: Arc::clone(&r.route),
+        let key = KeyRef { service_name, server_port: r.port, method: r.method, status: r.status, route: &r.route };
+        let red = match self.groups.get_mut(&key) {
+            Some(red) => red,
+            None => {
+                let key = SeriesKey {
+                    service_name: Arc::clone(service_name),
+                    server_port: r.port,
+                    method: r.method,
+                    status: r.status,
+                    route: Arc::clone(&r.route),
+                };
+                self.groups.entry(key).or_insert_with(|| Red {
+                    duration: Histogram::new(&DURATION_BUCKETS_SECONDS),
+                    request_body: Histogram::new(&BODY_SIZE_BUCKETS_BYTES),
+                    response_body: Histogram::new(&BODY_SIZE_BUCKETS_BYTES),
+                    refs: None,
+                    last_seen: now,
+                })
+            }
         };
-        let red = self.groups.entry(key).or_insert_with(|| Red {
-            duration: Histogram::new(&DURATION_BUCKETS_SECONDS),
-            request_body: Histogram::new(&BODY_SIZE_BUCKETS_BYTES),
-            response_body: Histogram::new(&BODY_SIZE_BUCKETS_BYTES),
-            refs: None,
-            last_seen: now,
-        });
         red.last_seen = now;
         red.duration.observe(r.duration_seconds);
         red.request_body.observe(r.request_body_bytes as f64);

@@ -284,14 +284,29 @@ impl Assembler {
 /// reports them: the value is the leading digits after `Content-Length:` and optional spaces or
 /// tabs, any case (the last such line counts).
 ///
-/// One pass over the LFs ([`Lfs`]; the drain does this for every response event and every
-/// request the kernel left unscanned): each LF either ends the first CRLFCRLF (the header's end:
-/// done) or starts a line, compared with the header name only when it starts with 'c'/'C'.
-/// A line runs up to the next LF, so its value is read up to there: whitespace other than LF,
-/// then digits (an LF is neither).
+/// One pass over the LFs: each LF either ends the first CRLFCRLF (the header's end: done) or
+/// starts a line, compared with the header name only when it starts with 'c'/'C'. A line runs
+/// up to the next LF, so its value is read up to there: whitespace other than LF, then digits
+/// (an LF is neither).
+///
+/// The drain does this for every response event and every request the kernel left unscanned,
+/// on heads of a few hundred bytes with a handful of LFs, so the LFs come from memchr's SSE2
+/// searcher used directly (inlined; SSE2 is part of x86_64): the crate's `memchr_iter` picks
+/// AVX2 at run time through a function pointer per call, whose set-up cost more than the
+/// search (perf of the ebpf_drain bench), and a memmem `find` per head built its searcher each
+/// time. Elsewhere memchr's portable word-at-a-time searcher.
 fn scan_head(head: &[u8]) -> (i64, u32) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(sse2) = memchr::arch::x86_64::sse2::memchr::One::new(b'\n') {
+        return scan_lines(head, sse2.iter(head));
+    }
+    scan_lines(head, memchr::arch::all::memchr::One::new(b'\n').iter(head))
+}
+
+/// [`scan_head`] over `lfs`, the positions of `head`'s LFs in order.
+fn scan_lines(head: &[u8], lfs: impl Iterator<Item = usize>) -> (i64, u32) {
     let mut content_length = -1i64;
-    for lf in Lfs::new(head) {
+    for lf in lfs {
         if lf >= 3 && head[lf - 3..lf] == *b"\r\n\r" {
             return (content_length, (lf + 1) as u32);
         }
@@ -313,60 +328,6 @@ fn scan_head(head: &[u8]) -> (i64, u32) {
         }
     }
     (-1, 0)
-}
-
-/// Positions of the LF bytes of a head (at most a few hundred bytes with a handful of LFs), in
-/// order. Eight bytes at a time as a little-endian `u64`: a byte equal to LF becomes zero after
-/// an XOR, and the exact zero-byte test `!(((x & 0x7f..) + 0x7f..) | x | 0x7f..)` sets the top
-/// bit of exactly those bytes (the addition cannot carry out of a byte). For such short inputs
-/// this is several times cheaper than a call to memchr per LF (SIMD set-up on every call).
-struct Lfs<'a> {
-    head: &'a [u8],
-    /// Offset of the word `mask` describes.
-    base: usize,
-    /// Top bits of the LF bytes of that word not yet returned.
-    mask: u64,
-}
-
-impl<'a> Lfs<'a> {
-    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    const LF: u64 = 0x0a0a_0a0a_0a0a_0a0a;
-
-    fn new(head: &'a [u8]) -> Self {
-        Lfs { head, base: 0, mask: Self::mask_at(head, 0) }
-    }
-
-    /// The LF mask of the eight bytes at `at` (zero-padded past the end: a zero is not an LF).
-    fn mask_at(head: &[u8], at: usize) -> u64 {
-        let word = match head.get(at..at + 8) {
-            Some(w) => u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]),
-            None => {
-                let mut w = [0u8; 8];
-                let tail = head.get(at..).unwrap_or(&[]);
-                w[..tail.len()].copy_from_slice(tail);
-                u64::from_le_bytes(w)
-            }
-        };
-        let x = word ^ Self::LF;
-        !(((x & Self::LOW7) + Self::LOW7) | x | Self::LOW7)
-    }
-}
-
-impl Iterator for Lfs<'_> {
-    type Item = usize;
-
-    fn next(&mut self) -> Option<usize> {
-        while self.mask == 0 {
-            self.base += 8;
-            if self.base >= self.head.len() {
-                return None;
-            }
-            self.mask = Self::mask_at(self.head, self.base);
-        }
-        let bit = self.mask.trailing_zeros() as usize;
-        self.mask &= self.mask - 1;
-        Some(self.base + bit / 8)
-    }
 }
 
 /// Index after the first CRLFCRLF of `head`.
@@ -700,16 +661,16 @@ mod tests {
         });
     }
 
-    /// The word-at-a-time LF positions equal a byte-by-byte search, whatever the length and
-    /// wherever the LFs (word edges, a zero-padded tail, bytes that differ from LF by one bit).
+    /// The SSE2 and the portable LF searchers give the same scan, on heads of every length
+    /// around the 16-byte vector size.
     #[test]
-    fn lf_positions_match_a_byte_search() {
-        proptest::proptest!(|(head in proptest::collection::vec(proptest::sample::select(vec![b'\n', b'\r', 0u8, 0x8a, 0x0b, 0x0e, b'a', 0xff]), 0..80))| {
-            let want: Vec<usize> = head.iter().enumerate().filter(|(_, &b)| b == b'\n').map(|(i, _)| i).collect();
-            proptest::prop_assert_eq!(Lfs::new(&head).collect::<Vec<_>>(), want);
+    fn scan_head_same_with_either_lf_searcher() {
+        let pieces: [&[u8]; 7] = [b"\r\n", b"Content-Length: 12", b"\n", b"\r", b"c", b"x", b"\r\n\r\n"];
+        proptest::proptest!(|(idx in proptest::collection::vec(0usize..7, 0..20))| {
+            let head: Vec<u8> = idx.iter().flat_map(|&i| pieces[i].iter().copied()).collect();
+            let portable = scan_lines(&head, memchr::arch::all::memchr::One::new(b'\n').iter(&head));
+            proptest::prop_assert_eq!(scan_head(&head), portable);
         });
-        assert_eq!(Lfs::new(b"").next(), None);
-        assert_eq!(Lfs::new(&[b'\n'; 17]).count(), 17);
     }
 
     /// The one-pass scan against the plain reading of `scan_head_matches_a_plain_reading` on

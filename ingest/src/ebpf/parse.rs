@@ -66,7 +66,7 @@ impl RouteCache {
     pub fn route(&mut self, target: &str) -> Arc<str> {
         // The query and fragment never change the route: key by the path alone ('?' and '#' are
         // ASCII, so the cut is on a char boundary).
-        let path = memchr::memchr2(b'?', b'#', target.as_bytes()).map_or(target, |i| &target[..i]);
+        let path = find2(b'?', b'#', target.as_bytes()).map_or(target, |i| &target[..i]);
         if let Some(r) = self.by_path.get(path) {
             return Arc::clone(r);
         }
@@ -330,6 +330,25 @@ fn scan_lines(head: &[u8], lfs: impl Iterator<Item = usize>) -> (i64, u32) {
     (-1, 0)
 }
 
+/// The first `a` or `b` in `h`; memchr's SSE2 searcher used directly, as in [`scan_head`] (a
+/// request target is tens of bytes: the dispatch of `memchr::memchr2` cost more than the search).
+fn find2(a: u8, b: u8, h: &[u8]) -> Option<usize> {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(sse2) = memchr::arch::x86_64::sse2::memchr::Two::new(a, b) {
+        return sse2.find(h);
+    }
+    memchr::arch::all::memchr::Two::new(a, b).find(h)
+}
+
+/// The first `a`, `b` or `c` in `h`, as [`find2`].
+fn find3(a: u8, b: u8, c: u8, h: &[u8]) -> Option<usize> {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(sse2) = memchr::arch::x86_64::sse2::memchr::Three::new(a, b, c) {
+        return sse2.find(h);
+    }
+    memchr::arch::all::memchr::Three::new(a, b, c).find(h)
+}
+
 /// Index after the first CRLFCRLF of `head`.
 #[cfg(test)]
 fn header_end(head: &[u8]) -> Option<usize> {
@@ -354,13 +373,13 @@ fn body_bytes(content_length: i64, total: u64, header: u32) -> u64 {
 /// cut short by the captured length). Returns the canonical method (`_OTHER` for a token that is
 /// not a standard method) and the target.
 pub fn request_line(head: &[u8]) -> Option<(&'static str, &str)> {
-    let sp = memchr::memchr(b' ', &head[..head.len().min(24)])?;
+    let sp = head.iter().take(24).position(|&b| b == b' ')?;
     let token = &head[..sp];
     if token.is_empty() || !token.iter().all(|b| b.is_ascii_uppercase() || *b == b'-' || *b == b'_') {
         return None;
     }
     let rest = &head[sp + 1..];
-    let end = memchr::memchr3(b' ', b'\r', b'\n', rest).unwrap_or(rest.len());
+    let end = find3(b' ', b'\r', b'\n', rest).unwrap_or(rest.len());
     let target = std::str::from_utf8(&rest[..end]).ok()?;
     if target.is_empty() || !(target.starts_with('/') || target == "*" || target.contains("://")) {
         return None;

@@ -33,7 +33,7 @@ fn main() {
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("http.bpf.o");
     let bpf_dir = manifest.join("bpf");
-    for f in ["http.bpf.c", "http_scan.h", "http_event.h", "hearth_bpf.h", "http.bpf.o", "http.bpf.o.clang-version"] {
+    for f in ["http.bpf.c", "http_scan.h", "http_packet.h", "http_sock.h", "http_event.h", "hearth_bpf.h", "http.bpf.o", "http.bpf.o.clang-version"] {
         println!("cargo:rerun-if-changed=bpf/{f}");
     }
     println!("cargo:rerun-if-env-changed=HEARTH_EBPF_CLANG");

@@ -68,6 +68,29 @@ static __u64 (*bpf_ringbuf_query)(void *ringbuf, __u64 flags) = (void *)134;
 static struct tcp_sock *(*bpf_skc_to_tcp_sock)(void *sk) = (void *)137;
 static struct task_struct *(*bpf_get_current_task_btf)(void) = (void *)158;
 static struct pt_regs *(*bpf_task_pt_regs)(struct task_struct *task) = (void *)175;
+static long (*bpf_skb_load_bytes)(const void *skb, __u32 offset, void *to, __u32 len) = (void *)26;
+
+/* The socket of a packet, as a cgroup_skb program sees it (UAPI struct bpf_sock, opaque here:
+ * only passed to bpf_sk_storage_get, which takes it as the full socket). */
+struct bpf_sock;
+
+/* The packet context of cgroup_skb programs: UAPI struct __sk_buff (include/uapi/linux/bpf.h),
+ * its fields up to `sk` at their UAPI offsets (the verifier rewrites each access by offset). */
+struct __sk_buff {
+	__u32 len;          /* 0: bytes from the network header on */
+	__u32 _unused1[18]; /* 4..76: pkt_type .. tc_classid */
+	__u32 data;         /* 76 */
+	__u32 data_end;     /* 80 */
+	__u32 _unused2[17]; /* 84..152: napi_id .. data_meta, flow_keys */
+	__u64 tstamp;       /* 152: for TCP egress, the departure time (CLOCK_MONOTONIC ns) */
+	__u32 wire_len;     /* 160 */
+	__u32 gso_segs;     /* 164 */
+	struct bpf_sock *sk; /* 168 */
+} __attribute__((aligned(8)));
+
+_Static_assert(__builtin_offsetof(struct __sk_buff, data) == 76, "__sk_buff.data");
+_Static_assert(__builtin_offsetof(struct __sk_buff, tstamp) == 152, "__sk_buff.tstamp");
+_Static_assert(__builtin_offsetof(struct __sk_buff, sk) == 168, "__sk_buff.sk");
 
 /* Kernel types, x86_64. */
 struct pt_regs {

@@ -2,13 +2,17 @@
 /*
  * HTTP/1.x RED events from unmodified servers, observed at the socket layer.
  *
- * Three programs on BTF raw tracepoints (need CAP_BPF + CAP_PERFMON, no tracefs), none of them
- * on the syscall path, so syscalls other than socket I/O (epoll_wait, futex, file I/O...) of
- * every process run at full speed:
+ * Programs on BTF raw tracepoints (need CAP_BPF + CAP_PERFMON, no tracefs) and one on outgoing
+ * packets, none of them on the syscall path, so syscalls other than socket I/O (epoll_wait,
+ * futex, file I/O...) of every process run at full speed:
  *
  *   sock:inet_sock_set_state  every TCP state change; SYN_RECV → ESTABLISHED starts tracking a
- *                             server-side connection, FIN_WAIT1/LAST_ACK/CLOSE ends it
+ *                             server-side connection, FIN_WAIT2/CLOSE ends it (FIN_WAIT1 and
+ *                             LAST_ACK only note when the server began to close)
  *   sock:sock_recv_length     the end of every sock_recvmsg (read, readv, recv*, on a socket)
+ *   cgroup_skb/egress         every outgoing packet (attached at the cgroup v2 root; needs
+ *                             CAP_NET_ADMIN too): response bytes, see http_packet.h; or, where it
+ *                             cannot attach, in its place:
  *   sock:sock_send_length     the end of every sock_sendmsg (write, writev, send*, sendfile)
  *
  * The socket tracepoints give the struct sock and the byte count; the user buffer comes from
@@ -28,6 +32,7 @@
  *   IDLE ── read whose first byte is 'A'..'Z' ──► REQUEST (start_ns; first 256 bytes kept,
  *            later reads appended while fewer than 64 are kept: Go's 1-byte read, split requests)
  *   IDLE ── anything else ──► IGNORE (TLS, HTTP/2, other protocols)
+ *   (a "write" below: one send call, or with the packet hook one outgoing packet's new payload)
  *   REQUEST ── write starting "HTTP/1.x NNN" (1xx other than 101 skipped) ──► RESPONSE; its first
  *               256 bytes are read straight into a reserved event, HTTP_EV_RESPONSE, sent at once:
  *               userspace finds the header's end and Content-Length there, hence whether this
@@ -42,7 +47,9 @@
  *               HTTP_END_COMPLETE (a response followed whole), IDLE
  *   RESPONSE ── read (next request) ──► if the response had more than its first write, or was
  *               followed whole: emit HTTP_EV_CONTINUED / HTTP_END_NEXT_REQUEST; then as IDLE
- *   server-side close (FIN_WAIT1, LAST_ACK) or reset (CLOSE) ── emit HTTP_EV_CONTINUED /
+ *   server-side close: FIN_WAIT1/LAST_ACK note the time (a request still waiting ends there), and
+ *               once the FIN is acknowledged (FIN_WAIT2; every byte queued before it has gone out,
+ *               so the packet hook saw it) or at a reset (CLOSE) ── emit HTTP_EV_CONTINUED /
  *               HTTP_END_CLOSE (RESPONSE) or HTTP_END_NO_RESPONSE with status 0 (REQUEST)
  *
  * So a response that one write completes costs one event and no scan; userspace
@@ -58,7 +65,8 @@
  * one. A response header that ends within its first write's copy is scanned a whole line per
  * step, two lines per callback (scan_lines: same rules); a request whose bytes all fit the
  * event's head is left to userspace to scan. The scanner is in http_scan.h, included below the
- * maps it uses.
+ * maps it uses; the socket-call hooks are in http_sock.h and the packet hook in http_packet.h,
+ * both included at the end.
  *
  * Events go to a ring buffer without waking the reader, except once each time the bytes a CPU
  * produced cross a multiple of wakeup_bytes (a power of two); userspace drains on a timer as well.
@@ -131,6 +139,10 @@ struct conn {
 	__u8 first_more; /* the first response write had bytes beyond resp_copy */
 	__u16 first_len; /* bytes of the first response write in resp_copy */
 	__u64 id;        /* random connection id, pairs an event with its continuation */
+	__u64 fin_ns;    /* when the server side began to close while a request waited, or 0 */
+	__u32 snd_end;   /* TCP sequence number after the last payload byte sent (packet hook) */
+	__u8 snd_init;   /* snd_end is set */
+	__u8 _pad[3];    /* head and resp_copy stay 8-byte aligned: word copies, not byte copies */
 	char head[CONN_HEAD_CAP + 16]; /* + 16: scan_one's loads past the last byte */
 	char resp_copy[HTTP_RESP_HEAD_CAP]; /* the first response write's first bytes */
 };
@@ -194,10 +206,11 @@ struct {
  * state-change program, which also runs in softirq and may interrupt them on the same CPU. */
 #define SLOT_IO 0
 #define SLOT_STATE 1
+#define SLOT_EGRESS 2 /* the packet hook: process context or softirq */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 2);
+	__uint(max_entries, 3);
 	__type(key, __u32);
 	__type(value, struct scratch);
 } scratch SEC(".maps");
@@ -296,14 +309,43 @@ static __always_inline void reset(struct conn *c)
 	c->first_sent = 0;
 }
 
-/* Up to two data segments of one syscall (buffer, or the first iovecs). */
+/* Up to two data segments of one syscall (buffer, or the first iovecs), or the new payload of
+ * one outgoing packet (skb set: its n0 bytes from offset off, no second segment). */
 struct segs {
 	const void *p0;
 	__u64 n0;
 	const void *p1;
 	__u64 n1;
-	const void *tail; /* the last 5 bytes written, or 0 */
+	const void *tail; /* the last 5 bytes written, or 0 (syscalls) */
+	struct __sk_buff *skb; /* the packet, or 0 (syscalls) */
+	__u32 off;             /* the new payload's offset in the packet */
+	__u32 slot;            /* the scratch slot of the program running */
 };
+
+/* The first `n` (bounded by the caller) bytes of segment 0 into `dst`. */
+static __always_inline long seg_read(const struct segs *s, void *dst, __u32 n)
+{
+	if (s->skb) {
+		if (n == 0 || n > 256)
+			return -1;
+		/* The same n, in [1, 256] as the verifier sees it: the helper takes no empty read. */
+		return bpf_skb_load_bytes(s->skb, s->off, dst, ((n - 1) & 0xff) + 1);
+	}
+	return bpf_probe_read_user(dst, n, s->p0);
+}
+
+/* Whether the data just written ends with a chunked body's last chunk ("0\r\n\r\n"). */
+static __always_inline int ends_chunked(const struct segs *s)
+{
+	char t[5];
+	if (s->skb) {
+		if (s->n0 < 5 || bpf_skb_load_bytes(s->skb, s->off + (__u32)s->n0 - 5, t, sizeof(t)) != 0)
+			return 0;
+	} else if (!s->tail || bpf_probe_read_user(t, sizeof(t), s->tail) != 0) {
+		return 0;
+	}
+	return t[0] == '0' && t[1] == '\r' && t[2] == '\n' && t[3] == '\r' && t[4] == '\n';
+}
 
 static __always_inline void on_read(struct sock *sk, struct conn *c, struct segs *s, __u64 total)
 {
@@ -395,26 +437,27 @@ static __always_inline int ended_by_header(struct conn *c)
  * Content-Length, then the response ends as before: at header + Content-Length, right after the
  * header for HEAD/204/304, or at a "0\r\n\r\n" chunk end; a continuation event then carries
  * the response's bytes and end time. */
-static __always_inline void more_written(struct sock *sk, struct conn *c, struct segs *s, __u64 total)
+static __always_inline void more_written(__u64 now, struct conn *c, struct segs *s, __u64 total, __u32 slot)
 {
 	c->resp_bytes += total;
-	c->end_ns = sock_now_ns(sk);
+	c->end_ns = now;
 	c->writes = 2;
 	if (c->resp.done == SCAN_DEFERRED)
-		scan_first_write(c, SLOT_IO);
+		scan_first_write(c, slot);
 	if (s && c->resp.done == SCAN_RUNNING) {
-		scan_segment(&c->resp, (__u64)s->p0, s->n0);
-		if (s->n0 <= SCAN_CAP)
-			scan_segment(&c->resp, (__u64)s->p1, s->n1);
+		if (s->skb) {
+			scan_packet(&c->resp, s->skb, s->off, s->n0);
+		} else {
+			scan_segment(&c->resp, (__u64)s->p0, s->n0);
+			if (s->n0 <= SCAN_CAP)
+				scan_segment(&c->resp, (__u64)s->p1, s->n1);
+		}
 	}
 	if (c->resp.done != SCAN_FOUND)
 		return;
 	int complete = ended_by_header(c);
-	if (!complete && !c->no_body && c->resp.content_length < 0 && s && s->tail) {
-		char t[5];
-		complete = bpf_probe_read_user(t, sizeof(t), s->tail) == 0 && t[0] == '0' &&
-			   t[1] == '\r' && t[2] == '\n' && t[3] == '\r' && t[4] == '\n';
-	}
+	if (!complete && !c->no_body && c->resp.content_length < 0 && s)
+		complete = ends_chunked(s);
 	if (complete) {
 		emit(c, HTTP_END_COMPLETE);
 		reset(c);
@@ -434,13 +477,13 @@ static __always_inline int response_status(const char *b)
 
 /* A response with `status` began with a write of `total` bytes, whose first `n` are (to be)
  * copied into resp_copy, unscanned; `first_more`: the write had bytes beyond them. */
-static __always_inline void start_response(struct sock *sk, struct conn *c, int status, __u32 n, int first_more,
+static __always_inline void start_response(__u64 now, struct conn *c, int status, __u32 n, int first_more,
 					   __u64 total)
 {
 	c->state = ST_RESPONSE;
 	c->status = status;
 	c->resp_bytes = total;
-	c->end_ns = sock_now_ns(sk);
+	c->end_ns = now;
 	c->writes = 1;
 	c->first_sent = 0;
 	c->no_body = status == 204 || status == 304 ||
@@ -452,7 +495,7 @@ static __always_inline void start_response(struct sock *sk, struct conn *c, int 
 
 /* The response that just started is followed whole, its one event sent at its end (as before
  * version 3): its first write is scanned now, as a first later write would have it scanned. */
-static __always_inline void follow_whole(struct sock *sk, struct conn *c, __u64 total)
+static __always_inline void follow_whole(__u64 now, struct conn *c, __u64 total, __u32 slot)
 {
 	if (c->status == 101) {
 		emit(c, HTTP_END_COMPLETE);
@@ -462,7 +505,7 @@ static __always_inline void follow_whole(struct sock *sk, struct conn *c, __u64 
 	}
 	c->writes = 0;
 	c->resp_bytes = 0;
-	more_written(sk, c, 0, total);
+	more_written(now, c, 0, total, slot);
 }
 
 /* The first write of a response, if `s` starts one: its event goes out now, with the write's
@@ -471,7 +514,7 @@ static __always_inline void follow_whole(struct sock *sk, struct conn *c, __u64 
  * same bytes are kept in resp_copy: a later write makes the kernel scan them after all, to tell
  * when the response ends and emit the continuation then. A write of the header alone (a body,
  * if any, follows) and a full ring buffer make the response followed whole instead. */
-static __always_inline void first_write(struct sock *sk, struct conn *c, struct segs *s, __u64 total)
+static __always_inline void first_write(__u64 now, struct conn *c, struct segs *s, __u64 total)
 {
 	if (s->n0 < 12)
 		return;
@@ -485,25 +528,25 @@ static __always_inline void first_write(struct sock *sk, struct conn *c, struct 
 	if (!ev) {
 		/* No room now: read into the scratch, and count the drop only if the event at the
 		 * response's end finds no room either. */
-		__u32 zero = 0;
-		struct scratch *sc = bpf_map_lookup_elem(&scratch, &zero);
-		if (!sc || bpf_probe_read_user(sc->buf, n, s->p0) != 0)
+		__u32 slot = s->slot;
+		struct scratch *sc = bpf_map_lookup_elem(&scratch, &slot);
+		if (!sc || seg_read(s, sc->buf, n) != 0)
 			return;
 		int status = response_status(sc->buf);
 		if (!status)
 			return;
-		start_response(sk, c, status, n, first_more, total);
+		start_response(now, c, status, n, first_more, total);
 		__builtin_memcpy(c->resp_copy, sc->buf, HTTP_RESP_HEAD_CAP);
-		follow_whole(sk, c, total);
+		follow_whole(now, c, total, s->slot);
 		return;
 	}
 	const char *b = ev->resp_head;
-	int status = bpf_probe_read_user(ev->resp_head, n, s->p0) == 0 ? response_status(b) : 0;
+	int status = seg_read(s, ev->resp_head, n) == 0 ? response_status(b) : 0;
 	if (!status) {
 		bpf_ringbuf_discard(ev, BPF_RB_NO_WAKEUP);
 		return;
 	}
-	start_response(sk, c, status, n, first_more, total);
+	start_response(now, c, status, n, first_more, total);
 	__builtin_memcpy(c->resp_copy, ev->resp_head, HTTP_RESP_HEAD_CAP);
 	/* The header alone: it ends the write, all of it in the copy. */
 	__u64 e = n - 4;
@@ -511,7 +554,7 @@ static __always_inline void first_write(struct sock *sk, struct conn *c, struct 
 	if (n >= 4 && e <= HTTP_RESP_HEAD_CAP - 4 && n == total && !first_more && b[e] == '\r' && b[e + 1] == '\n' &&
 	    b[e + 2] == '\r' && b[e + 3] == '\n') {
 		bpf_ringbuf_discard(ev, BPF_RB_NO_WAKEUP);
-		follow_whole(sk, c, total);
+		follow_whole(now, c, total, s->slot);
 		return;
 	}
 	c->first_sent = 1;
@@ -540,18 +583,19 @@ static __always_inline void first_write(struct sock *sk, struct conn *c, struct 
 	}
 }
 
-static __always_inline void on_write(struct sock *sk, struct conn *c, struct segs *s, __u64 total)
+static __always_inline void on_write(__u64 now, struct conn *c, struct segs *s, __u64 total)
 {
 	if (c->state == ST_REQUEST)
-		first_write(sk, c, s, total);
+		first_write(now, c, s, total);
 	else if (c->state == ST_RESPONSE)
-		more_written(sk, c, s, total);
+		more_written(now, c, s, total, s->slot);
 }
 
 /* TCP states (include/net/tcp_states.h). */
 #define TCP_ESTABLISHED 1
 #define TCP_SYN_RECV 3
 #define TCP_FIN_WAIT1 4
+#define TCP_FIN_WAIT2 5
 #define TCP_CLOSE 7
 #define TCP_LAST_ACK 9
 
@@ -576,16 +620,27 @@ static __always_inline void on_established(struct sock *sk)
 	c->id = ((__u64)bpf_get_prandom_u32() << 32) | bpf_get_prandom_u32();
 }
 
-/* The server side closed (FIN_WAIT1 from ESTABLISHED, LAST_ACK from CLOSE_WAIT) or the
- * connection was reset or aborted (CLOSE): the request in progress ends here. */
-static __always_inline void on_closing(struct sock *sk)
+/* The server side began to close (FIN_WAIT1 from ESTABLISHED, LAST_ACK from CLOSE_WAIT): a
+ * request still waiting for its response ends now, unless response bytes queued before the FIN
+ * still go out; the connection is settled once the FIN is acknowledged (on_closed). */
+static __always_inline void on_fin(struct sock *sk)
+{
+	struct conn *c = bpf_sk_storage_get(&conns, sk, 0, 0);
+	if (c && c->state == ST_REQUEST && !c->fin_ns)
+		c->fin_ns = bpf_ktime_get_ns();
+}
+
+/* The server's FIN was acknowledged (FIN_WAIT2), so every byte written before it has been sent
+ * and seen by the packet hook, or the connection closed or was reset (CLOSE): the request in
+ * progress ends here. */
+static __always_inline void on_closed(struct sock *sk)
 {
 	struct conn *c = bpf_sk_storage_get(&conns, sk, 0, 0);
 	if (!c)
 		return;
 	if (c->pid != 0) {
 		if (c->state == ST_REQUEST) {
-			c->end_ns = bpf_ktime_get_ns();
+			c->end_ns = c->fin_ns ? c->fin_ns : bpf_ktime_get_ns();
 			c->status = 0;
 			emit(c, HTTP_END_NO_RESPONSE);
 		} else if (c->state == ST_RESPONSE) {
@@ -623,25 +678,6 @@ static __always_inline struct conn *observed(struct sock *sk)
 	}
 	return c;
 }
-/* Fills s->p0/n0 (and p1/n1) from an iovec array with `cnt` entries, `total` bytes moved. */
-static __always_inline void iov_segs(struct segs *s, const struct iovec *iov, __u64 cnt, __u64 total)
-{
-	struct iovec v[2] = {};
-	if (cnt == 0 || bpf_probe_read_user(v, cnt >= 2 ? sizeof(v) : sizeof(v[0]), iov) != 0)
-		return;
-	s->p0 = v[0].iov_base;
-	s->n0 = v[0].iov_len < total ? v[0].iov_len : total;
-	if (cnt > 1 && s->n0 < total) {
-		s->p1 = v[1].iov_base;
-		s->n1 = v[1].iov_len < total - s->n0 ? v[1].iov_len : total - s->n0;
-	}
-	/* The chunk-end check wants the last iovec's last bytes (one of these two, mostly). */
-	struct iovec last = cnt == 1 ? v[0] : v[1];
-	if (cnt > 2 && (cnt > 1024 || bpf_probe_read_user(&last, sizeof(last), &iov[cnt - 1]) != 0))
-		return;
-	if (last.iov_len >= 5)
-		s->tail = (const char *)last.iov_base + last.iov_len - 5;
-}
 
 /* sock:inet_sock_set_state (const struct sock *sk, int oldstate, int newstate): every TCP state
  * change on the host; a storage lookup only on the few that matter. */
@@ -653,103 +689,12 @@ int hearth_state(__u64 *ctx)
 	int newstate = (int)ctx[2];
 	if (newstate == TCP_ESTABLISHED && oldstate == TCP_SYN_RECV)
 		on_established(sk);
-	else if (newstate == TCP_FIN_WAIT1 || newstate == TCP_LAST_ACK || newstate == TCP_CLOSE)
-		on_closing(sk);
+	else if (newstate == TCP_FIN_WAIT1 || newstate == TCP_LAST_ACK)
+		on_fin(sk);
+	else if (newstate == TCP_FIN_WAIT2 || newstate == TCP_CLOSE)
+		on_closed(sk);
 	return 0;
 }
 
-/* sock:sock_recv_length (struct sock *sk, int ret, int flags): at the end of every
- * sock_recvmsg (read, readv, recv, recvfrom, recvmsg on a socket). The user buffer comes from
- * the syscall's arguments, in the task's saved user registers. */
-SEC("tp_btf/sock_recv_length")
-int hearth_recv(__u64 *ctx)
-{
-	int ret = (int)ctx[1];
-	if (ret <= 0)
-		return 0;
-	struct sock *sk = (struct sock *)ctx[0];
-	struct conn *c = observed(sk);
-	if (!c)
-		return 0;
-	struct pt_regs *regs = bpf_task_pt_regs(bpf_get_current_task_btf());
-	if (!regs)
-		return 0;
-	long id = regs->orig_ax;
-	const void *arg1 = (const void *)regs->si;
-	struct segs s = {};
-	__u64 total = (__u64)ret;
-	switch (id) {
-	case NR_read:
-	case NR_recvfrom:
-		s.p0 = arg1;
-		s.n0 = total;
-		break;
-	case NR_readv:
-		iov_segs(&s, arg1, regs->dx, total);
-		s.tail = 0;
-		break;
-	case NR_recvmsg: {
-		struct user_msghdr msg;
-		if (bpf_probe_read_user(&msg, sizeof(msg), arg1) != 0)
-			return 0;
-		iov_segs(&s, msg.msg_iov, msg.msg_iovlen, total);
-		s.tail = 0;
-		break;
-	}
-	default:
-		return 0; /* no user buffer we know how to find (recvmmsg, io_uring...) */
-	}
-	on_read(sk, c, &s, total);
-	return 0;
-}
-
-/* sock:sock_send_length (struct sock *sk, int ret, int flags): at the end of every
- * sock_sendmsg (write, writev, send, sendto, sendmsg; sendfile and splice once per batch of
- * pages). */
-SEC("tp_btf/sock_send_length")
-int hearth_send(__u64 *ctx)
-{
-	int ret = (int)ctx[1];
-	if (ret <= 0)
-		return 0;
-	struct sock *sk = (struct sock *)ctx[0];
-	struct conn *c = observed(sk);
-	if (!c)
-		return 0;
-	struct pt_regs *regs = bpf_task_pt_regs(bpf_get_current_task_btf());
-	if (!regs)
-		return 0;
-	long id = regs->orig_ax;
-	const void *arg1 = (const void *)regs->si;
-	struct segs s = {};
-	__u64 total = (__u64)ret;
-	switch (id) {
-	case NR_write:
-	case NR_sendto:
-		s.p0 = arg1;
-		s.n0 = total;
-		if (total >= 5)
-			s.tail = (const char *)arg1 + total - 5;
-		break;
-	case NR_writev:
-		iov_segs(&s, arg1, regs->dx, total);
-		break;
-	case NR_sendmsg: {
-		struct user_msghdr msg;
-		if (bpf_probe_read_user(&msg, sizeof(msg), arg1) != 0)
-			return 0;
-		iov_segs(&s, msg.msg_iov, msg.msg_iovlen, total);
-		break;
-	}
-	case NR_sendfile:
-	case NR_splice:
-		/* File bytes: counted, never a response start, never scanned. */
-		if (c->state == ST_RESPONSE)
-			more_written(sk, c, 0, total);
-		return 0;
-	default:
-		return 0;
-	}
-	on_write(sk, c, &s, total);
-	return 0;
-}
+#include "http_sock.h"
+#include "http_packet.h"

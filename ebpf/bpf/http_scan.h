@@ -206,6 +206,26 @@ __attribute__((noinline)) int scan_segment(struct hscan *h, __u64 ptr, __u64 len
 	return 0;
 }
 
+/* As scan_segment, for `len` new payload bytes at offset `off` of an outgoing packet (the
+ * cgroup_skb hook), in scratch slot SLOT_EGRESS. */
+__attribute__((noinline)) int scan_packet(struct hscan *h, struct __sk_buff *skb, __u32 off, __u64 len)
+{
+	if (!h || !skb || h->done != SCAN_RUNNING || len == 0)
+		return 0;
+	__u32 slot = SLOT_EGRESS;
+	struct scratch *sc = bpf_map_lookup_elem(&scratch, &slot);
+	if (!sc)
+		return 0;
+	__u32 n = len > SCAN_CAP ? SCAN_CAP : (__u32)len;
+	/* n is in [1, SCAN_CAP]; written so that the verifier sees that too (no empty read). */
+	if (bpf_skb_load_bytes(skb, off, sc->buf, ((n - 1) & (SCAN_CAP - 1)) + 1) != 0) {
+		h->done = SCAN_GAVE_UP;
+		return 0;
+	}
+	scan_buf(h, sc, sc->buf, n, len);
+	return 0;
+}
+
 /* The fast path of a response header scan: whole lines per step instead of at most 8 bytes. */
 struct line_ctx {
 	const char *buf;        /* the scratch copy, SCAN_CAP + 48 bytes */

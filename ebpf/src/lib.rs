@@ -3,9 +3,10 @@
 //! The kernel side is C (`bpf/http.bpf.c`, compiled by clang for the BPF target; see
 //! `build.rs` for how a machine without clang still builds from the checked-in object). It
 //! observes HTTP/1.x servers of any runtime at the socket layer: BTF raw tracepoints on TCP state
-//! changes and on the end of every socket send and receive ([`PROGRAMS`]) pair each request
-//! read with its response write on the same accepted connection and send one [`HttpEvent`] per
-//! request through a ring buffer. The design, the per-connection
+//! changes and on the end of every socket receive ([`PROGRAMS`]), and a cgroup v2 egress packet
+//! program ([`EGRESS_PROGRAM`], or where it cannot attach, a tracepoint at the end of every socket
+//! send, [`SEND_FALLBACK`]) pair each request read with its response on the same accepted
+//! connection and send one [`HttpEvent`] per request through a ring buffer. The design, the per-connection
 //! state machine and its limits are in the C file's header comment.
 //!
 //! This crate holds only what both sides must agree on: the object bytes, the names of its
@@ -23,16 +24,24 @@ pub const HTTP_HEAD_CAP: usize = 192;
 /// Bytes of the response's first write kept in [`HttpEvent::resp_head`] (`HTTP_RESP_HEAD_CAP`).
 pub const HTTP_RESP_HEAD_CAP: usize = 256;
 
-/// The object's programs, as (program name, BTF tracepoint it attaches to); all `tp_btf`.
-/// Names are at most 15 bytes, so the kernel's copy (`bpftool prog`) is not truncated.
+/// The object's programs always attached, as (program name, BTF tracepoint it attaches to); all
+/// `tp_btf`. Names are at most 15 bytes, so the kernel's copy (`bpftool prog`) is not truncated.
 pub const PROGRAMS: &[(&str, &str)] = &[
     // TCP state changes: a passive open starts a connection, a server-side close ends it.
     ("hearth_state", "inet_sock_set_state"),
     // The end of every sock_recvmsg: request bytes.
     ("hearth_recv", "sock_recv_length"),
-    // The end of every sock_sendmsg: response bytes.
-    ("hearth_send", "sock_send_length"),
 ];
+
+/// The response side: a `cgroup_skb/egress` program, attached at the root of the cgroup v2
+/// hierarchy, that reads responses from outgoing TCP packets (cheaper per response than the
+/// socket call: no user memory reads; see `bpf/http_packet.h`).
+pub const EGRESS_PROGRAM: &str = "hearth_egress";
+
+/// The response side where [`EGRESS_PROGRAM`] cannot attach (no cgroup v2 mounted, no
+/// CAP_NET_ADMIN): (program name, BTF tracepoint), the end of every sock_sendmsg. Exactly one of
+/// the two is attached.
+pub const SEND_FALLBACK: (&str, &str) = ("hearth_send", "sock_send_length");
 
 /// Map names in the object.
 pub mod maps {

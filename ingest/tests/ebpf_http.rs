@@ -189,14 +189,15 @@ async fn python_server_red_counts_and_durations() {
     let st = h.status();
     assert_eq!(st.events_dropped, 0);
     assert_eq!(st.events_unparsable, 0);
-    assert_eq!(
-        st.attached_programs,
-        vec![
-            "hearth_state (tp_btf/inet_sock_set_state)".to_string(),
-            "hearth_recv (tp_btf/sock_recv_length)".to_string(),
-            "hearth_send (tp_btf/sock_send_length)".to_string(),
-        ]
-    );
+    assert_eq!(st.attached_programs[..2], ["hearth_state (tp_btf/inet_sock_set_state)", "hearth_recv (tp_btf/sock_recv_length)"]);
+    // Responses from packets wherever a cgroup v2 hierarchy is mounted (this machine's kind).
+    let cgroup2 = std::fs::read_to_string("/proc/self/mounts").expect("mounts").lines().any(|l| l.split(' ').nth(2) == Some("cgroup2"));
+    let response_side = &st.attached_programs[2..];
+    if cgroup2 {
+        assert!(response_side.len() == 1 && response_side[0].starts_with("hearth_egress (cgroup_skb/egress at /"), "{response_side:?}");
+    } else {
+        assert_eq!(response_side, ["hearth_send (tp_btf/sock_send_length)"]);
+    }
     let md = rec.shared.lock().expect("lock").metadata.get(DURATION_METRIC).cloned().expect("metadata");
     assert_eq!(md.metric_type, storage::MetricType::Histogram);
     h.shutdown().await.expect("shutdown");
@@ -207,6 +208,25 @@ async fn rust_server_red_counts_and_durations() {
     let server = ebpf_support::rust_server();
     let rec = Recorder::default();
     let Some(h) = start(&[server.port], &rec) else { return };
+    mixed_workload(server.port, &h, &rec).await;
+    h.shutdown().await.expect("shutdown");
+}
+
+/// The response side's fallback (the socket call instead of packets, as where no cgroup v2 is
+/// mounted) gives the same counts and durations.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socket_call_fallback_red_counts_and_durations() {
+    let server = ebpf_support::rust_server();
+    let rec = Recorder::default();
+    let cfg = EbpfConfig {
+        enable: true,
+        open_ports: server.port.to_string().parse().expect("ports"),
+        interval: Duration::from_secs(3600),
+        packet_egress: false,
+        ..Default::default()
+    };
+    let Some(h) = start_with(cfg, &rec) else { return };
+    assert_eq!(h.status().attached_programs.last().map(String::as_str), Some("hearth_send (tp_btf/sock_send_length)"));
     mixed_workload(server.port, &h, &rec).await;
     h.shutdown().await.expect("shutdown");
 }

@@ -3,9 +3,9 @@
 use std::collections::HashSet;
 
 use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
-use aya::programs::BtfTracePoint;
+use aya::programs::{BtfTracePoint, CgroupAttachMode, CgroupSkb, CgroupSkbAttachType};
 use aya::{Btf, Ebpf, EbpfLoader};
-use ebpf::{globals, maps, PortMark, PROGRAMS};
+use ebpf::{globals, maps, PortMark, EGRESS_PROGRAM, PROGRAMS, SEND_FALLBACK};
 
 use super::config::EbpfConfig;
 use super::error::EbpfError;
@@ -75,18 +75,22 @@ pub(crate) fn load(cfg: &EbpfConfig) -> Result<Loaded, EbpfError> {
         }
     }
 
-    let mut attached = Vec::with_capacity(PROGRAMS.len());
+    let mut attached = Vec::with_capacity(PROGRAMS.len() + 1);
     for &(name, tracepoint) in PROGRAMS {
-        let attach_err =
-            |e: aya::programs::ProgramError| EbpfError::Attach { program: name.to_string(), reason: error_chain(&e) };
-        let prog: &mut BtfTracePoint = ebpf
-            .program_mut(name)
-            .ok_or_else(|| EbpfError::Load(format!("program {name} missing from the object")))?
-            .try_into()
-            .map_err(|e: aya::programs::ProgramError| EbpfError::Load(e.to_string()))?;
-        prog.load(tracepoint, &btf).map_err(attach_err)?;
-        prog.attach().map_err(attach_err)?;
+        attach_tracepoint(&mut ebpf, &btf, name, tracepoint)?;
         attached.push(format!("{name} (tp_btf/{tracepoint})"));
+    }
+    // Responses from packets where a cgroup v2 hierarchy takes the program, else at the socket
+    // call: both feed the same per-connection state machine.
+    let egress = if cfg.packet_egress { attach_egress(&mut ebpf) } else { Err("disabled by configuration".into()) };
+    match egress {
+        Ok(root) => attached.push(format!("{EGRESS_PROGRAM} (cgroup_skb/egress at {root})")),
+        Err(reason) => {
+            let (name, tracepoint) = SEND_FALLBACK;
+            tracing::info!(%reason, "eBPF: responses are observed at {tracepoint} instead of outgoing packets");
+            attach_tracepoint(&mut ebpf, &btf, name, tracepoint)?;
+            attached.push(format!("{name} (tp_btf/{tracepoint})"));
+        }
     }
 
     let take = |ebpf: &mut Ebpf, name: &'static str| ebpf.take_map(name).ok_or_else(|| map_err(name)("missing".into()));
@@ -96,6 +100,64 @@ pub(crate) fn load(cfg: &EbpfConfig) -> Result<Loaded, EbpfError> {
     let target_pids = BpfHashMap::try_from(take(&mut ebpf, maps::TARGET_PIDS)?)
         .map_err(|e| map_err(maps::TARGET_PIDS)(e.to_string()))?;
     Ok(Loaded { ring, bpf: Bpf { _ebpf: ebpf, dropped, target_pids, target_set: HashSet::new(), attached } })
+}
+
+/// Loads and attaches the `tp_btf` program `name` to `tracepoint`.
+fn attach_tracepoint(ebpf: &mut Ebpf, btf: &Btf, name: &str, tracepoint: &str) -> Result<(), EbpfError> {
+    let attach_err =
+        |e: aya::programs::ProgramError| EbpfError::Attach { program: name.to_string(), reason: error_chain(&e) };
+    let prog: &mut BtfTracePoint = ebpf
+        .program_mut(name)
+        .ok_or_else(|| EbpfError::Load(format!("program {name} missing from the object")))?
+        .try_into()
+        .map_err(|e: aya::programs::ProgramError| EbpfError::Load(e.to_string()))?;
+    prog.load(tracepoint, btf).map_err(attach_err)?;
+    prog.attach().map_err(attach_err)?;
+    Ok(())
+}
+
+/// Loads [`EGRESS_PROGRAM`] and attaches it at the root of the cgroup v2 hierarchy (a link, so
+/// programs other tools attached there keep running); returns that root, or why not.
+fn attach_egress(ebpf: &mut Ebpf) -> Result<String, String> {
+    let root = cgroup2_root(&std::fs::read_to_string("/proc/self/mounts").map_err(|e| format!("/proc/self/mounts: {e}"))?)
+        .ok_or("no cgroup v2 hierarchy mounted")?;
+    let cgroup = std::fs::File::open(&root).map_err(|e| format!("{root}: {e}"))?;
+    let prog: &mut CgroupSkb = ebpf
+        .program_mut(EGRESS_PROGRAM)
+        .ok_or_else(|| format!("program {EGRESS_PROGRAM} missing from the object"))?
+        .try_into()
+        .map_err(|e: aya::programs::ProgramError| e.to_string())?;
+    prog.load().map_err(|e| format!("loading {EGRESS_PROGRAM}: {}", error_chain(&e)))?;
+    prog.attach(cgroup, CgroupSkbAttachType::Egress, CgroupAttachMode::Single)
+        .map_err(|e| format!("attaching {EGRESS_PROGRAM} at {root}: {}", error_chain(&e)))?;
+    Ok(root)
+}
+
+/// The mount point of the first cgroup v2 hierarchy in a `/proc/self/mounts` text (`fstype`
+/// `cgroup2`: `/sys/fs/cgroup` on a unified system, `/sys/fs/cgroup/unified` in hybrid mode).
+fn cgroup2_root(mounts: &str) -> Option<String> {
+    mounts.lines().find_map(|line| {
+        let mut f = line.split_whitespace();
+        let (_dev, dir, fstype) = (f.next()?, f.next()?, f.next()?);
+        // Mount points escape spaces and the like as octal (`\040`); such a root is not used.
+        (fstype == "cgroup2" && !dir.contains('\\')).then(|| dir.to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cgroup2_root;
+
+    #[test]
+    fn cgroup2_root_is_found_in_unified_and_hybrid_layouts() {
+        let hybrid = "tmpfs /sys/fs/cgroup tmpfs rw 0 0\ncgroup /sys/fs/cgroup/cpu cgroup rw,cpu 0 0\n\
+                      cgroup2 /sys/fs/cgroup/unified cgroup2 rw,relatime 0 0\n";
+        assert_eq!(cgroup2_root(hybrid).as_deref(), Some("/sys/fs/cgroup/unified"));
+        let unified = "proc /proc proc rw 0 0\ncgroup2 /sys/fs/cgroup cgroup2 rw,nsdelegate 0 0\n";
+        assert_eq!(cgroup2_root(unified).as_deref(), Some("/sys/fs/cgroup"));
+        assert_eq!(cgroup2_root("cgroup /sys/fs/cgroup/cpu cgroup rw,cpu 0 0\n"), None);
+        assert_eq!(cgroup2_root("cgroup2 /odd\\040dir cgroup2 rw 0 0\n"), None);
+    }
 }
 
 impl Bpf {

@@ -1,0 +1,127 @@
+/* SPDX-License-Identifier: Apache-2.0 OR GPL-2.0 */
+/*
+ * The socket-call hooks: sock:sock_recv_length (requests, always) and sock:sock_send_length
+ * (responses, where the packet hook of http_packet.h cannot attach). Both find the user buffer in
+ * the syscall's arguments, in the task's saved user registers, and feed the state machine of
+ * http.bpf.c, which includes this file after it.
+ */
+#ifndef HEARTH_HTTP_SOCK_H
+#define HEARTH_HTTP_SOCK_H
+
+/* Fills s->p0/n0 (and p1/n1) from an iovec array with `cnt` entries, `total` bytes moved. */
+static __always_inline void iov_segs(struct segs *s, const struct iovec *iov, __u64 cnt, __u64 total)
+{
+	struct iovec v[2] = {};
+	if (cnt == 0 || bpf_probe_read_user(v, cnt >= 2 ? sizeof(v) : sizeof(v[0]), iov) != 0)
+		return;
+	s->p0 = v[0].iov_base;
+	s->n0 = v[0].iov_len < total ? v[0].iov_len : total;
+	if (cnt > 1 && s->n0 < total) {
+		s->p1 = v[1].iov_base;
+		s->n1 = v[1].iov_len < total - s->n0 ? v[1].iov_len : total - s->n0;
+	}
+	/* The chunk-end check wants the last iovec's last bytes (one of these two, mostly). */
+	struct iovec last = cnt == 1 ? v[0] : v[1];
+	if (cnt > 2 && (cnt > 1024 || bpf_probe_read_user(&last, sizeof(last), &iov[cnt - 1]) != 0))
+		return;
+	if (last.iov_len >= 5)
+		s->tail = (const char *)last.iov_base + last.iov_len - 5;
+}
+
+/* sock:sock_recv_length (struct sock *sk, int ret, int flags): at the end of every
+ * sock_recvmsg (read, readv, recv, recvfrom, recvmsg on a socket). The user buffer comes from
+ * the syscall's arguments, in the task's saved user registers. */
+SEC("tp_btf/sock_recv_length")
+int hearth_recv(__u64 *ctx)
+{
+	int ret = (int)ctx[1];
+	if (ret <= 0)
+		return 0;
+	struct sock *sk = (struct sock *)ctx[0];
+	struct conn *c = observed(sk);
+	if (!c)
+		return 0;
+	struct pt_regs *regs = bpf_task_pt_regs(bpf_get_current_task_btf());
+	if (!regs)
+		return 0;
+	long id = regs->orig_ax;
+	const void *arg1 = (const void *)regs->si;
+	struct segs s = {};
+	__u64 total = (__u64)ret;
+	switch (id) {
+	case NR_read:
+	case NR_recvfrom:
+		s.p0 = arg1;
+		s.n0 = total;
+		break;
+	case NR_readv:
+		iov_segs(&s, arg1, regs->dx, total);
+		s.tail = 0;
+		break;
+	case NR_recvmsg: {
+		struct user_msghdr msg;
+		if (bpf_probe_read_user(&msg, sizeof(msg), arg1) != 0)
+			return 0;
+		iov_segs(&s, msg.msg_iov, msg.msg_iovlen, total);
+		s.tail = 0;
+		break;
+	}
+	default:
+		return 0; /* no user buffer we know how to find (recvmmsg, io_uring...) */
+	}
+	on_read(sk, c, &s, total);
+	return 0;
+}
+
+/* sock:sock_send_length (struct sock *sk, int ret, int flags): at the end of every
+ * sock_sendmsg (write, writev, send, sendto, sendmsg; sendfile and splice once per batch of
+ * pages). */
+SEC("tp_btf/sock_send_length")
+int hearth_send(__u64 *ctx)
+{
+	int ret = (int)ctx[1];
+	if (ret <= 0)
+		return 0;
+	struct sock *sk = (struct sock *)ctx[0];
+	struct conn *c = observed(sk);
+	if (!c)
+		return 0;
+	struct pt_regs *regs = bpf_task_pt_regs(bpf_get_current_task_btf());
+	if (!regs)
+		return 0;
+	long id = regs->orig_ax;
+	const void *arg1 = (const void *)regs->si;
+	struct segs s = {};
+	__u64 total = (__u64)ret;
+	switch (id) {
+	case NR_write:
+	case NR_sendto:
+		s.p0 = arg1;
+		s.n0 = total;
+		if (total >= 5)
+			s.tail = (const char *)arg1 + total - 5;
+		break;
+	case NR_writev:
+		iov_segs(&s, arg1, regs->dx, total);
+		break;
+	case NR_sendmsg: {
+		struct user_msghdr msg;
+		if (bpf_probe_read_user(&msg, sizeof(msg), arg1) != 0)
+			return 0;
+		iov_segs(&s, msg.msg_iov, msg.msg_iovlen, total);
+		break;
+	}
+	case NR_sendfile:
+	case NR_splice:
+		/* File bytes: counted, never a response start, never scanned. */
+		if (c->state == ST_RESPONSE)
+			more_written(sock_now_ns(sk), c, 0, total, SLOT_IO);
+		return 0;
+	default:
+		return 0;
+	}
+	on_write(sock_now_ns(sk), c, &s, total);
+	return 0;
+}
+
+#endif /* HEARTH_HTTP_SOCK_H */

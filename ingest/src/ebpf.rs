@@ -233,6 +233,12 @@ pub struct EventDrain {
     /// Pairs response events with their continuations.
     assembler: Assembler,
     names: targets::ServiceNames,
+    /// The pids seen by the current drain and their service names (at most
+    /// [`EventDrain::DRAIN_PIDS`]): a server's requests come from one or a few processes (nginx:
+    /// a worker per CPU), so most requests find their name here with a short scan instead of
+    /// the per-pid map (a SipHash and an `Arc` clone and drop). Cleared at each drain, so a name
+    /// looked up again (pid reused) is seen at the next drain.
+    services: Vec<(u32, Arc<str>)>,
 }
 
 /// What one drain read (published to [`EbpfMetrics`] once per drain).
@@ -255,12 +261,17 @@ impl EventDrain {
             routes: RouteCache::default(),
             assembler: Assembler::default(),
             names: targets::ServiceNames::new(service_name),
+            services: Vec::with_capacity(Self::DRAIN_PIDS),
         }
     }
 
+    /// Pids whose service names a drain keeps at hand (beyond, names come from the per-pid map).
+    pub const DRAIN_PIDS: usize = 16;
+
     /// Starts one drain of records read at `now` (the groups' last-seen time).
     pub fn batch(&mut self, now: std::time::Instant) -> DrainBatch<'_> {
-        DrainBatch { drain: self, now, counts: DrainCounts::default(), service: None }
+        self.services.clear();
+        DrainBatch { drain: self, now, counts: DrainCounts::default() }
     }
 
     /// The series groups so far.
@@ -280,24 +291,25 @@ pub struct DrainBatch<'a> {
     drain: &'a mut EventDrain,
     now: std::time::Instant,
     counts: DrainCounts,
-    /// The last request's pid and service name: a server's requests come from one or a few
-    /// processes, so most requests skip the per-pid map (a hash and an `Arc` clone). Kept for
-    /// one drain only, so a name looked up again (pid reused) is seen at the next drain.
-    service: Option<(u32, Arc<str>)>,
 }
 
 impl DrainBatch<'_> {
     /// Takes one ring buffer record (an unparsable one is counted, not an error).
     pub fn push(&mut self, record: &[u8]) {
-        let EventDrain { aggregator, routes, assembler, names } = &mut *self.drain;
-        let (now, counts, service) = (self.now, &mut self.counts, &mut self.service);
+        let EventDrain { aggregator, routes, assembler, names, services } = &mut *self.drain;
+        let (now, counts) = (self.now, &mut self.counts);
         counts.read += 1;
-        let pushed = assembler.push(record, routes, &mut |req| {
-            let name = match service {
-                Some((pid, name)) if *pid == req.pid => name,
-                _ => &service.insert((req.pid, names.get(req.pid))).1,
-            };
-            aggregator.observe(name, &req, now);
+        let pushed = assembler.push_ref(record, routes, &mut |req| {
+            match services.iter().position(|(pid, _)| *pid == req.pid) {
+                Some(i) => aggregator.observe(&services[i].1, req, now),
+                None => {
+                    let name = names.get(req.pid);
+                    aggregator.observe(&name, req, now);
+                    if services.len() < EventDrain::DRAIN_PIDS {
+                        services.push((req.pid, name));
+                    }
+                }
+            }
             counts.requests += 1;
         });
         if pushed.is_err() {
@@ -401,5 +413,85 @@ impl<S: AppenderSource> Task<S> {
         self.bpf.set_targets(&pids)?;
         self.metrics.target_pids.store(pids.len() as u64, Ordering::Relaxed);
         Ok(pids.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ebpf::HttpEvent;
+
+    /// A complete `GET path` event of `pid` on connection `conn` (v3 layout, response in its
+    /// first write).
+    fn record(pid: u32, conn: u64, path: &str) -> Vec<u8> {
+        let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+        let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        let mut ev = HttpEvent {
+            start_ns: 1_000,
+            end_ns: 2_001_000,
+            req_bytes: req.len() as u64,
+            resp_bytes: resp.len() as u64,
+            req_content_length: -1,
+            resp_content_length: -1,
+            conn_id: conn,
+            pid,
+            req_header_bytes: 0,
+            resp_header_bytes: 0,
+            status: 200,
+            port: 8080,
+            head_len: req.len() as u16,
+            resp_head_len: resp.len() as u16,
+            end_reason: 5,
+            version: ebpf::HTTP_EVENT_VERSION,
+            _pad: [0; 2],
+            head: [0; ebpf::HTTP_HEAD_CAP],
+            resp_head: [0; ebpf::HTTP_RESP_HEAD_CAP],
+        };
+        ev.head[..req.len()].copy_from_slice(req.as_bytes());
+        ev.resp_head[..resp.len()].copy_from_slice(resp);
+        // SAFETY: HttpEvent is repr(C) plain data with explicit padding, so all its bytes are
+        // initialised; the slice covers exactly the value.
+        unsafe { std::slice::from_raw_parts((&ev as *const HttpEvent).cast::<u8>(), HttpEvent::SIZE) }.to_vec()
+    }
+
+    /// More pids than a drain keeps at hand, in two drains: every request is counted in its
+    /// service's group (pids that do not exist are `unknown_service`, as the per-pid map names
+    /// them), and an unparsable record is counted as such.
+    #[test]
+    fn drain_counts_and_names_every_pid() {
+        let me = std::process::id();
+        let own = targets::ServiceNames::new(None).get(me);
+        let mut drain = EventDrain::new(Aggregator::new("h".into(), None), None);
+        let gone = |i: u32| u32::MAX - i; // above any pid_max
+        let mut records = Vec::new();
+        for round in 0..3u32 {
+            for i in 0..(EventDrain::DRAIN_PIDS as u32 + 4) {
+                records.push(record(gone(i), u64::from(i), "/users/42"));
+            }
+            records.push(record(me, 1_000 + u64::from(round), if round == 0 { "/a" } else { "/b" }));
+        }
+        records.push(vec![0u8; 10]);
+        let now = std::time::Instant::now();
+        for half in records.chunks(records.len() / 2 + 1) {
+            let mut batch = drain.batch(now);
+            half.iter().for_each(|r| batch.push(r));
+            let c = batch.counts();
+            assert_eq!(c.read, half.len() as u64);
+            assert_eq!(c.read, c.requests + c.unparsable);
+        }
+        let mut groups: Vec<(String, String, u64)> = drain
+            .aggregator()
+            .groups()
+            .map(|(k, red)| (k.service_name.to_string(), k.route.to_string(), red.duration.count()))
+            .collect();
+        groups.sort();
+        let mut want = vec![
+            ("unknown_service".to_string(), "/users/*".to_string(), 3 * (EventDrain::DRAIN_PIDS as u64 + 4)),
+            (own.to_string(), "/a".to_string(), 1),
+            (own.to_string(), "/b".to_string(), 2),
+        ];
+        want.sort();
+        assert_eq!(groups, want);
+        assert_eq!(drain.pending(), 0);
     }
 }

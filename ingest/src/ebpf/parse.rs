@@ -55,7 +55,7 @@ const METHODS: [&str; 9] = ["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "
 /// [`RouteCache::MAX_PATHS`] paths (high-cardinality paths then cost what they cost uncached).
 #[derive(Debug, Default)]
 pub struct RouteCache {
-    by_path: HashMap<Box<str>, Arc<str>>,
+    by_path: HashMap<String, Arc<str>>,
 }
 
 impl RouteCache {
@@ -64,18 +64,28 @@ impl RouteCache {
 
     /// The route of request target `target` ([`route`]), shared.
     pub fn route(&mut self, target: &str) -> Arc<str> {
+        Arc::clone(self.cached(target))
+    }
+
+    /// [`RouteCache::route`], given back as `reuse` when that is the same `Arc` (no reference
+    /// count change: the drain hands each request's route back for the next one).
+    fn route_reusing(&mut self, target: &str, reuse: Option<Arc<str>>) -> Arc<str> {
+        let r = self.cached(target);
+        match reuse {
+            Some(same) if Arc::ptr_eq(&same, r) => same,
+            _ => Arc::clone(r),
+        }
+    }
+
+    /// The cached route of `target`, computed and cached on a miss (one hash either way).
+    fn cached(&mut self, target: &str) -> &Arc<str> {
         // The query and fragment never change the route: key by the path alone ('?' and '#' are
         // ASCII, so the cut is on a char boundary).
         let path = find2(b'?', b'#', target.as_bytes()).map_or(target, |i| &target[..i]);
-        if let Some(r) = self.by_path.get(path) {
-            return Arc::clone(r);
-        }
-        let r: Arc<str> = Arc::from(route(path));
-        if self.by_path.len() >= Self::MAX_PATHS {
+        if self.by_path.len() >= Self::MAX_PATHS && !self.by_path.contains_key(path) {
             self.by_path.clear();
         }
-        self.by_path.insert(Box::from(path), Arc::clone(&r));
-        r
+        self.by_path.entry_ref(path).or_insert_with(|| Arc::from(route(path)))
     }
 
     /// Paths cached now.
@@ -232,6 +242,10 @@ impl Response {
 #[derive(Debug, Default)]
 pub struct Assembler {
     pending: HashMap<u64, Response>,
+    /// The route of the last request given out by reference ([`Assembler::push_ref`]), handed
+    /// back to the route cache for the next event: consecutive requests of one route then share
+    /// it without an `Arc` clone and drop (two atomic operations) per request.
+    last_route: Option<Arc<str>>,
 }
 
 impl Assembler {
@@ -246,28 +260,39 @@ impl Assembler {
     /// # Errors
     /// [`Unparsable`] naming the defect; the caller counts it.
     pub fn push(&mut self, bytes: &[u8], routes: &mut RouteCache, out: &mut dyn FnMut(Request)) -> Result<(), Unparsable> {
+        self.push_ref(bytes, routes, &mut |r| out(r.clone()))
+    }
+
+    /// [`Assembler::push`] giving each request out by reference (the drain's path: no route
+    /// `Arc` cloned and dropped per request).
+    ///
+    /// # Errors
+    /// As [`Assembler::push`].
+    pub fn push_ref(&mut self, bytes: &[u8], routes: &mut RouteCache, out: &mut dyn FnMut(&Request)) -> Result<(), Unparsable> {
         let mut copy = None;
         let (ev, reason) = decode(bytes, &mut copy)?;
         // Most responses end in their first write: nothing waits, and no hash is computed.
         let earlier = if self.pending.is_empty() { None } else { self.pending.remove(&ev.conn_id) };
         if reason.is_continuation() {
             if let Some(first) = earlier {
-                out(first.continued_by(ev));
+                out(&first.continued_by(ev));
             }
             return Ok(());
         }
         // A new request (or a close without response) on the connection: the earlier response
         // ended with what its first write showed.
         if let Some(first) = earlier {
-            out(first.request);
+            out(&first.request);
         }
-        let r = Response::of(ev, reason, &mut |target| routes.route(target))?;
+        let mut reuse = self.last_route.take();
+        let r = Response::of(ev, reason, &mut |target| routes.route_reusing(target, reuse.take()))?;
         if r.complete || reason == EndReason::NoResponse {
-            out(r.request);
+            out(&r.request);
+            self.last_route = Some(r.request.route);
             return Ok(());
         }
         if self.pending.len() >= Self::MAX_PENDING {
-            self.pending.drain().for_each(|(_, p)| out(p.request));
+            self.pending.drain().for_each(|(_, p)| out(&p.request));
         }
         self.pending.insert(ev.conn_id, r);
         Ok(())
@@ -722,6 +747,45 @@ mod tests {
         assert_eq!((a.len(), a), (1, b));
         assert_eq!(parse_event(unaligned), parse_event(&ev));
         assert_eq!(parse_event(&unaligned[..HttpEvent::SIZE - 1]), Err(Unparsable::Short));
+    }
+
+    /// push_ref gives out the requests push gives, in the same order; consecutive requests of
+    /// one route share its `Arc` without new references, and a route change takes the new one.
+    #[test]
+    fn push_ref_gives_what_push_gives_and_reuses_the_route() {
+        let other = b"GET /b/7 HTTP/1.1\r\n\r\n";
+        let events = [
+            first(GET, OK3, 52, 1, 2_000_000),
+            first(GET, OK3, 49, 2, 2_000_000),
+            first(other, OK3, 52, 3, 3_000_000),
+            more(GET, 200, 6, 2, 52, (49, 3), 8_000_000),
+            first(GET, OK3, 52, 1, 9_000_000),
+            with(event(GET, 0, 4), |ev| ev.conn_id = 4),
+            event(b"\x16\x03", 200, 1),
+            first(GET, OK3, 52, 1, 10_000_000),
+        ];
+        let (mut by_value, mut by_ref) = (Vec::new(), Vec::new());
+        let (mut a, mut b) = (Assembler::default(), Assembler::default());
+        let (mut routes_a, mut routes_b) = (RouteCache::default(), RouteCache::default());
+        for e in &events {
+            let ra = a.push(e, &mut routes_a, &mut |r| by_value.push(r));
+            let rb = b.push_ref(e, &mut routes_b, &mut |r| by_ref.push(r.clone()));
+            assert_eq!(ra, rb);
+        }
+        assert_eq!(by_value, by_ref);
+        assert_eq!(by_ref.iter().map(|r| &*r.route).collect::<Vec<_>>(), ["/a", "/b/*", "/a", "/a", "/a", "/a"]);
+        // Same route, same Arc; the cache holds one reference, the assembler one, `by_ref` one
+        // per request of /a given out.
+        let a_route = routes_b.route("/a");
+        assert!(by_ref.iter().filter(|r| &*r.route == "/a").all(|r| Arc::ptr_eq(&r.route, &a_route)));
+        let given = by_ref.iter().filter(|r| &*r.route == "/a").count();
+        assert_eq!(Arc::strong_count(&a_route), 1 + 1 + given + 1);
+        // Requests of one route through push_ref add no reference.
+        let before = Arc::strong_count(&a_route);
+        for i in 0..10 {
+            b.push_ref(&first(GET, OK3, 52, 1, 11_000_000 + i), &mut routes_b, &mut |r| assert_eq!(&*r.route, "/a")).expect("parses");
+        }
+        assert_eq!(Arc::strong_count(&a_route), before);
     }
 
     #[test]

@@ -265,6 +265,18 @@ static __always_inline void count_drop(void)
 		*d += 1;
 }
 
+/* The request's head into an event: only as many 64-byte blocks as it fills (userspace reads
+ * head_len bytes), so that a short request writes fewer of the ring's cache lines. */
+static __always_inline void copy_head(struct http_event *ev, struct conn *c)
+{
+	if (c->head_len <= 64)
+		__builtin_memcpy(ev->head, c->head, 64);
+	else if (c->head_len <= 128)
+		__builtin_memcpy(ev->head, c->head, 128);
+	else
+		__builtin_memcpy(ev->head, c->head, HTTP_HEAD_CAP);
+}
+
 static __always_inline void emit(struct conn *c, __u8 reason)
 {
 	struct http_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
@@ -290,7 +302,7 @@ static __always_inline void emit(struct conn *c, __u8 reason)
 	ev->version = HTTP_EVENT_VERSION;
 	ev->resp_head_len = 0;
 	__builtin_memset(ev->_pad, 0, sizeof(ev->_pad));
-	__builtin_memcpy(ev->head, c->head, HTTP_HEAD_CAP);
+	copy_head(ev, c);
 	bpf_ringbuf_submit(ev, wake_flags());
 }
 
@@ -575,7 +587,7 @@ static __always_inline void first_write(__u64 now, struct conn *c, struct segs *
 	ev->end_reason = HTTP_EV_RESPONSE;
 	ev->version = HTTP_EVENT_VERSION;
 	__builtin_memset(ev->_pad, 0, sizeof(ev->_pad));
-	__builtin_memcpy(ev->head, c->head, HTTP_HEAD_CAP);
+	copy_head(ev, c);
 	bpf_ringbuf_submit(ev, wake_flags());
 	if (status == 101) {
 		reset(c);

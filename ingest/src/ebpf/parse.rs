@@ -322,10 +322,66 @@ impl Assembler {
 /// time. Elsewhere memchr's portable word-at-a-time searcher.
 fn scan_head(head: &[u8]) -> (i64, u32) {
     #[cfg(target_arch = "x86_64")]
-    if let Some(sse2) = memchr::arch::x86_64::sse2::memchr::One::new(b'\n') {
-        return scan_lines(head, sse2.iter(head));
-    }
+    return scan_lines(head, Lfs16::new(head));
+    #[cfg(not(target_arch = "x86_64"))]
     scan_lines(head, memchr::arch::all::memchr::One::new(b'\n').iter(head))
+}
+
+/// The LF positions of a head, in order, from one SSE2 compare per 16 bytes (a bit mask of the
+/// chunk's LFs, whose bits are then taken lowest first). Heads are 100-250 bytes with a handful
+/// of LFs: a memchr search per LF paid its set-up per LF.
+#[cfg(target_arch = "x86_64")]
+struct Lfs16<'a> {
+    head: &'a [u8],
+    /// Offset of the chunk `mask` describes.
+    base: usize,
+    /// LFs of that chunk not yet returned, bit i for byte `base + i`.
+    mask: u32,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl<'a> Lfs16<'a> {
+    fn new(head: &'a [u8]) -> Self {
+        Lfs16 { head, base: 0, mask: Self::mask_at(head, 0) }
+    }
+
+    /// LF bits of the 16 bytes at `at` (zero-padded past the end: zero is not an LF).
+    fn mask_at(head: &[u8], at: usize) -> u32 {
+        use std::arch::x86_64::{_mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8};
+        let mut chunk = [0u8; 16];
+        match head.get(at..at + 16) {
+            Some(c) => chunk.copy_from_slice(c),
+            None => {
+                let tail = head.get(at..).unwrap_or(&[]);
+                chunk[..tail.len()].copy_from_slice(tail);
+            }
+        }
+        // SAFETY: SSE2 is part of the x86_64 baseline (every x86_64 CPU has it, and the target
+        // enables it), so the intrinsics are available; the load reads the 16 bytes of the local
+        // `chunk` (unaligned loads have no alignment requirement).
+        unsafe {
+            let v = _mm_loadu_si128(chunk.as_ptr().cast());
+            _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(b'\n' as i8))) as u32
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Iterator for Lfs16<'_> {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        while self.mask == 0 {
+            self.base += 16;
+            if self.base >= self.head.len() {
+                return None;
+            }
+            self.mask = Self::mask_at(self.head, self.base);
+        }
+        let bit = self.mask.trailing_zeros() as usize;
+        self.mask &= self.mask - 1;
+        Some(self.base + bit)
+    }
 }
 
 /// [`scan_head`] over `lfs`, the positions of `head`'s LFs in order.
@@ -705,8 +761,17 @@ mod tests {
         });
     }
 
-    /// The SSE2 and the portable LF searchers give the same scan, on heads of every length
-    /// around the 16-byte vector size.
+    /// The SSE2 LF masks and the portable LF searcher give the same scan, on heads of every
+    /// length around the 16-byte chunk size.
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn lf_masks_match_a_byte_search() {
+        proptest::proptest!(|(head in proptest::collection::vec(proptest::sample::select(vec![b'\n', b'\r', 0u8, 0x8a, 0x0b, b'a', 0xff]), 0..70))| {
+            let want: Vec<usize> = head.iter().enumerate().filter(|(_, &b)| b == b'\n').map(|(i, _)| i).collect();
+            proptest::prop_assert_eq!(Lfs16::new(&head).collect::<Vec<_>>(), want);
+        });
+    }
+
     #[test]
     fn scan_head_same_with_either_lf_searcher() {
         let pieces: [&[u8]; 7] = [b"\r\n", b"Content-Length: 12", b"\n", b"\r", b"c", b"x", b"\r\n\r\n"];

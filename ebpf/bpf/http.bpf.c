@@ -265,6 +265,21 @@ static __always_inline void count_drop(void)
 		*d += 1;
 }
 
+/* The first n (<= 256) bytes of src into dst, in whole 64-byte blocks: the bytes after n are
+ * never read (lengths travel with the copies), and a short request or response header then
+ * costs fewer loads and stores. dst and src hold at least 256 bytes. */
+#define COPY_BLOCKS(dst, src, n)                                                                   \
+	do {                                                                                       \
+		if ((n) <= 64)                                                                     \
+			__builtin_memcpy(dst, src, 64);                                            \
+		else if ((n) <= 128)                                                               \
+			__builtin_memcpy(dst, src, 128);                                           \
+		else if ((n) <= 192)                                                               \
+			__builtin_memcpy(dst, src, 192);                                           \
+		else                                                                               \
+			__builtin_memcpy(dst, src, 256);                                           \
+	} while (0)
+
 /* The request's head into an event: only as many 64-byte blocks as it fills (userspace reads
  * head_len bytes), so that a short request writes fewer of the ring's cache lines. */
 static __always_inline void copy_head(struct http_event *ev, struct conn *c)
@@ -380,7 +395,7 @@ static __always_inline void on_read(struct sock *sk, struct conn *c, struct segs
 		struct scratch *sc = bpf_map_lookup_elem(&scratch, &zero);
 		if (!sc || n == 0 || bpf_probe_read_user(sc->buf, n & 0x1ff, s->p0) != 0)
 			return;
-		__builtin_memcpy(c->head, sc->buf, CONN_HEAD_CAP);
+		COPY_BLOCKS(c->head, sc->buf, n);
 		if (c->head[0] < 'A' || c->head[0] > 'Z') {
 			c->state = ST_IGNORE;
 			return;
@@ -559,7 +574,7 @@ static __always_inline void first_write(__u64 now, struct conn *c, struct segs *
 		return;
 	}
 	start_response(now, c, status, n, first_more, total);
-	__builtin_memcpy(c->resp_copy, ev->resp_head, HTTP_RESP_HEAD_CAP);
+	COPY_BLOCKS(c->resp_copy, ev->resp_head, n);
 	/* The header alone: it ends the write, all of it in the copy. */
 	__u64 e = n - 4;
 	asm volatile("%[e] &= 0xff" : [e] "+r"(e));

@@ -206,7 +206,11 @@ struct {
  * state-change program, which also runs in softirq and may interrupt them on the same CPU. */
 #define SLOT_IO 0
 #define SLOT_STATE 1
-#define SLOT_EGRESS 2 /* the packet hook: process context or softirq */
+#define SLOT_EGRESS 2 /* the packet hook, in process context or softirq: a packet sent from a
+		       * softirq that interrupted one being sent by a process on the same CPU
+		       * could overwrite its scratch, used only when the ring is full or a
+		       * header continues past a response's first packet (a wrong scan then
+		       * ends that one response by its next request instead) */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

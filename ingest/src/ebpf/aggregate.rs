@@ -153,7 +153,8 @@ impl SeriesKey {
     }
 }
 
-/// Equal keys hash equally: the hash is that of the fields' string contents, as equality is.
+/// As [`KeyRef`] hashes (string contents, never addresses, and a subset of the fields equality
+/// compares), so equal keys hash equally and a borrowed key finds its owned one.
 impl Hash for SeriesKey {
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.as_ref().hash(state);
@@ -469,6 +470,47 @@ mod tests {
         assert_eq!(at3.len(), n);
         assert!(at3.iter().all(|v| storage::is_stale_nan(*v)));
         assert_eq!(agg.series_count(), 0);
+    }
+
+    /// Keys equal by content are one group whatever `Arc`s they come from (a route cache
+    /// cleared and refilled, a service name looked up again), and each field tells groups apart.
+    #[test]
+    fn groups_are_keyed_by_content() {
+        let mut agg = Aggregator::new("h".into(), None);
+        let req = |route: &str, method: &'static str, status: u16, port: u16| Request {
+            pid: 1,
+            port,
+            method,
+            route: Arc::from(route),
+            status,
+            duration_seconds: 0.001,
+            request_body_bytes: 0,
+            response_body_bytes: 10,
+        };
+        let now = Instant::now();
+        let (svc_a, svc_a2, svc_b): (Arc<str>, Arc<str>, Arc<str>) = (Arc::from("a"), Arc::from("a"), Arc::from("b"));
+        // A method equal in content to "GET" but not the table's &'static str.
+        let get2: &'static str = Box::leak(String::from("GET").into_boxed_str());
+        for (svc, r) in [
+            (&svc_a, req("/x", "GET", 200, 80)),
+            (&svc_a2, req("/x", get2, 200, 80)),
+            (&svc_a, req("/x", "GET", 200, 80)),
+            (&svc_b, req("/x", "GET", 200, 80)),
+            (&svc_a, req("/y", "GET", 200, 80)),
+            (&svc_a, req("/x", "PUT", 200, 80)),
+            (&svc_a, req("/x", "GET", 404, 80)),
+            (&svc_a, req("/x", "GET", 200, 81)),
+        ] {
+            agg.observe(svc, &r, now);
+        }
+        let mut counts: Vec<(String, u16, &str, u16, String, u64)> = agg
+            .groups()
+            .map(|(k, red)| (k.service_name.to_string(), k.server_port, k.method, k.status, k.route.to_string(), red.duration.count()))
+            .collect();
+        counts.sort();
+        assert_eq!(counts.len(), 6);
+        assert_eq!(counts[0], ("a".to_string(), 80, "GET", 200, "/x".to_string(), 3));
+        assert!(counts[1..].iter().all(|c| c.5 == 1));
     }
 
     #[test]

@@ -40,6 +40,7 @@ mod loader;
 mod metrics;
 mod parse;
 mod privileges;
+mod ring;
 mod targets;
 
 use std::sync::atomic::Ordering;
@@ -122,8 +123,8 @@ pub fn start<S: AppenderSource>(config: EbpfConfig, storage: Arc<S>) -> Result<E
     let (tx, rx) = mpsc::channel(8);
     let task = {
         let _guard = runtime.enter();
-        // SAFETY: the RingBuf owns its map fd (aya's MapData holds an OwnedFd) and keeps it open,
-        // unchanged, until it drops, which is after the AsyncFd (it is the AsyncFd's inner value).
+        // SAFETY: the EventRing owns its map fd (aya's MapData holds an OwnedFd) and keeps it
+        // open, unchanged, until it drops, which is after the AsyncFd (it is its inner value).
         let ring = unsafe { AsyncFd::register_with_interest(loaded.ring, tokio::io::Interest::READABLE) }
             .map_err(|e| EbpfError::Load(format!("ring buffer epoll registration: {e}")))?;
         let mut state = Task {
@@ -212,7 +213,7 @@ impl Drop for EbpfHandle {
 }
 
 struct Task<S: AppenderSource> {
-    ring: AsyncFd<aya::maps::RingBuf<aya::maps::MapData>>,
+    ring: AsyncFd<ring::EventRing>,
     /// The program and maps; declared after `ring` so the ring is unregistered first.
     bpf: loader::Bpf,
     /// Records into series groups.
@@ -370,9 +371,7 @@ impl<S: AppenderSource> Task<S> {
     fn drain(&mut self) -> u64 {
         let ring = self.ring.get_mut();
         let mut batch = self.events.batch(std::time::Instant::now());
-        while let Some(item) = ring.next() {
-            batch.push(&item);
-        }
+        ring.drain(|record| batch.push(record));
         let DrainCounts { read, unparsable, requests } = batch.counts();
         let m = &self.metrics;
         m.events_read.fetch_add(read, Ordering::Relaxed);

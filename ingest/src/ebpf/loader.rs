@@ -2,18 +2,19 @@
 
 use std::collections::HashSet;
 
-use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
+use aya::maps::{Array, HashMap as BpfHashMap, Map, MapData, PerCpuArray};
 use aya::programs::{BtfTracePoint, CgroupAttachMode, CgroupSkb, CgroupSkbAttachType};
 use aya::{Btf, Ebpf, EbpfLoader};
 use ebpf::{globals, maps, PortMark, EGRESS_PROGRAM, PROGRAMS, SEND_FALLBACK};
 
 use super::config::EbpfConfig;
 use super::error::EbpfError;
+use super::ring::EventRing;
 
 /// The loaded object: the ring buffer, and the rest.
 pub(crate) struct Loaded {
     /// The event ring buffer.
-    pub ring: RingBuf<MapData>,
+    pub ring: EventRing,
     /// Programs and the other maps.
     pub bpf: Bpf,
 }
@@ -94,7 +95,10 @@ pub(crate) fn load(cfg: &EbpfConfig) -> Result<Loaded, EbpfError> {
     }
 
     let take = |ebpf: &mut Ebpf, name: &'static str| ebpf.take_map(name).ok_or_else(|| map_err(name)("missing".into()));
-    let ring = RingBuf::try_from(take(&mut ebpf, maps::EVENTS)?).map_err(|e| map_err(maps::EVENTS)(e.to_string()))?;
+    let ring = match take(&mut ebpf, maps::EVENTS)? {
+        Map::RingBuf(data) => EventRing::new(data)?,
+        _ => return Err(map_err(maps::EVENTS)("not a ring buffer".into())),
+    };
     let dropped =
         PerCpuArray::try_from(take(&mut ebpf, maps::DROPPED)?).map_err(|e| map_err(maps::DROPPED)(e.to_string()))?;
     let target_pids = BpfHashMap::try_from(take(&mut ebpf, maps::TARGET_PIDS)?)

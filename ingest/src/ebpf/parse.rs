@@ -168,6 +168,7 @@ impl Response {
     /// first write showed; `complete` says whether that was all of it (as the kernel decides for
     /// a continuation: header + Content-Length bytes, the header of a bodiless response, or a
     /// chunked body's `0\r\n\r\n` end within `resp_head`).
+    #[inline(always)]
     fn of(ev: &HttpEvent, reason: EndReason, route_of: &mut dyn FnMut(&str) -> Arc<str>) -> Result<Response, Unparsable> {
         let (method, target) = request_line(ev.head()).ok_or(Unparsable::RequestLine)?;
         let (req_content_length, req_header_bytes) = if ev.req_header_bytes == 0

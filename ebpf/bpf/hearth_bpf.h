@@ -70,9 +70,12 @@ static struct task_struct *(*bpf_get_current_task_btf)(void) = (void *)158;
 static struct pt_regs *(*bpf_task_pt_regs)(struct task_struct *task) = (void *)175;
 static long (*bpf_skb_load_bytes)(const void *skb, __u32 offset, void *to, __u32 len) = (void *)26;
 
-/* The socket of a packet, as a cgroup_skb program sees it (UAPI struct bpf_sock, opaque here:
- * only passed to bpf_sk_storage_get, which takes it as the full socket). */
-struct bpf_sock;
+/* The socket of a packet, as a cgroup_skb program sees it: UAPI struct bpf_sock
+ * (include/uapi/linux/bpf.h), its fields up to src_port at their UAPI offsets. */
+struct bpf_sock {
+	__u32 _unused[11]; /* 0..44: bound_dev_if .. src_ip6 */
+	__u32 src_port;    /* 44: the local port, host byte order */
+};
 
 /* The packet context of cgroup_skb programs: UAPI struct __sk_buff (include/uapi/linux/bpf.h),
  * its fields up to `sk` at their UAPI offsets (the verifier rewrites each access by offset). */

@@ -72,6 +72,14 @@ int hearth_egress(struct __sk_buff *skb)
 	struct bpf_sock *sk = skb->sk;
 	if (!sk)
 		return 1;
+	if (filter_ports) {
+		/* A port not observed (a client's socket: wrk's requests, Hearth's own...) is settled
+		 * by an array lookup the verifier inlines, before the storage helper. */
+		__u32 port = sk->src_port;
+		__u8 *mark = bpf_map_lookup_elem(&port_filter, &port);
+		if (!mark || *mark != PORT_OBSERVE)
+			return 1;
+	}
 	struct conn *c = bpf_sk_storage_get(&conns, sk, 0, 0);
 	if (!c || c->pid == 0)
 		return 1;

@@ -109,11 +109,13 @@ struct KeyRef<'a> {
 
 /// Equal strings; the drain's strings are shared (one `Arc` per route and service, methods
 /// from one table), so most equal ones are the same bytes and skip the comparison.
+#[inline]
 fn same(a: &str, b: &str) -> bool {
     (std::ptr::eq(a.as_ptr(), b.as_ptr()) && a.len() == b.len()) || a == b
 }
 
 impl PartialEq for KeyRef<'_> {
+    #[inline]
     fn eq(&self, other: &Self) -> bool {
         self.server_port == other.server_port
             && self.status == other.status
@@ -129,6 +131,7 @@ impl Eq for KeyRef<'_> {}
 /// are few, and keys that differ only there are told apart by equality. (A hash of a subset of
 /// the fields that equality compares stays consistent with it.)
 impl Hash for KeyRef<'_> {
+    #[inline]
     fn hash<H: Hasher>(&self, state: &mut H) {
         let method = self.method.as_bytes();
         let head = u64::from(self.server_port) << 48
@@ -142,6 +145,7 @@ impl Hash for KeyRef<'_> {
 }
 
 impl SeriesKey {
+    #[inline]
     fn as_ref(&self) -> KeyRef<'_> {
         KeyRef {
             service_name: &self.service_name,
@@ -162,6 +166,7 @@ impl Hash for SeriesKey {
 }
 
 impl Equivalent<SeriesKey> for KeyRef<'_> {
+    #[inline]
     fn equivalent(&self, key: &SeriesKey) -> bool {
         *self == key.as_ref()
     }
@@ -220,6 +225,7 @@ impl Aggregator {
     }
 
     /// Adds one request, seen at `now`, to its group.
+    #[inline]
     pub fn observe(&mut self, service_name: &Arc<str>, r: &Request, now: Instant) {
         let key = KeyRef { service_name, server_port: r.port, method: r.method, status: r.status, route: &r.route };
         let red = match self.groups.get_mut(&key) {

@@ -13,6 +13,9 @@
 //! - `ebpf_drain_mixed`: an API's traffic: 12 routes, ids and UUIDs in paths, query strings,
 //!   404s, POSTs whose body the kernel left unscanned, and 1 response in 10 written in two
 //!   parts (a `Response` event then its `Continued` event, other connections' events between).
+//! - `ebpf_drain_unique_ids`: `GET /api/v1/users/{id}` with a different id per request, more
+//!   distinct paths per drain than the route cache keeps (`RouteCache::MAX_PATHS`): every
+//!   request computes its route (high-cardinality paths, e.g. a crawler or ids in URLs).
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ebpf::{HttpEvent, HTTP_EVENT_VERSION, HTTP_HEAD_CAP, HTTP_RESP_HEAD_CAP};
@@ -167,9 +170,23 @@ fn mixed() -> Records {
     out
 }
 
+fn unique_ids() -> Records {
+    let resp = format!("HTTP/1.1 200 OK\r\n{NGINX_HEADERS}Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{{}}");
+    let mut out = Records(Vec::with_capacity(2 * RECORDS * HttpEvent::SIZE));
+    for i in 0..2 * RECORDS {
+        let req = format!("GET /api/v1/users/{} HTTP/1.1\r\nHost: api.example:8080\r\n\r\n", 1_000_000 + i);
+        out.push(&event(i as u64 % 32, 4242, req.as_bytes(), resp.as_bytes(), EV_RESPONSE));
+    }
+    out
+}
+
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("ebpf_drain");
-    for (name, records) in [("ebpf_drain_nginx_return_200", nginx_return_200()), ("ebpf_drain_mixed", mixed())] {
+    for (name, records) in [
+        ("ebpf_drain_nginx_return_200", nginx_return_200()),
+        ("ebpf_drain_mixed", mixed()),
+        ("ebpf_drain_unique_ids", unique_ids()),
+    ] {
         group.throughput(Throughput::Elements(records.len() as u64));
         let mut drain = EventDrain::new(Aggregator::new("bench-host".into(), None), None);
         // Warm: routes cached, groups created, service names looked up.

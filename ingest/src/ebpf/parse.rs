@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use hashbrown::HashMap;
+use hashbrown::{HashMap, HashSet};
 
 use ebpf::{EndReason, HttpEvent, HTTP_EVENT_VERSION};
 
@@ -50,12 +50,18 @@ pub enum Unparsable {
 
 const METHODS: [&str; 9] = ["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"];
 
-/// Routes of recently seen request paths, so that the drain computes and allocates a route once
-/// per distinct path rather than once per event. Bounded: cleared when it holds
-/// [`RouteCache::MAX_PATHS`] paths (high-cardinality paths then cost what they cost uncached).
+/// Routes of recently seen request paths, so that the drain computes a route once per distinct
+/// path rather than once per event, and allocates each distinct route once: the paths of one
+/// route (`/users/42`, `/users/43`) share its `Arc`, so requests of one route compare and reuse
+/// it by pointer downstream. Bounded: cleared when it holds [`RouteCache::MAX_PATHS`] paths
+/// (high-cardinality paths then cost a route computation and the path's key each).
 #[derive(Debug, Default)]
 pub struct RouteCache {
     by_path: HashMap<String, Arc<str>>,
+    /// Each route of `by_path` once (never more routes than paths; cleared with it).
+    routes: HashSet<Arc<str>>,
+    /// Where a missed path's route is computed, reused across misses.
+    scratch: String,
 }
 
 impl RouteCache {
@@ -84,8 +90,13 @@ impl RouteCache {
         let path = find2(b'?', b'#', target.as_bytes()).map_or(target, |i| &target[..i]);
         if self.by_path.len() >= Self::MAX_PATHS && !self.by_path.contains_key(path) {
             self.by_path.clear();
+            self.routes.clear();
         }
-        self.by_path.entry_ref(path).or_insert_with(|| Arc::from(route(path)))
+        let (routes, scratch) = (&mut self.routes, &mut self.scratch);
+        self.by_path.entry_ref(path).or_insert_with(|| {
+            route_into(path, scratch);
+            Arc::clone(routes.get_or_insert_with(scratch.as_str(), |r: &str| Arc::from(r)))
+        })
     }
 
     /// Paths cached now.
@@ -476,6 +487,15 @@ pub fn request_line(head: &[u8]) -> Option<(&'static str, &str)> {
 /// or otherwise mostly digits replaced by `*`. At most 8 segments are kept; deeper paths end
 /// in `/*`.
 pub fn route(target: &str) -> String {
+    let mut out = String::new();
+    route_into(target, &mut out);
+    out
+}
+
+/// [`route`] written into `out` (cleared first), so that a caller computing many reuses one
+/// buffer.
+fn route_into(target: &str, out: &mut String) {
+    out.clear();
     let path = match target.find("://") {
         Some(i) => {
             let after = &target[i + 3..];
@@ -485,9 +505,10 @@ pub fn route(target: &str) -> String {
     };
     let path = path.split(['?', '#']).next().unwrap_or("");
     if path == "*" {
-        return "*".to_string();
+        out.push('*');
+        return;
     }
-    let mut out = String::with_capacity(path.len());
+    out.reserve(path.len());
     for (i, seg) in path.split('/').skip(1).enumerate() {
         out.push('/');
         if i == 8 {
@@ -499,7 +520,6 @@ pub fn route(target: &str) -> String {
     if out.is_empty() {
         out.push('/');
     }
-    out
 }
 
 /// True for segments that name one object rather than a kind of resource.
@@ -840,18 +860,43 @@ mod tests {
         }
         assert_eq!(by_value, by_ref);
         assert_eq!(by_ref.iter().map(|r| &*r.route).collect::<Vec<_>>(), ["/a", "/b/*", "/a", "/a", "/a", "/a"]);
-        // Same route, same Arc; the cache holds one reference, the assembler one, `by_ref` one
-        // per request of /a given out.
+        // Same route, same Arc; the cache holds two references (its path and its route), the
+        // assembler one, `by_ref` one per request of /a given out.
         let a_route = routes_b.route("/a");
         assert!(by_ref.iter().filter(|r| &*r.route == "/a").all(|r| Arc::ptr_eq(&r.route, &a_route)));
         let given = by_ref.iter().filter(|r| &*r.route == "/a").count();
-        assert_eq!(Arc::strong_count(&a_route), 1 + 1 + given + 1);
+        assert_eq!(Arc::strong_count(&a_route), 2 + 1 + given + 1);
         // Requests of one route through push_ref add no reference.
         let before = Arc::strong_count(&a_route);
         for i in 0..10 {
             b.push_ref(&first(GET, OK3, 52, 1, 11_000_000 + i), &mut routes_b, &mut |r| assert_eq!(&*r.route, "/a")).expect("parses");
         }
         assert_eq!(Arc::strong_count(&a_route), before);
+    }
+
+    /// Paths of one route share one `Arc`, before and after the cache is cleared; routes are
+    /// never more than paths.
+    #[test]
+    fn paths_of_one_route_share_its_arc() {
+        let mut cache = RouteCache::default();
+        let a = cache.route("/users/42");
+        let b = cache.route("/users/43?x");
+        let c = cache.route("http://h/users/44");
+        assert_eq!((&*a, &*b, &*c), ("/users/*", "/users/*", "/users/*"));
+        assert!(Arc::ptr_eq(&a, &b) && Arc::ptr_eq(&a, &c));
+        assert_eq!((cache.len(), cache.routes.len()), (3, 1));
+        let star = cache.route("*");
+        assert_eq!((&*star, cache.routes.len()), ("*", 2));
+        for i in 0..2 * RouteCache::MAX_PATHS {
+            let kind = ["a", "b", "c"][i % 3];
+            let r = cache.route(&format!("/item/{i}/detail/{kind}"));
+            assert_eq!(&*r, format!("/item/*/detail/{kind}"));
+            assert!(cache.len() <= RouteCache::MAX_PATHS && cache.routes.len() <= cache.len());
+        }
+        let d = cache.route("/users/45");
+        let e = cache.route("/users/46");
+        assert!(Arc::ptr_eq(&d, &e) && !Arc::ptr_eq(&d, &a));
+        assert_eq!(route("*"), "*");
     }
 
     #[test]

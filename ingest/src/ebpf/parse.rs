@@ -327,11 +327,11 @@ impl Assembler {
 /// (an LF is neither).
 ///
 /// The drain does this for every response event and every request the kernel left unscanned,
-/// on heads of a few hundred bytes with a handful of LFs, so the LFs come from memchr's SSE2
-/// searcher used directly (inlined; SSE2 is part of x86_64): the crate's `memchr_iter` picks
-/// AVX2 at run time through a function pointer per call, whose set-up cost more than the
-/// search (perf of the ebpf_drain bench), and a memmem `find` per head built its searcher each
-/// time. Elsewhere memchr's portable word-at-a-time searcher.
+/// on heads of a few hundred bytes with a handful of LFs, so on x86_64 the LFs come from one
+/// SSE2 mask per 16 bytes ([`Lfs16`]): a memchr call per LF paid its set-up (and `memchr_iter`
+/// its AVX2 dispatch through a function pointer) per LF, and a memmem `find` per head built
+/// its searcher each time (perf of the ebpf_drain bench). Elsewhere memchr's portable
+/// word-at-a-time searcher.
 fn scan_head(head: &[u8]) -> (i64, u32) {
     #[cfg(target_arch = "x86_64")]
     return scan_lines(head, Lfs16::new(head));

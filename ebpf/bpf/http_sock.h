@@ -28,26 +28,35 @@ static __always_inline void iov_segs(struct segs *s, const struct iovec *iov, __
 		s->tail = (const char *)last.iov_base + last.iov_len - 5;
 }
 
+/* The tracked connection of a socket call that moved `ret` (ctx[1]) > 0 bytes on socket
+ * `ctx[0]`, with the calling task's saved user registers (the syscall's number and arguments), or
+ * 0 when the call moved nothing, the socket is not observed, or the registers are unavailable. */
+static __always_inline struct conn *socket_call(__u64 *ctx, struct pt_regs **regs)
+{
+	if ((int)ctx[1] <= 0)
+		return 0;
+	struct conn *c = observed((struct sock *)ctx[0]);
+	if (!c)
+		return 0;
+	*regs = bpf_task_pt_regs(bpf_get_current_task_btf());
+	return *regs ? c : 0;
+}
+
 /* sock:sock_recv_length (struct sock *sk, int ret, int flags): at the end of every
  * sock_recvmsg (read, readv, recv, recvfrom, recvmsg on a socket). The user buffer comes from
  * the syscall's arguments, in the task's saved user registers. */
 SEC("tp_btf/sock_recv_length")
 int hearth_recv(__u64 *ctx)
 {
-	int ret = (int)ctx[1];
-	if (ret <= 0)
+	struct pt_regs *regs = 0;
+	struct conn *c = socket_call(ctx, &regs);
+	if (!c || !regs)
 		return 0;
 	struct sock *sk = (struct sock *)ctx[0];
-	struct conn *c = observed(sk);
-	if (!c)
-		return 0;
-	struct pt_regs *regs = bpf_task_pt_regs(bpf_get_current_task_btf());
-	if (!regs)
-		return 0;
 	long id = regs->orig_ax;
 	const void *arg1 = (const void *)regs->si;
 	struct segs s = {};
-	__u64 total = (__u64)ret;
+	__u64 total = (__u64)(int)ctx[1];
 	switch (id) {
 	case NR_read:
 	case NR_recvfrom:
@@ -79,20 +88,15 @@ int hearth_recv(__u64 *ctx)
 SEC("tp_btf/sock_send_length")
 int hearth_send(__u64 *ctx)
 {
-	int ret = (int)ctx[1];
-	if (ret <= 0)
+	struct pt_regs *regs = 0;
+	struct conn *c = socket_call(ctx, &regs);
+	if (!c || !regs)
 		return 0;
 	struct sock *sk = (struct sock *)ctx[0];
-	struct conn *c = observed(sk);
-	if (!c)
-		return 0;
-	struct pt_regs *regs = bpf_task_pt_regs(bpf_get_current_task_btf());
-	if (!regs)
-		return 0;
 	long id = regs->orig_ax;
 	const void *arg1 = (const void *)regs->si;
 	struct segs s = {};
-	__u64 total = (__u64)ret;
+	__u64 total = (__u64)(int)ctx[1];
 	switch (id) {
 	case NR_write:
 	case NR_sendto:

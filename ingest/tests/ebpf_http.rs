@@ -231,6 +231,50 @@ async fn socket_call_fallback_red_counts_and_durations() {
     h.shutdown().await.expect("shutdown");
 }
 
+/// Responses larger than a packet (1 MB bodies: TCP sends them as many segments, more than one
+/// write's worth on the socket-call side) end at their last byte, whichever hook reads them: each
+/// counts once, with its whole body, on a keep-alive connection between small requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_responses_on_either_hook() {
+    for packet_egress in [true, false] {
+        let server = ebpf_support::rust_server();
+        let port = server.port;
+        let rec = Recorder::default();
+        let cfg = EbpfConfig {
+            enable: true,
+            open_ports: port.to_string().parse().expect("ports"),
+            interval: Duration::from_secs(3600),
+            packet_egress,
+            ..Default::default()
+        };
+        let Some(h) = start_with(cfg, &rec) else { return };
+        tokio::task::spawn_blocking(move || {
+            let mut c = Client::connect(port);
+            for _ in 0..4 {
+                let r = c.request("GET", "/big?size=1000000", b"", &[]).expect("large");
+                assert_eq!((r.status, r.body_len), (200, 1_000_000));
+                assert_eq!(c.request("GET", "/status/204?size=0", b"", &[]).expect("small").status, 204);
+            }
+        })
+        .await
+        .expect("client");
+        let latest = flush_until(&h, &rec, |l| total(l, port) >= 8.0).await;
+        assert_eq!(count(&latest, port, "GET", "200"), 4.0, "packet_egress={packet_egress}");
+        assert_eq!(count(&latest, port, "GET", "204"), 4.0, "packet_egress={packet_egress}");
+        let ps = port.to_string();
+        let body = |status: &str| {
+            sum_where(
+                &latest,
+                &format!("{}_sum", ebpf::RESPONSE_BODY_METRIC),
+                &[("server_port", &ps), ("http_response_status_code", status)],
+            )
+        };
+        assert_eq!(body("200"), 4_000_000.0, "packet_egress={packet_egress}");
+        assert_eq!(body("204"), 0.0, "packet_egress={packet_egress}");
+        h.shutdown().await.expect("shutdown");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn go_server_red_counts_and_durations() {
     let Some(server) = ebpf_support::go_server() else {

@@ -201,6 +201,29 @@ impl HttpEvent {
         Some(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<HttpEvent>()) })
     }
 
+    /// `bytes` as an event without a copy; `None` when shorter than [`HttpEvent::SIZE`] or not
+    /// aligned for it (ring buffer records are: the kernel places them on 8-byte boundaries;
+    /// [`HttpEvent::from_bytes`] copies any other).
+    pub fn ref_from_bytes(bytes: &[u8]) -> Option<&HttpEvent> {
+        if bytes.len() < Self::SIZE || bytes.as_ptr().align_offset(std::mem::align_of::<HttpEvent>()) != 0 {
+            return None;
+        }
+        // SAFETY: HttpEvent is repr(C), made only of integers and byte arrays, so every bit
+        // pattern is a valid value; `bytes` holds at least SIZE initialised bytes at an address
+        // aligned for it (checked above), and the reference borrows `bytes`, so the memory stays
+        // valid and unmodified (it is shared) for its lifetime.
+        Some(unsafe { &*bytes.as_ptr().cast::<HttpEvent>() })
+    }
+
+    /// The event's bytes as the kernel writes them into the ring buffer (the inverse of
+    /// [`HttpEvent::from_bytes`]); for building records in tests and benches.
+    pub fn as_bytes(&self) -> &[u8] {
+        // SAFETY: HttpEvent is repr(C) with explicit padding fields and no implicit padding (its
+        // offsets are checked by the layout test below), so all SIZE bytes are initialised; the
+        // slice borrows self.
+        unsafe { std::slice::from_raw_parts((self as *const HttpEvent).cast::<u8>(), Self::SIZE) }
+    }
+
     /// The valid bytes of [`HttpEvent::head`].
     pub fn head(&self) -> &[u8] {
         &self.head[..usize::from(self.head_len).min(HTTP_HEAD_CAP)]

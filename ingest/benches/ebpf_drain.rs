@@ -65,10 +65,7 @@ struct Records(Vec<u8>);
 
 impl Records {
     fn push(&mut self, ev: &HttpEvent) {
-        // SAFETY: HttpEvent is repr(C) plain data with explicit padding, so all its bytes are
-        // initialised; the slice covers exactly the value.
-        let bytes = unsafe { std::slice::from_raw_parts((ev as *const HttpEvent).cast::<u8>(), HttpEvent::SIZE) };
-        self.0.extend_from_slice(bytes);
+        self.0.extend_from_slice(ev.as_bytes());
     }
 
     fn iter(&self) -> std::slice::ChunksExact<'_, u8> {

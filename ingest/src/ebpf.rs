@@ -448,9 +448,7 @@ mod tests {
         };
         ev.head[..req.len()].copy_from_slice(req.as_bytes());
         ev.resp_head[..resp.len()].copy_from_slice(resp);
-        // SAFETY: HttpEvent is repr(C) plain data with explicit padding, so all its bytes are
-        // initialised; the slice covers exactly the value.
-        unsafe { std::slice::from_raw_parts((&ev as *const HttpEvent).cast::<u8>(), HttpEvent::SIZE) }.to_vec()
+        ev.as_bytes().to_vec()
     }
 
     /// More pids than a drain keeps at hand, in two drains: every request is counted in its

@@ -140,7 +140,7 @@ fn parse_event_with(bytes: &[u8], route_of: &mut dyn FnMut(&str) -> Arc<str>) ->
 /// is aligned for [`HttpEvent`] (ring buffer records are: the kernel places them on 8-byte
 /// boundaries), else copied into `copy` (528 bytes per event otherwise).
 fn decode<'a>(bytes: &'a [u8], copy: &'a mut Option<HttpEvent>) -> Result<(&'a HttpEvent, EndReason), Unparsable> {
-    let ev = event_in_place(bytes).map_or_else(|| HttpEvent::from_bytes(bytes).map(|ev| &*copy.insert(ev)), Some);
+    let ev = HttpEvent::ref_from_bytes(bytes).map_or_else(|| HttpEvent::from_bytes(bytes).map(|ev| &*copy.insert(ev)), Some);
     let ev = ev.ok_or(Unparsable::Short)?;
     if ev.version != HTTP_EVENT_VERSION {
         return Err(Unparsable::Version(ev.version));
@@ -149,17 +149,6 @@ fn decode<'a>(bytes: &'a [u8], copy: &'a mut Option<HttpEvent>) -> Result<(&'a H
     Ok((ev, reason))
 }
 
-/// `bytes` as an [`HttpEvent`] without a copy, when long enough and aligned.
-fn event_in_place(bytes: &[u8]) -> Option<&HttpEvent> {
-    if bytes.len() < HttpEvent::SIZE || bytes.as_ptr().align_offset(std::mem::align_of::<HttpEvent>()) != 0 {
-        return None;
-    }
-    // SAFETY: HttpEvent is repr(C), made only of integers and byte arrays, so every bit pattern
-    // is a valid value; `bytes` holds at least SIZE initialised bytes at an address aligned for
-    // it (checked above), and the reference borrows `bytes`, so the memory stays valid and
-    // unmodified (it is shared) for its lifetime.
-    Some(unsafe { &*bytes.as_ptr().cast::<HttpEvent>() })
-}
 
 /// A request as one event shows it, with what its response's first bytes say.
 #[derive(Clone, Debug)]

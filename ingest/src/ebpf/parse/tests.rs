@@ -52,17 +52,14 @@ fn event(head: &[u8], status: u16, reason: u8) -> Vec<u8> {
         resp_head: [0; ebpf::HTTP_RESP_HEAD_CAP],
     };
     ev.head[..head.len()].copy_from_slice(head);
-    // SAFETY: HttpEvent is repr(C) plain data with explicit padding, so all its bytes are
-    // initialised; the slice covers exactly the value.
-    unsafe { std::slice::from_raw_parts((&ev as *const HttpEvent).cast::<u8>(), HttpEvent::SIZE) }.to_vec()
+    ev.as_bytes().to_vec()
 }
 
 /// An event with fields changed after encoding (`f` sees the decoded struct).
 fn with(bytes: Vec<u8>, f: impl FnOnce(&mut HttpEvent)) -> Vec<u8> {
     let mut ev = HttpEvent::from_bytes(&bytes).expect("decodes");
     f(&mut ev);
-    // SAFETY: as in `event`.
-    unsafe { std::slice::from_raw_parts((&ev as *const HttpEvent).cast::<u8>(), HttpEvent::SIZE) }.to_vec()
+    ev.as_bytes().to_vec()
 }
 
 /// The first-write event of a response on connection `conn`: `resp` is the write's first
@@ -281,8 +278,8 @@ fn unaligned_records_parse_as_aligned() {
     let at = if shifted.as_ptr().align_offset(8) == 0 { 1 } else { 0 };
     shifted[at..at + ev.len()].copy_from_slice(&ev);
     let unaligned = &shifted[at..at + ev.len()];
-    assert!(event_in_place(unaligned).is_none());
-    assert!(event_in_place(&ev).is_some() || ev.as_ptr().align_offset(8) != 0);
+    assert!(HttpEvent::ref_from_bytes(unaligned).is_none());
+    assert!(HttpEvent::ref_from_bytes(&ev).is_some() || ev.as_ptr().align_offset(8) != 0);
     let (mut routes, mut a, mut b) = (RouteCache::default(), Vec::new(), Vec::new());
     Assembler::default().push(&ev, &mut routes, &mut |r| a.push(r)).expect("parses");
     Assembler::default().push(unaligned, &mut routes, &mut |r| b.push(r)).expect("parses");

@@ -234,12 +234,6 @@ pub struct EventDrain {
     /// Pairs response events with their continuations.
     assembler: Assembler,
     names: targets::ServiceNames,
-    /// The pids seen by the current drain and their service names (at most
-    /// [`EventDrain::DRAIN_PIDS`]): a server's requests come from one or a few processes (nginx:
-    /// a worker per CPU), so most requests find their name here with a short scan instead of
-    /// the per-pid map (a SipHash and an `Arc` clone and drop). Cleared at each drain, so a name
-    /// looked up again (pid reused) is seen at the next drain.
-    services: Vec<(u32, Arc<str>)>,
 }
 
 /// What one drain read (published to [`EbpfMetrics`] once per drain).
@@ -262,16 +256,11 @@ impl EventDrain {
             routes: RouteCache::default(),
             assembler: Assembler::default(),
             names: targets::ServiceNames::new(service_name),
-            services: Vec::with_capacity(Self::DRAIN_PIDS),
         }
     }
 
-    /// Pids whose service names a drain keeps at hand (beyond, names come from the per-pid map).
-    pub const DRAIN_PIDS: usize = 16;
-
     /// Starts one drain of records read at `now` (the groups' last-seen time).
     pub fn batch(&mut self, now: std::time::Instant) -> DrainBatch<'_> {
-        self.services.clear();
         DrainBatch { drain: self, now, counts: DrainCounts::default() }
     }
 
@@ -297,20 +286,11 @@ pub struct DrainBatch<'a> {
 impl DrainBatch<'_> {
     /// Takes one ring buffer record (an unparsable one is counted, not an error).
     pub fn push(&mut self, record: &[u8]) {
-        let EventDrain { aggregator, routes, assembler, names, services } = &mut *self.drain;
+        let EventDrain { aggregator, routes, assembler, names } = &mut *self.drain;
         let (now, counts) = (self.now, &mut self.counts);
         counts.read += 1;
         let pushed = assembler.push_ref(record, routes, &mut |req| {
-            match services.iter().position(|(pid, _)| *pid == req.pid) {
-                Some(i) => aggregator.observe(&services[i].1, req, now),
-                None => {
-                    let name = names.get(req.pid);
-                    aggregator.observe(&name, req, now);
-                    if services.len() < EventDrain::DRAIN_PIDS {
-                        services.push((req.pid, name));
-                    }
-                }
-            }
+            aggregator.observe(names.get(req.pid), req, now);
             counts.requests += 1;
         });
         if pushed.is_err() {
@@ -451,18 +431,19 @@ mod tests {
         ev.as_bytes().to_vec()
     }
 
-    /// More pids than a drain keeps at hand, in two drains: every request is counted in its
-    /// service's group (pids that do not exist are `unknown_service`, as the per-pid map names
-    /// them), and an unparsable record is counted as such.
+    /// Many pids, in two drains: every request is counted in its service's group (pids that do
+    /// not exist are `unknown_service`, as the per-pid map names them), and an unparsable record
+    /// is counted as such.
     #[test]
     fn drain_counts_and_names_every_pid() {
         let me = std::process::id();
-        let own = targets::ServiceNames::new(None).get(me);
+        let own = targets::ServiceNames::new(None).get(me).clone();
         let mut drain = EventDrain::new(Aggregator::new("h".into(), None), None);
         let gone = |i: u32| u32::MAX - i; // above any pid_max
+        const PIDS: u32 = 20;
         let mut records = Vec::new();
         for round in 0..3u32 {
-            for i in 0..(EventDrain::DRAIN_PIDS as u32 + 4) {
+            for i in 0..PIDS {
                 records.push(record(gone(i), u64::from(i), "/users/42"));
             }
             records.push(record(me, 1_000 + u64::from(round), if round == 0 { "/a" } else { "/b" }));
@@ -483,7 +464,7 @@ mod tests {
             .collect();
         groups.sort();
         let mut want = vec![
-            ("unknown_service".to_string(), "/users/*".to_string(), 3 * (EventDrain::DRAIN_PIDS as u64 + 4)),
+            ("unknown_service".to_string(), "/users/*".to_string(), 3 * u64::from(PIDS)),
             (own.to_string(), "/a".to_string(), 1),
             (own.to_string(), "/b".to_string(), 2),
         ];

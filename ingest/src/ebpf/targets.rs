@@ -1,7 +1,7 @@
 //! Processes: which ones `--ebpf.exe-path` selects (a `/proc` scan), and the `service_name`
 //! of a pid (its executable's file name, from `/proc/PID/exe`, else `/proc/PID/comm`).
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -55,25 +55,24 @@ impl ServiceNames {
     }
 
     /// The service name of `pid`: the fixed name, the executable's file name, the comm, or
-    /// `unknown_service` (OpenTelemetry's default) when the process is gone.
-    pub fn get(&mut self, pid: u32) -> Arc<str> {
+    /// `unknown_service` (OpenTelemetry's default) when the process is gone. Borrowed: the
+    /// drain calls this per request, so a known pid costs one foldhash lookup and no `Arc`
+    /// clone.
+    pub fn get(&mut self, pid: u32) -> &Arc<str> {
         if let Some(f) = &self.fixed {
-            return Arc::clone(f);
+            return f;
         }
-        if let Some(n) = self.by_pid.get(&pid) {
-            return Arc::clone(n);
-        }
-        let name = exe_path(pid)
-            .and_then(|p| p.file_name().map(|f| f.to_string_lossy().into_owned()))
-            .or_else(|| std::fs::read_to_string(format!("/proc/{pid}/comm")).ok().map(|s| s.trim().to_string()))
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| "unknown_service".to_string());
-        if self.by_pid.len() >= MAX_PIDS {
+        if self.by_pid.len() >= MAX_PIDS && !self.by_pid.contains_key(&pid) {
             self.by_pid.clear();
         }
-        let name: Arc<str> = Arc::from(name);
-        self.by_pid.insert(pid, Arc::clone(&name));
-        name
+        self.by_pid.entry(pid).or_insert_with(|| {
+            let name = exe_path(pid)
+                .and_then(|p| p.file_name().map(|f| f.to_string_lossy().into_owned()))
+                .or_else(|| std::fs::read_to_string(format!("/proc/{pid}/comm")).ok().map(|s| s.trim().to_string()))
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "unknown_service".to_string());
+            Arc::from(name)
+        })
     }
 }
 
@@ -88,8 +87,8 @@ mod tests {
         let name = exe.file_name().expect("file name").to_string_lossy().into_owned();
         let re = Regex::new(&regex::escape(&exe.to_string_lossy())).expect("regex");
         assert!(matching_pids(&re).contains(&me));
-        assert_eq!(&*ServiceNames::new(None).get(me), name.as_str());
-        assert_eq!(&*ServiceNames::new(Some("svc".into())).get(me), "svc");
+        assert_eq!(&**ServiceNames::new(None).get(me), name.as_str());
+        assert_eq!(&**ServiceNames::new(Some("svc".into())).get(me), "svc");
         assert!(!hostname().is_empty());
     }
 }

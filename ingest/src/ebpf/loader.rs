@@ -148,21 +148,6 @@ fn cgroup2_root(mounts: &str) -> Option<String> {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::cgroup2_root;
-
-    #[test]
-    fn cgroup2_root_is_found_in_unified_and_hybrid_layouts() {
-        let hybrid = "tmpfs /sys/fs/cgroup tmpfs rw 0 0\ncgroup /sys/fs/cgroup/cpu cgroup rw,cpu 0 0\n\
-                      cgroup2 /sys/fs/cgroup/unified cgroup2 rw,relatime 0 0\n";
-        assert_eq!(cgroup2_root(hybrid).as_deref(), Some("/sys/fs/cgroup/unified"));
-        let unified = "proc /proc proc rw 0 0\ncgroup2 /sys/fs/cgroup cgroup2 rw,nsdelegate 0 0\n";
-        assert_eq!(cgroup2_root(unified).as_deref(), Some("/sys/fs/cgroup"));
-        assert_eq!(cgroup2_root("cgroup /sys/fs/cgroup/cpu cgroup rw,cpu 0 0\n"), None);
-        assert_eq!(cgroup2_root("cgroup2 /odd\\040dir cgroup2 rw 0 0\n"), None);
-    }
-}
 
 impl Bpf {
     /// Sum of the per-CPU reserve failure counters.
@@ -198,4 +183,20 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cgroup2_root;
+
+    #[test]
+    fn cgroup2_root_is_found_in_unified_and_hybrid_layouts() {
+        let hybrid = "tmpfs /sys/fs/cgroup tmpfs rw 0 0\ncgroup /sys/fs/cgroup/cpu cgroup rw,cpu 0 0\n\
+                      cgroup2 /sys/fs/cgroup/unified cgroup2 rw,relatime 0 0\n";
+        assert_eq!(cgroup2_root(hybrid).as_deref(), Some("/sys/fs/cgroup/unified"));
+        let unified = "proc /proc proc rw 0 0\ncgroup2 /sys/fs/cgroup cgroup2 rw,nsdelegate 0 0\n";
+        assert_eq!(cgroup2_root(unified).as_deref(), Some("/sys/fs/cgroup"));
+        assert_eq!(cgroup2_root("cgroup /sys/fs/cgroup/cpu cgroup rw,cpu 0 0\n"), None);
+        assert_eq!(cgroup2_root("cgroup2 /odd\\040dir cgroup2 rw 0 0\n"), None);
+    }
 }

@@ -8,8 +8,9 @@
 #ifndef HEARTH_HTTP_SOCK_H
 #define HEARTH_HTTP_SOCK_H
 
-/* Fills s->p0/n0 (and p1/n1) from an iovec array with `cnt` entries, `total` bytes moved. */
-static __always_inline void iov_segs(struct segs *s, const struct iovec *iov, __u64 cnt, __u64 total)
+/* Fills s->p0/n0 (and p1/n1) from an iovec array with `cnt` entries, `total` bytes moved, and
+ * with `want_tail` (writes: the chunk-end check) s->tail. */
+static __always_inline void iov_segs(struct segs *s, const struct iovec *iov, __u64 cnt, __u64 total, int want_tail)
 {
 	struct iovec v[2] = {};
 	if (cnt == 0 || bpf_probe_read_user(v, cnt >= 2 ? sizeof(v) : sizeof(v[0]), iov) != 0)
@@ -20,12 +21,25 @@ static __always_inline void iov_segs(struct segs *s, const struct iovec *iov, __
 		s->p1 = v[1].iov_base;
 		s->n1 = v[1].iov_len < total - s->n0 ? v[1].iov_len : total - s->n0;
 	}
+	if (!want_tail)
+		return;
 	/* The chunk-end check wants the last iovec's last bytes (one of these two, mostly). */
 	struct iovec last = cnt == 1 ? v[0] : v[1];
 	if (cnt > 2 && (cnt > 1024 || bpf_probe_read_user(&last, sizeof(last), &iov[cnt - 1]) != 0))
 		return;
 	if (last.iov_len >= 5)
 		s->tail = (const char *)last.iov_base + last.iov_len - 5;
+}
+
+/* As iov_segs, for the iovecs of the struct user_msghdr at `msg` (recvmsg, sendmsg); 0 when it
+ * cannot be read. */
+static __always_inline int msg_segs(struct segs *s, const void *msg, __u64 total, int want_tail)
+{
+	struct user_msghdr m;
+	if (bpf_probe_read_user(&m, sizeof(m), msg) != 0)
+		return 0;
+	iov_segs(s, m.msg_iov, m.msg_iovlen, total, want_tail);
+	return 1;
 }
 
 /* The tracked connection of a socket call that moved `ret` (ctx[1]) > 0 bytes on socket
@@ -64,17 +78,12 @@ int hearth_recv(__u64 *ctx)
 		s.n0 = total;
 		break;
 	case NR_readv:
-		iov_segs(&s, arg1, regs->dx, total);
-		s.tail = 0;
+		iov_segs(&s, arg1, regs->dx, total, 0);
 		break;
-	case NR_recvmsg: {
-		struct user_msghdr msg;
-		if (bpf_probe_read_user(&msg, sizeof(msg), arg1) != 0)
+	case NR_recvmsg:
+		if (!msg_segs(&s, arg1, total, 0))
 			return 0;
-		iov_segs(&s, msg.msg_iov, msg.msg_iovlen, total);
-		s.tail = 0;
 		break;
-	}
 	default:
 		return 0; /* no user buffer we know how to find (recvmmsg, io_uring...) */
 	}
@@ -106,15 +115,12 @@ int hearth_send(__u64 *ctx)
 			s.tail = (const char *)arg1 + total - 5;
 		break;
 	case NR_writev:
-		iov_segs(&s, arg1, regs->dx, total);
+		iov_segs(&s, arg1, regs->dx, total, 1);
 		break;
-	case NR_sendmsg: {
-		struct user_msghdr msg;
-		if (bpf_probe_read_user(&msg, sizeof(msg), arg1) != 0)
+	case NR_sendmsg:
+		if (!msg_segs(&s, arg1, total, 1))
 			return 0;
-		iov_segs(&s, msg.msg_iov, msg.msg_iovlen, total);
 		break;
-	}
 	case NR_sendfile:
 	case NR_splice:
 		/* File bytes: counted, never a response start, never scanned. */

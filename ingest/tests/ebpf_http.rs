@@ -22,17 +22,21 @@ fn rust_server_child() {
     }
 }
 
-/// Starts ingestion for `ports`; `None` (with the reason printed) when the kernel refuses.
-fn start(ports: &[u16], recorder: &Recorder) -> Option<EbpfHandle> {
+/// Ingestion of `ports`, flushed only when a test asks.
+fn config(ports: &[u16]) -> EbpfConfig {
     let list: Vec<String> = ports.iter().map(u16::to_string).collect();
-    let cfg = EbpfConfig {
+    EbpfConfig {
         enable: true,
         open_ports: list.join(",").parse().expect("ports"),
         interval: Duration::from_secs(3600),
         service_name: None,
         ..Default::default()
-    };
-    start_with(cfg, recorder)
+    }
+}
+
+/// Starts ingestion for `ports`; `None` (with the reason printed) when the kernel refuses.
+fn start(ports: &[u16], recorder: &Recorder) -> Option<EbpfHandle> {
+    start_with(config(ports), recorder)
 }
 
 fn start_with(cfg: EbpfConfig, recorder: &Recorder) -> Option<EbpfHandle> {
@@ -218,14 +222,7 @@ async fn rust_server_red_counts_and_durations() {
 async fn socket_call_fallback_red_counts_and_durations() {
     let server = ebpf_support::rust_server();
     let rec = Recorder::default();
-    let cfg = EbpfConfig {
-        enable: true,
-        open_ports: server.port.to_string().parse().expect("ports"),
-        interval: Duration::from_secs(3600),
-        packet_egress: false,
-        ..Default::default()
-    };
-    let Some(h) = start_with(cfg, &rec) else { return };
+    let Some(h) = start_with(EbpfConfig { packet_egress: false, ..config(&[server.port]) }, &rec) else { return };
     assert_eq!(h.status().attached_programs.last().map(String::as_str), Some("hearth_send (tp_btf/sock_send_length)"));
     mixed_workload(server.port, &h, &rec).await;
     h.shutdown().await.expect("shutdown");
@@ -240,14 +237,7 @@ async fn large_responses_on_either_hook() {
         let server = ebpf_support::rust_server();
         let port = server.port;
         let rec = Recorder::default();
-        let cfg = EbpfConfig {
-            enable: true,
-            open_ports: port.to_string().parse().expect("ports"),
-            interval: Duration::from_secs(3600),
-            packet_egress,
-            ..Default::default()
-        };
-        let Some(h) = start_with(cfg, &rec) else { return };
+        let Some(h) = start_with(EbpfConfig { packet_egress, ..config(&[port]) }, &rec) else { return };
         tokio::task::spawn_blocking(move || {
             let mut c = Client::connect(port);
             for _ in 0..4 {

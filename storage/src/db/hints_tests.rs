@@ -4,17 +4,10 @@
 use super::*;
 use crate::api::Appender;
 use crate::labels::Labels;
-use crate::wal::{FsyncPolicy, WalOptions};
 
 const STEP_MS: i64 = 60_000;
 const N: i64 = 300; // 5 h of 1-minute samples: the first 2 h become a block
 
-fn opts() -> DbOptions {
-    DbOptions {
-        head: HeadOptions { wal: WalOptions { fsync: FsyncPolicy::Never, ..WalOptions::default() }, ..HeadOptions::default() },
-        ..DbOptions::default()
-    }
-}
 
 /// Four series of `m`, two per job, told apart by `inst` only.
 fn write(db: &Db) {
@@ -39,7 +32,7 @@ fn select(q: &dyn Querier, mint_ms: i64, maxt_ms: i64, hints: &SelectHints) -> V
 #[test]
 fn grouping_hint_reaches_the_head_alone_and_not_a_merge() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path(), opts()).unwrap();
+    let db = Db::open(dir.path(), test_options()).unwrap();
     write(&db);
     let hints = SelectHints { grouping: Some(vec!["__name__".into(), "job".into()]) };
     let job = |j: &str| Labels::from_pairs([("__name__", "m"), ("job", j)]);

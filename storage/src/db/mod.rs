@@ -507,6 +507,16 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// Options for the database tests: defaults, without fsync.
+#[cfg(test)]
+fn test_options() -> DbOptions {
+    use crate::wal::{FsyncPolicy, WalOptions};
+    DbOptions {
+        head: HeadOptions { wal: WalOptions { fsync: FsyncPolicy::Never, ..WalOptions::default() }, ..HeadOptions::default() },
+        ..DbOptions::default()
+    }
+}
+
 #[cfg(test)]
 mod st_tests;
 

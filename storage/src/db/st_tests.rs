@@ -7,7 +7,6 @@ use crate::api::Appender;
 use crate::chunkenc::{Encoding, ValueType};
 use crate::histogram::FloatHistogram;
 use crate::labels::Labels;
-use crate::wal::{FsyncPolicy, WalOptions};
 
 /// One sample as read back: `(st_ms, t_ms, value or histogram count)`.
 type Got = Vec<(i64, i64, f64)>;
@@ -15,12 +14,6 @@ type Got = Vec<(i64, i64, f64)>;
 const STEP_MS: i64 = 60_000;
 const N: i64 = 300; // 5 h of 1-minute samples: the first 2 h become a block
 
-fn opts() -> DbOptions {
-    DbOptions {
-        head: HeadOptions { wal: WalOptions { fsync: FsyncPolicy::Never, ..WalOptions::default() }, ..HeadOptions::default() },
-        ..DbOptions::default()
-    }
-}
 
 /// The model: per series name, `(st, t, v)` for every sample.
 fn model() -> Vec<(&'static str, Got)> {
@@ -82,7 +75,7 @@ fn encodings(q: &dyn Querier, name: &str) -> Vec<Encoding> {
 #[test]
 fn start_timestamps_survive_replay_and_compaction() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path(), opts()).unwrap();
+    let db = Db::open(dir.path(), test_options()).unwrap();
     write(&db);
     assert_eq!(read(&db.querier()), model(), "head");
     assert!(encodings(&db.querier(), "plain").iter().all(|e| !e.has_st()), "no ST column without start timestamps");
@@ -92,7 +85,7 @@ fn start_timestamps_survive_replay_and_compaction() {
     drop(db);
 
     // WAL replay and mmap'd head chunks.
-    let db = Db::open(dir.path(), opts()).unwrap();
+    let db = Db::open(dir.path(), test_options()).unwrap();
     assert_eq!(read(&db.querier()), model(), "after restart");
 
     // Head -> block.

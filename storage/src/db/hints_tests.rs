@@ -8,7 +8,6 @@ use crate::labels::Labels;
 const STEP_MS: i64 = 60_000;
 const N: i64 = 300; // 5 h of 1-minute samples: the first 2 h become a block
 
-
 /// Four series of `m`, two per job, told apart by `inst` only.
 fn write(db: &Db) {
     let mut app = db.appender();

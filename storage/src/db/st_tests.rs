@@ -14,7 +14,6 @@ type Got = Vec<(i64, i64, f64)>;
 const STEP_MS: i64 = 60_000;
 const N: i64 = 300; // 5 h of 1-minute samples: the first 2 h become a block
 
-
 /// The model: per series name, `(st, t, v)` for every sample.
 fn model() -> Vec<(&'static str, Got)> {
     let ts = |i: i64| 1_000 + i * STEP_MS;

@@ -269,32 +269,24 @@ static __always_inline void count_drop(void)
 		*d += 1;
 }
 
-/* The first n (<= 256) bytes of src into dst, in whole 64-byte blocks: the bytes after n are
- * never read (lengths travel with the copies), and a short request or response header then
- * costs fewer loads and stores. dst and src hold at least 256 bytes. */
-#define COPY_BLOCKS(dst, src, n)                                                                   \
+/* The first n bytes of src into dst, in whole 64-byte blocks, at most `cap` (a multiple of 64,
+ * up to 256, that both hold): the bytes after n are never read (lengths travel with the copies),
+ * and a short request or response header then costs fewer loads and stores. */
+#define COPY_BLOCKS(dst, src, n, cap)                                                              \
 	do {                                                                                       \
 		if ((n) <= 64)                                                                     \
 			__builtin_memcpy(dst, src, 64);                                            \
-		else if ((n) <= 128)                                                               \
+		else if ((n) <= 128 || (cap) == 128)                                               \
 			__builtin_memcpy(dst, src, 128);                                           \
-		else if ((n) <= 192)                                                               \
+		else if ((n) <= 192 || (cap) == 192)                                               \
 			__builtin_memcpy(dst, src, 192);                                           \
 		else                                                                               \
 			__builtin_memcpy(dst, src, 256);                                           \
 	} while (0)
 
-/* The request's head into an event: only as many 64-byte blocks as it fills (userspace reads
- * head_len bytes), so that a short request writes fewer of the ring's cache lines. */
-static __always_inline void copy_head(struct http_event *ev, struct conn *c)
-{
-	if (c->head_len <= 64)
-		__builtin_memcpy(ev->head, c->head, 64);
-	else if (c->head_len <= 128)
-		__builtin_memcpy(ev->head, c->head, 128);
-	else
-		__builtin_memcpy(ev->head, c->head, HTTP_HEAD_CAP);
-}
+/* The request's head into an event (userspace reads head_len bytes): a short request writes
+ * fewer of the ring's cache lines. */
+#define copy_head(ev, c) COPY_BLOCKS((ev)->head, (c)->head, (c)->head_len, HTTP_HEAD_CAP)
 
 static __always_inline void emit(struct conn *c, __u8 reason)
 {
@@ -399,7 +391,7 @@ static __always_inline void on_read(struct sock *sk, struct conn *c, struct segs
 		struct scratch *sc = bpf_map_lookup_elem(&scratch, &zero);
 		if (!sc || n == 0 || bpf_probe_read_user(sc->buf, n & 0x1ff, s->p0) != 0)
 			return;
-		COPY_BLOCKS(c->head, sc->buf, n);
+		COPY_BLOCKS(c->head, sc->buf, n, CONN_HEAD_CAP);
 		if (c->head[0] < 'A' || c->head[0] > 'Z') {
 			c->state = ST_IGNORE;
 			return;
@@ -578,7 +570,7 @@ static __always_inline void first_write(__u64 now, struct conn *c, struct segs *
 		return;
 	}
 	start_response(now, c, status, n, first_more, total);
-	COPY_BLOCKS(c->resp_copy, ev->resp_head, n);
+	COPY_BLOCKS(c->resp_copy, ev->resp_head, n, HTTP_RESP_HEAD_CAP);
 	/* The header alone: it ends the write, all of it in the copy. */
 	__u64 e = n - 4;
 	asm volatile("%[e] &= 0xff" : [e] "+r"(e));

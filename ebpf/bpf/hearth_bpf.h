@@ -117,6 +117,8 @@ struct sock {
 
 struct tcp_sock {
 	__u64 tcp_mstamp; /* CLOCK_MONOTONIC us (tcp_clock_us), refreshed by the TCP stack */
+	__u32 rcv_nxt;    /* the sequence number expected next from the peer */
+	__u64 bytes_received; /* payload bytes received (RFC 4898 tcpEStatsAppHCThruOctetsReceived) */
 } __attribute__((preserve_access_index));
 
 struct socket {

@@ -9,9 +9,12 @@
  *   sock:inet_sock_set_state  every TCP state change; SYN_RECV → ESTABLISHED starts tracking a
  *                             server-side connection, FIN_WAIT2/CLOSE ends it (FIN_WAIT1 and
  *                             LAST_ACK only note when the server began to close)
- *   sock:sock_recv_length     the end of every sock_recvmsg (read, readv, recv*, on a socket)
- *   cgroup_skb/egress         every outgoing packet (attached at the cgroup v2 root; needs
- *                             CAP_NET_ADMIN too): response bytes, see http_packet.h; or, where it
+ *   sock:sock_recv_length     the end of every sock_recvmsg (read, readv, recv*, on a socket):
+ *                             the connection's owner; request bytes where the ingress hook does
+ *                             not follow them
+ *   cgroup_skb/ingress        every arriving packet (attached at the cgroup v2 root; needs
+ *                             CAP_NET_ADMIN too): request bytes, see http_packet.h
+ *   cgroup_skb/egress         every outgoing packet (the same): response bytes; or, where it
  *                             cannot attach, in its place:
  *   sock:sock_send_length     the end of every sock_sendmsg (write, writev, send*, sendfile)
  *
@@ -29,6 +32,8 @@
  *   SYN_RECV → ESTABLISHED ── local port filtered by port_filter ──► IDLE (owner unknown)
  *   first read or write ── the current process becomes the owner; Hearth itself, or a process
  *            outside target_pids when filter_pids is set, makes the connection untracked
+ *   (a "read" below: one receive call, or with the ingress hook one arriving packet's new
+ *    payload; conn.req_via says which of the two follows the connection's requests)
  *   IDLE ── read whose first byte is 'A'..'Z' ──► REQUEST (start_ns; first 256 bytes kept,
  *            later reads appended while fewer than 64 are kept: Go's 1-byte read, split requests)
  *   IDLE ── anything else ──► IGNORE (TLS, HTTP/2, other protocols)
@@ -141,8 +146,10 @@ struct conn {
 	__u64 id;        /* random connection id, pairs an event with its continuation */
 	__u64 fin_ns;    /* when the server side began to close while a request waited, or 0 */
 	__u32 snd_end;   /* TCP sequence number after the last payload byte sent (packet hook) */
+	__u32 rcv_end;   /* TCP sequence number after the last payload byte received (packet hook) */
 	__u8 snd_init;   /* snd_end is set */
-	__u8 _pad[3];    /* head and resp_copy stay 8-byte aligned: word copies, not byte copies */
+	__u8 req_via;    /* VIA_*: which hook follows the requests */
+	__u8 _pad[6];    /* head and resp_copy stay 8-byte aligned: word copies, not byte copies */
 	char head[CONN_HEAD_CAP + 16]; /* + 16: scan_one's loads past the last byte */
 	char resp_copy[HTTP_RESP_HEAD_CAP]; /* the first response write's first bytes */
 };
@@ -211,10 +218,11 @@ struct {
 		       * could overwrite its scratch, used only when the ring is full or a
 		       * header continues past a response's first packet (a wrong scan then
 		       * ends that one response by its next request instead) */
+#define SLOT_INGRESS 3 /* the ingress packet hook: softirq, may interrupt any of the others */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 3);
+	__uint(max_entries, 4);
 	__type(key, __u32);
 	__type(value, struct scratch);
 } scratch SEC(".maps");
@@ -343,6 +351,7 @@ struct segs {
 	struct __sk_buff *skb; /* the packet, or 0 (syscalls) */
 	__u32 off;             /* the new payload's offset in the packet */
 	__u32 slot;            /* the scratch slot of the program running */
+	__u32 gap;             /* packets: bytes before this payload were never seen */
 };
 
 /* The first `n` (bounded by the caller) bytes of segment 0 into `dst`. */
@@ -370,9 +379,32 @@ static __always_inline int ends_chunked(const struct segs *s)
 	return t[0] == '0' && t[1] == '\r' && t[2] == '\n' && t[3] == '\r' && t[4] == '\n';
 }
 
+/* Which hook follows a connection's requests (conn.req_via): the ingress packet hook when its
+ * first payload packet continues the stream from the handshake (rcv_end, set at ESTABLISHED),
+ * else the socket call (sock_recv_length) for good: where the ingress hook is not attached, or
+ * missed the first bytes (they came with the packet that completed the handshake, as with
+ * TCP_DEFER_ACCEPT or Fast Open, and the hook ran for the listening socket then). */
+#define VIA_UNDECIDED 0
+#define VIA_PACKETS 1
+#define VIA_CALLS 2
+
+/* Continues the scan `h` over the data of `s`: the packet's new payload, or the call's first
+ * segment and, if that was scanned whole, its second. */
+static __always_inline void scan_more(struct hscan *h, struct segs *s)
+{
+	if (s->skb) {
+		scan_packet(h, s->skb, s->off, s->n0, s->slot);
+		return;
+	}
+	scan_segment(h, (__u64)s->p0, s->n0);
+	if (s->n0 <= SCAN_CAP)
+		scan_segment(h, (__u64)s->p1, s->n1);
+}
+
+/* Request bytes: a read of `total` bytes on socket `sk` (the socket-call hook), or the new
+ * payload of one arriving packet (sk 0; s->skb set, s->gap when bytes before it were not seen). */
 static __always_inline void on_read(struct sock *sk, struct conn *c, struct segs *s, __u64 total)
 {
-	__u64 now = sock_now_ns(sk);
 	if (c->state == ST_IGNORE)
 		return;
 	if (c->state == ST_RESPONSE) {
@@ -382,22 +414,28 @@ static __always_inline void on_read(struct sock *sk, struct conn *c, struct segs
 			emit(c, HTTP_END_NEXT_REQUEST);
 		reset(c);
 	}
+	__u32 slot = s->slot;
 	if (c->state == ST_IDLE) {
 		__u32 n = s->n0 > CONN_HEAD_CAP ? CONN_HEAD_CAP : (__u32)s->n0;
 		/* Read into the per-CPU scratch and copied whole: faster than a user read straight
 		 * into the socket's storage (measured 20-60 ns per request less; the usercopy
 		 * hardening checks the destination object, a slab object there). */
-		__u32 zero = 0;
-		struct scratch *sc = bpf_map_lookup_elem(&scratch, &zero);
-		if (!sc || n == 0 || bpf_probe_read_user(sc->buf, n & 0x1ff, s->p0) != 0)
+		struct scratch *sc = bpf_map_lookup_elem(&scratch, &slot);
+		if (!sc || n == 0 || seg_read(s, sc->buf, n) != 0)
 			return;
-		COPY_BLOCKS(c->head, sc->buf, n, CONN_HEAD_CAP);
-		if (c->head[0] < 'A' || c->head[0] > 'Z') {
-			c->state = ST_IGNORE;
+		if (sc->buf[0] < 'A' || sc->buf[0] > 'Z') {
+			/* Not a request line: another protocol, unless bytes before this packet
+			 * went unseen (it may continue a request whose start was missed). */
+			if (!s->gap)
+				c->state = ST_IGNORE;
 			return;
 		}
+		COPY_BLOCKS(c->head, sc->buf, n, CONN_HEAD_CAP);
 		c->state = ST_REQUEST;
-		c->start_ns = now;
+		/* The request's start: the read's end on the socket's TCP clock, or the arrival of
+		 * its first packet (no clock on the packet: a receive timestamp, when the stack
+		 * takes one, is CLOCK_REALTIME). */
+		c->start_ns = sk ? sock_now_ns(sk) : bpf_ktime_get_ns();
 		c->head_len = n;
 		hscan_init(&c->req);
 		hscan_init(&c->resp);
@@ -413,7 +451,7 @@ static __always_inline void on_read(struct sock *sk, struct conn *c, struct segs
 	if (c->head_len < STITCH_BELOW) {
 		__u32 off = c->head_len & (STITCH_BELOW - 1);
 		__u32 n = s->n0 > (CONN_HEAD_CAP - STITCH_BELOW) ? (CONN_HEAD_CAP - STITCH_BELOW) : (__u32)s->n0;
-		if (n > 0 && bpf_probe_read_user(&c->head[off], n & 0xff, s->p0) == 0)
+		if (n > 0 && seg_read(s, &c->head[off], n & 0xff) == 0)
 			c->head_len = off + n;
 	}
 	c->req_bytes += total;
@@ -422,14 +460,12 @@ static __always_inline void on_read(struct sock *sk, struct conn *c, struct segs
 		if (c->req_bytes == c->head_len && c->head_len <= HTTP_HEAD_CAP)
 			return;
 		/* No: scan what head held before this read, then this read as usual. */
-		scan_request_head(c, old_len);
+		scan_request_head(c, old_len, slot);
 	}
-	scan_segment(&c->req, (__u64)s->p0, s->n0);
-	if (s->n0 <= SCAN_CAP)
-		scan_segment(&c->req, (__u64)s->p1, s->n1);
+	scan_more(&c->req, s);
 	return;
 scan_now:
-	scan_request_head(c, c->head_len);
+	scan_request_head(c, c->head_len, slot);
 	if (s->n0 > c->head_len) {
 		c->req.done = c->req.done == SCAN_FOUND ? SCAN_FOUND : SCAN_GAVE_UP;
 		return;
@@ -467,15 +503,8 @@ static __always_inline void more_written(__u64 now, struct conn *c, struct segs 
 	c->writes = 2;
 	if (c->resp.done == SCAN_DEFERRED)
 		scan_first_write(c, slot);
-	if (s && c->resp.done == SCAN_RUNNING) {
-		if (s->skb) {
-			scan_packet(&c->resp, s->skb, s->off, s->n0);
-		} else {
-			scan_segment(&c->resp, (__u64)s->p0, s->n0);
-			if (s->n0 <= SCAN_CAP)
-				scan_segment(&c->resp, (__u64)s->p1, s->n1);
-		}
-	}
+	if (s && c->resp.done == SCAN_RUNNING)
+		scan_more(&c->resp, s);
 	if (c->resp.done != SCAN_FOUND)
 		return;
 	int complete = ended_by_header(c);
@@ -641,6 +670,13 @@ static __always_inline void on_established(struct sock *sk)
 	c->port = port;
 	c->state = ST_IDLE;
 	c->id = ((__u64)bpf_get_prandom_u32() << 32) | bpf_get_prandom_u32();
+	/* Where the request stream starts, for the ingress hook: nothing received yet, unless the
+	 * handshake carried data (Fast Open), which that hook never saw. */
+	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+	if (tp && tp->bytes_received == 0)
+		c->rcv_end = tp->rcv_nxt;
+	else
+		c->req_via = VIA_CALLS;
 }
 
 /* The server side began to close (FIN_WAIT1 from ESTABLISHED, LAST_ACK from CLOSE_WAIT): a

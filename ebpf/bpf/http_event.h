@@ -7,7 +7,8 @@
  *
  * Layout, version 3 (little-endian, 528 bytes, 8-byte aligned):
  *   off  size  field
- *     0     8  start_ns             CLOCK_MONOTONIC ns when the request's first read returned
+ *     0     8  start_ns             CLOCK_MONOTONIC ns when the request's first packet arrived (the
+ *                                   ingress hook) or its first read returned (the socket call)
  *     8     8  end_ns               CLOCK_MONOTONIC ns when the response's last write (so far) returned
  *                                   (the close, for HTTP_END_NO_RESPONSE)
  *    16     8  req_bytes            bytes read for this request (head and body)

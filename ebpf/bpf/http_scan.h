@@ -193,8 +193,8 @@ __attribute__((noinline)) int scan_segment(struct hscan *h, __u64 ptr, __u64 len
 {
 	if (!h || h->done != SCAN_RUNNING || len == 0)
 		return 0;
-	__u32 zero = 0;
-	struct scratch *sc = bpf_map_lookup_elem(&scratch, &zero);
+	__u32 slot = SLOT_IO;
+	struct scratch *sc = bpf_map_lookup_elem(&scratch, &slot);
 	if (!sc)
 		return 0;
 	__u32 n = len > SCAN_CAP ? SCAN_CAP : (__u32)len;
@@ -206,13 +206,12 @@ __attribute__((noinline)) int scan_segment(struct hscan *h, __u64 ptr, __u64 len
 	return 0;
 }
 
-/* As scan_segment, for `len` new payload bytes at offset `off` of an outgoing packet (the
- * cgroup_skb hook), in scratch slot SLOT_EGRESS. */
-__attribute__((noinline)) int scan_packet(struct hscan *h, struct __sk_buff *skb, __u32 off, __u64 len)
+/* As scan_segment, for `len` new payload bytes at offset `off` of a packet (the cgroup_skb
+ * hooks), in scratch slot `slot` (SLOT_EGRESS or SLOT_INGRESS). */
+__attribute__((noinline)) int scan_packet(struct hscan *h, struct __sk_buff *skb, __u32 off, __u64 len, __u32 slot)
 {
 	if (!h || !skb || h->done != SCAN_RUNNING || len == 0)
 		return 0;
-	__u32 slot = SLOT_EGRESS;
 	struct scratch *sc = bpf_map_lookup_elem(&scratch, &slot);
 	if (!sc)
 		return 0;
@@ -345,14 +344,13 @@ __attribute__((noinline)) int scan_first_write(struct conn *c, __u32 slot)
 }
 
 /* Scans the first `n` bytes of c->head, the whole request so far, into c->req (deferred until
- * now), without copying them again. */
-__attribute__((noinline)) int scan_request_head(struct conn *c, __u32 n)
+ * now), without copying them again; in scratch slot `slot` (SLOT_IO or SLOT_INGRESS). */
+__attribute__((noinline)) int scan_request_head(struct conn *c, __u32 n, __u32 slot)
 {
 	if (!c)
 		return 0;
 	c->req.done = SCAN_RUNNING;
-	__u32 zero = 0;
-	struct scratch *sc = bpf_map_lookup_elem(&scratch, &zero);
+	struct scratch *sc = bpf_map_lookup_elem(&scratch, &slot);
 	if (!sc)
 		return 0;
 	n = n > CONN_HEAD_CAP ? CONN_HEAD_CAP : n;

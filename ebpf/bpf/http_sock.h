@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 OR GPL-2.0 */
 /*
- * The socket-call hooks: sock:sock_recv_length (requests, always) and sock:sock_send_length
- * (responses, where the packet hook of http_packet.h cannot attach). Both find the user buffer in
- * the syscall's arguments, in the task's saved user registers, and feed the state machine of
- * http.bpf.c, which includes this file after it.
+ * The socket-call hooks: sock:sock_recv_length (requests where the ingress packet hook does not
+ * follow them; always the owner process) and sock:sock_send_length (responses, where the egress
+ * packet hook of http_packet.h cannot attach). Both find the user buffer in the syscall's
+ * arguments, in the task's saved user registers, and feed the state machine of http.bpf.c,
+ * which includes this file after it.
  */
 #ifndef HEARTH_HTTP_SOCK_H
 #define HEARTH_HTTP_SOCK_H
@@ -44,14 +45,22 @@ static __always_inline int msg_segs(struct segs *s, const void *msg, __u64 total
 
 /* The tracked connection of a socket call that moved `ret` (ctx[1]) > 0 bytes on socket
  * `ctx[0]`, with the calling task's saved user registers (the syscall's number and arguments), or
- * 0 when the call moved nothing, the socket is not observed, or the registers are unavailable. */
-static __always_inline struct conn *socket_call(__u64 *ctx, struct pt_regs **regs)
+ * 0 when the call moved nothing, the socket is not observed, or the registers are unavailable.
+ * A receive (`recv`) on a connection whose requests the ingress packet hook follows only makes
+ * the reader its owner (observed); a first receive before that hook saw any byte settles that
+ * the socket call follows them. */
+static __always_inline struct conn *socket_call(__u64 *ctx, struct pt_regs **regs, int recv)
 {
 	if ((int)ctx[1] <= 0)
 		return 0;
 	struct conn *c = observed((struct sock *)ctx[0]);
 	if (!c)
 		return 0;
+	if (recv) {
+		if (c->req_via == VIA_PACKETS)
+			return 0;
+		c->req_via = VIA_CALLS;
+	}
 	*regs = bpf_task_pt_regs(bpf_get_current_task_btf());
 	return *regs ? c : 0;
 }
@@ -63,7 +72,7 @@ SEC("tp_btf/sock_recv_length")
 int hearth_recv(__u64 *ctx)
 {
 	struct pt_regs *regs = 0;
-	struct conn *c = socket_call(ctx, &regs);
+	struct conn *c = socket_call(ctx, &regs, 1);
 	if (!c || !regs)
 		return 0;
 	struct sock *sk = (struct sock *)ctx[0];
@@ -98,7 +107,7 @@ SEC("tp_btf/sock_send_length")
 int hearth_send(__u64 *ctx)
 {
 	struct pt_regs *regs = 0;
-	struct conn *c = socket_call(ctx, &regs);
+	struct conn *c = socket_call(ctx, &regs, 0);
 	if (!c || !regs)
 		return 0;
 	struct sock *sk = (struct sock *)ctx[0];

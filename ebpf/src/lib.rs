@@ -3,9 +3,10 @@
 //! The kernel side is C (`bpf/http.bpf.c`, compiled by clang for the BPF target; see
 //! `build.rs` for how a machine without clang still builds from the checked-in object). It
 //! observes HTTP/1.x servers of any runtime at the socket layer: BTF raw tracepoints on TCP state
-//! changes and on the end of every socket receive ([`PROGRAMS`]), and a cgroup v2 egress packet
-//! program ([`EGRESS_PROGRAM`], or where it cannot attach, a tracepoint at the end of every socket
-//! send, [`SEND_FALLBACK`]) pair each request read with its response on the same accepted
+//! changes and on the end of every socket receive ([`PROGRAMS`]), and cgroup v2 packet programs
+//! for requests ([`INGRESS_PROGRAM`]; where it cannot attach, the receive tracepoint reads them)
+//! and responses ([`EGRESS_PROGRAM`], or where it cannot attach, a tracepoint at the end of every
+//! socket send, [`SEND_FALLBACK`]) pair each request with its response on the same accepted
 //! connection and send one [`HttpEvent`] per request through a ring buffer. The design, the per-connection
 //! state machine and its limits are in the C file's header comment.
 //!
@@ -29,9 +30,16 @@ pub const HTTP_RESP_HEAD_CAP: usize = 256;
 pub const PROGRAMS: &[(&str, &str)] = &[
     // TCP state changes: a passive open starts a connection, a server-side close ends it.
     ("hearth_state", "inet_sock_set_state"),
-    // The end of every sock_recvmsg: request bytes.
+    // The end of every sock_recvmsg: the connection's owner, and request bytes where
+    // INGRESS_PROGRAM does not follow them.
     ("hearth_recv", "sock_recv_length"),
 ];
+
+/// The request side from packets: a `cgroup_skb/ingress` program, attached at the root of the
+/// cgroup v2 hierarchy next to [`EGRESS_PROGRAM`], that reads requests from arriving TCP packets
+/// before the server reads them (no user memory reads in the server's recv; see
+/// `bpf/http_packet.h`). Where it is not attached, `hearth_recv` reads requests itself.
+pub const INGRESS_PROGRAM: &str = "hearth_ingress";
 
 /// The response side: a `cgroup_skb/egress` program, attached at the root of the cgroup v2
 /// hierarchy, that reads responses from outgoing TCP packets (cheaper per response than the
@@ -138,7 +146,8 @@ impl EndReason {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HttpEvent {
-    /// When the request's first read returned, ns (monotonic).
+    /// When the request's first packet arrived ([`INGRESS_PROGRAM`]) or its first read returned
+    /// (the receive tracepoint), ns (monotonic).
     pub start_ns: u64,
     /// When the response's last write so far returned (the close, for
     /// [`EndReason::NoResponse`]), ns.

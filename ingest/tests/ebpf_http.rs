@@ -194,13 +194,19 @@ async fn python_server_red_counts_and_durations() {
     assert_eq!(st.events_dropped, 0);
     assert_eq!(st.events_unparsable, 0);
     assert_eq!(st.attached_programs[..2], ["hearth_state (tp_btf/inet_sock_set_state)", "hearth_recv (tp_btf/sock_recv_length)"]);
-    // Responses from packets wherever a cgroup v2 hierarchy is mounted (this machine's kind).
+    // Requests and responses from packets wherever a cgroup v2 hierarchy is mounted (this
+    // machine's kind).
     let cgroup2 = std::fs::read_to_string("/proc/self/mounts").expect("mounts").lines().any(|l| l.split(' ').nth(2) == Some("cgroup2"));
-    let response_side = &st.attached_programs[2..];
+    let packet_side = &st.attached_programs[2..];
     if cgroup2 {
-        assert!(response_side.len() == 1 && response_side[0].starts_with("hearth_egress (cgroup_skb/egress at /"), "{response_side:?}");
+        assert!(
+            packet_side.len() == 2
+                && packet_side[0].starts_with("hearth_ingress (cgroup_skb/ingress at /")
+                && packet_side[1].starts_with("hearth_egress (cgroup_skb/egress at /"),
+            "{packet_side:?}"
+        );
     } else {
-        assert_eq!(response_side, ["hearth_send (tp_btf/sock_send_length)"]);
+        assert_eq!(packet_side, ["hearth_send (tp_btf/sock_send_length)"]);
     }
     let md = rec.shared.lock().expect("lock").metadata.get(DURATION_METRIC).cloned().expect("metadata");
     assert_eq!(md.metric_type, storage::MetricType::Histogram);
@@ -222,7 +228,7 @@ async fn rust_server_red_counts_and_durations() {
 async fn socket_call_fallback_red_counts_and_durations() {
     let server = ebpf_support::rust_server();
     let rec = Recorder::default();
-    let Some(h) = start_with(EbpfConfig { packet_egress: false, ..config(&[server.port]) }, &rec) else { return };
+    let Some(h) = start_with(EbpfConfig { packet_hooks: false, ..config(&[server.port]) }, &rec) else { return };
     assert_eq!(h.status().attached_programs.last().map(String::as_str), Some("hearth_send (tp_btf/sock_send_length)"));
     mixed_workload(server.port, &h, &rec).await;
     h.shutdown().await.expect("shutdown");
@@ -233,11 +239,11 @@ async fn socket_call_fallback_red_counts_and_durations() {
 /// counts once, with its whole body, on a keep-alive connection between small requests.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_responses_on_either_hook() {
-    for packet_egress in [true, false] {
+    for packet_hooks in [true, false] {
         let server = ebpf_support::rust_server();
         let port = server.port;
         let rec = Recorder::default();
-        let Some(h) = start_with(EbpfConfig { packet_egress, ..config(&[port]) }, &rec) else { return };
+        let Some(h) = start_with(EbpfConfig { packet_hooks, ..config(&[port]) }, &rec) else { return };
         tokio::task::spawn_blocking(move || {
             let mut c = Client::connect(port);
             for _ in 0..4 {
@@ -249,8 +255,8 @@ async fn large_responses_on_either_hook() {
         .await
         .expect("client");
         let latest = flush_until(&h, &rec, |l| total(l, port) >= 8.0).await;
-        assert_eq!(count(&latest, port, "GET", "200"), 4.0, "packet_egress={packet_egress}");
-        assert_eq!(count(&latest, port, "GET", "204"), 4.0, "packet_egress={packet_egress}");
+        assert_eq!(count(&latest, port, "GET", "200"), 4.0, "packet_hooks={packet_hooks}");
+        assert_eq!(count(&latest, port, "GET", "204"), 4.0, "packet_hooks={packet_hooks}");
         let ps = port.to_string();
         let body = |status: &str| {
             sum_where(
@@ -259,10 +265,59 @@ async fn large_responses_on_either_hook() {
                 &[("server_port", &ps), ("http_response_status_code", status)],
             )
         };
-        assert_eq!(body("200"), 4_000_000.0, "packet_egress={packet_egress}");
-        assert_eq!(body("204"), 0.0, "packet_egress={packet_egress}");
+        assert_eq!(body("200"), 4_000_000.0, "packet_hooks={packet_hooks}");
+        assert_eq!(body("204"), 0.0, "packet_hooks={packet_hooks}");
         h.shutdown().await.expect("shutdown");
     }
+}
+
+/// A request counts from its arrival, on the packet hooks: one that waits in the socket while the
+/// server is busy (here pausing after its previous response) takes that wait in its duration, as
+/// its client sees it. The socket-call fallback can only count from the server's read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_in_the_socket_counts_on_the_packet_hooks() {
+    for packet_hooks in [true, false] {
+        let server = ebpf_support::rust_server();
+        let port = server.port;
+        let rec = Recorder::default();
+        let Some(h) = start_with(EbpfConfig { packet_hooks, ..config(&[port]) }, &rec) else { return };
+        let queued = tokio::task::spawn_blocking(move || {
+            let mut c = Client::connect(port);
+            assert_eq!(c.request("GET", "/status/200?pause_ms=330", b"", &[]).expect("first").status, 200);
+            c.request("GET", "/status/201", b"", &[]).expect("queued")
+        })
+        .await
+        .expect("client");
+        assert_eq!(queued.status, 201);
+        assert!(queued.latency_seconds >= 0.3, "the client waited {}s", queued.latency_seconds);
+        let latest = flush_until(&h, &rec, |l| total(l, port) >= 2.0).await;
+        let ps = port.to_string();
+        let bucket = |le: &str| {
+            sum_where(
+                &latest,
+                &format!("{DURATION_METRIC}_bucket"),
+                &[("server_port", &ps), ("http_response_status_code", "201"), ("le", le)],
+            )
+        };
+        if packet_hooks {
+            assert_eq!((bucket("0.25"), bucket("0.5")), (0.0, 1.0), "from the request's arrival");
+        } else {
+            assert_eq!(bucket("0.1"), 1.0, "from the server's read");
+        }
+        h.shutdown().await.expect("shutdown");
+    }
+}
+
+/// With TCP_DEFER_ACCEPT the connection is established by the client's first data packet, which
+/// the ingress hook sees on the listening socket, before the connection is tracked: the socket
+/// call follows such a connection's requests instead, every one of them counted once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deferred_accept_counts_every_request() {
+    let server = ebpf_support::python_server_with(&["defer"]);
+    let rec = Recorder::default();
+    let Some(h) = start(&[server.port], &rec) else { return };
+    mixed_workload(server.port, &h, &rec).await;
+    h.shutdown().await.expect("shutdown");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -48,9 +48,9 @@ pub fn exposition_value(text: &str, name: &str) -> Option<f64> {
     })
 }
 
-/// Kernel names of Hearth's programs (`ebpf::PROGRAMS`, `EGRESS_PROGRAM` and `SEND_FALLBACK`,
-/// at most 15 bytes: not truncated); only the attached ones run.
-const PROGRAM_NAMES: &[&str] = &["hearth_state", "hearth_recv", "hearth_egress", "hearth_send"];
+/// Kernel names of Hearth's programs (`ebpf::PROGRAMS`, `INGRESS_PROGRAM`, `EGRESS_PROGRAM` and
+/// `SEND_FALLBACK`, at most 15 bytes: not truncated); only the attached ones run.
+const PROGRAM_NAMES: &[&str] = &["hearth_state", "hearth_recv", "hearth_ingress", "hearth_egress", "hearth_send"];
 
 /// Run time and run count of Hearth's programs (`bpftool prog show -j`'s `run_time_ns`,
 /// `run_cnt`, present while `kernel.bpf_stats_enabled` is 1), summed over loaded copies;

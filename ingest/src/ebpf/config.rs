@@ -54,11 +54,12 @@ pub struct EbpfConfig {
     pub service_name: Option<String>,
     /// `job` label; default: the service name.
     pub job: Option<String>,
-    /// Observe responses in outgoing packets (a `cgroup_skb/egress` program at the cgroup v2
-    /// root), falling back to the socket call (`sock:sock_send_length`) where that cannot attach.
-    /// `false`: the socket call always. Default `true`: the packet hook costs the observed server
-    /// less CPU per response (no reads of its memory).
-    pub packet_egress: bool,
+    /// Observe requests in arriving and responses in outgoing packets (`cgroup_skb/ingress` and
+    /// `cgroup_skb/egress` programs at the cgroup v2 root), falling back to the socket calls
+    /// (`sock:sock_recv_length`, `sock:sock_send_length`) where they cannot attach. `false`: the
+    /// socket calls always. Default `true`: the packet hooks cost the observed server less CPU
+    /// per request (no reads of its memory).
+    pub packet_hooks: bool,
     /// `instance` label; default: the host name (`/proc/sys/kernel/hostname`).
     pub instance: Option<String>,
 }
@@ -79,7 +80,7 @@ impl Default for EbpfConfig {
             service_name: None,
             job: None,
             instance: None,
-            packet_egress: true,
+            packet_hooks: true,
         }
     }
 }

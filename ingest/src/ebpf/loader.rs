@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use aya::maps::{Array, HashMap as BpfHashMap, Map, MapData, PerCpuArray};
 use aya::programs::{BtfTracePoint, CgroupAttachMode, CgroupSkb, CgroupSkbAttachType};
 use aya::{Btf, Ebpf, EbpfLoader};
-use ebpf::{globals, maps, PortMark, EGRESS_PROGRAM, PROGRAMS, SEND_FALLBACK};
+use ebpf::{globals, maps, PortMark, EGRESS_PROGRAM, INGRESS_PROGRAM, PROGRAMS, SEND_FALLBACK};
 
 use super::config::EbpfConfig;
 use super::error::EbpfError;
@@ -76,14 +76,22 @@ pub(crate) fn load(cfg: &EbpfConfig) -> Result<Loaded, EbpfError> {
         }
     }
 
-    let mut attached = Vec::with_capacity(PROGRAMS.len() + 1);
+    let mut attached = Vec::with_capacity(PROGRAMS.len() + 2);
     for &(name, tracepoint) in PROGRAMS {
         attach_tracepoint(&mut ebpf, &btf, name, tracepoint)?;
         attached.push(format!("{name} (tp_btf/{tracepoint})"));
     }
-    // Responses from packets where a cgroup v2 hierarchy takes the program, else at the socket
-    // call: both feed the same per-connection state machine.
-    let egress = if cfg.packet_egress { attach_egress(&mut ebpf) } else { Err("disabled by configuration".into()) };
+    // Requests and responses from packets where a cgroup v2 hierarchy takes the programs, else
+    // at the socket calls: all feed the same per-connection state machine. Requests need no
+    // fallback program: hearth_recv reads them wherever the ingress program did not.
+    let root = if cfg.packet_hooks { cgroup2_root() } else { Err("disabled by configuration".into()) };
+    let ingress =
+        root.clone().and_then(|r| attach_cgroup_skb(&mut ebpf, &r, INGRESS_PROGRAM, CgroupSkbAttachType::Ingress).map(|()| r));
+    match ingress {
+        Ok(root) => attached.push(format!("{INGRESS_PROGRAM} (cgroup_skb/ingress at {root})")),
+        Err(reason) => tracing::info!(%reason, "eBPF: requests are read at sock_recv_length instead of arriving packets"),
+    }
+    let egress = root.and_then(|r| attach_cgroup_skb(&mut ebpf, &r, EGRESS_PROGRAM, CgroupSkbAttachType::Egress).map(|()| r));
     match egress {
         Ok(root) => attached.push(format!("{EGRESS_PROGRAM} (cgroup_skb/egress at {root})")),
         Err(reason) => {
@@ -120,26 +128,29 @@ fn attach_tracepoint(ebpf: &mut Ebpf, btf: &Btf, name: &str, tracepoint: &str) -
     Ok(())
 }
 
-/// Loads [`EGRESS_PROGRAM`] and attaches it at the root of the cgroup v2 hierarchy (a link, so
-/// programs other tools attached there keep running); returns that root, or why not.
-fn attach_egress(ebpf: &mut Ebpf) -> Result<String, String> {
-    let root = cgroup2_root(&std::fs::read_to_string("/proc/self/mounts").map_err(|e| format!("/proc/self/mounts: {e}"))?)
-        .ok_or("no cgroup v2 hierarchy mounted")?;
-    let cgroup = std::fs::File::open(&root).map_err(|e| format!("{root}: {e}"))?;
+/// Loads the `cgroup_skb` program `name` and attaches it as `kind` at `root`, the root of the
+/// cgroup v2 hierarchy (a link, so programs other tools attached there keep running); or why not.
+fn attach_cgroup_skb(ebpf: &mut Ebpf, root: &str, name: &str, kind: CgroupSkbAttachType) -> Result<(), String> {
+    let cgroup = std::fs::File::open(root).map_err(|e| format!("{root}: {e}"))?;
     let prog: &mut CgroupSkb = ebpf
-        .program_mut(EGRESS_PROGRAM)
-        .ok_or_else(|| format!("program {EGRESS_PROGRAM} missing from the object"))?
+        .program_mut(name)
+        .ok_or_else(|| format!("program {name} missing from the object"))?
         .try_into()
         .map_err(|e: aya::programs::ProgramError| e.to_string())?;
-    prog.load().map_err(|e| format!("loading {EGRESS_PROGRAM}: {}", error_chain(&e)))?;
-    prog.attach(cgroup, CgroupSkbAttachType::Egress, CgroupAttachMode::Single)
-        .map_err(|e| format!("attaching {EGRESS_PROGRAM} at {root}: {}", error_chain(&e)))?;
-    Ok(root)
+    prog.load().map_err(|e| format!("loading {name}: {}", error_chain(&e)))?;
+    prog.attach(cgroup, kind, CgroupAttachMode::Single).map_err(|e| format!("attaching {name} at {root}: {}", error_chain(&e)))?;
+    Ok(())
+}
+
+/// This machine's cgroup v2 root ([`cgroup2_mount`] of `/proc/self/mounts`), or why none.
+fn cgroup2_root() -> Result<String, String> {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").map_err(|e| format!("/proc/self/mounts: {e}"))?;
+    cgroup2_mount(&mounts).ok_or_else(|| "no cgroup v2 hierarchy mounted".to_string())
 }
 
 /// The mount point of the first cgroup v2 hierarchy in a `/proc/self/mounts` text (`fstype`
 /// `cgroup2`: `/sys/fs/cgroup` on a unified system, `/sys/fs/cgroup/unified` in hybrid mode).
-fn cgroup2_root(mounts: &str) -> Option<String> {
+fn cgroup2_mount(mounts: &str) -> Option<String> {
     mounts.lines().find_map(|line| {
         let mut f = line.split_whitespace();
         let (_dev, dir, fstype) = (f.next()?, f.next()?, f.next()?);
@@ -187,16 +198,16 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::cgroup2_root;
+    use super::cgroup2_mount;
 
     #[test]
     fn cgroup2_root_is_found_in_unified_and_hybrid_layouts() {
         let hybrid = "tmpfs /sys/fs/cgroup tmpfs rw 0 0\ncgroup /sys/fs/cgroup/cpu cgroup rw,cpu 0 0\n\
                       cgroup2 /sys/fs/cgroup/unified cgroup2 rw,relatime 0 0\n";
-        assert_eq!(cgroup2_root(hybrid).as_deref(), Some("/sys/fs/cgroup/unified"));
+        assert_eq!(cgroup2_mount(hybrid).as_deref(), Some("/sys/fs/cgroup/unified"));
         let unified = "proc /proc proc rw 0 0\ncgroup2 /sys/fs/cgroup cgroup2 rw,nsdelegate 0 0\n";
-        assert_eq!(cgroup2_root(unified).as_deref(), Some("/sys/fs/cgroup"));
-        assert_eq!(cgroup2_root("cgroup /sys/fs/cgroup/cpu cgroup rw,cpu 0 0\n"), None);
-        assert_eq!(cgroup2_root("cgroup2 /odd\\040dir cgroup2 rw 0 0\n"), None);
+        assert_eq!(cgroup2_mount(unified).as_deref(), Some("/sys/fs/cgroup"));
+        assert_eq!(cgroup2_mount("cgroup /sys/fs/cgroup/cpu cgroup rw,cpu 0 0\n"), None);
+        assert_eq!(cgroup2_mount("cgroup2 /odd\\040dir cgroup2 rw 0 0\n"), None);
     }
 }

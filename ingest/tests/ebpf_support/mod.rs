@@ -135,7 +135,9 @@ fn read_port(child: &mut Child) -> (u16, BufReader<std::process::ChildStdout>) {
 }
 
 /// The Python handler: `/status/CODE?delay_ms=N&size=B` answers CODE after N ms with a B-byte
-/// body; `/close` closes without answering. HTTP/1.1 keep-alive, one thread per connection.
+/// body; `/close` closes without answering. HTTP/1.1 keep-alive, one thread per connection. With
+/// the argument `defer`, the listening socket has TCP_DEFER_ACCEPT: the handshake completes with
+/// the client's first data packet, not its bare ACK.
 const PY_SERVER: &str = r#"
 import sys, time, socket
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -165,16 +167,24 @@ class H(BaseHTTPRequestHandler):
     do_GET = do_POST = do_DELETE = do_PUT = handle_any
 
 s = ThreadingHTTPServer(("127.0.0.1", 0), H)
+if "defer" in sys.argv[1:]:
+    s.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, 5)
 print("PORT", s.server_address[1], flush=True)
 s.serve_forever()
 "#;
 
 pub fn python_server() -> Server {
+    python_server_with(&[])
+}
+
+/// [`python_server`] with arguments to the script (`defer`).
+pub fn python_server_with(args: &[&str]) -> Server {
     let dir = tempfile::tempdir().expect("tempdir");
     let script = dir.path().join("server.py");
     std::fs::write(&script, PY_SERVER).expect("write server.py");
     let mut child = Command::new("python3")
         .arg(&script)
+        .args(args)
         .stdout(Stdio::piped())
         .stdin(Stdio::null())
         .spawn()
@@ -296,7 +306,8 @@ pub fn rust_server() -> Server {
 }
 
 /// Serves like the Python handler (same routes) with std::net, a thread per connection,
-/// keep-alive; exits when stdin closes.
+/// keep-alive; exits when stdin closes. One more parameter: `pause_ms=N` waits N ms after the
+/// response before reading the connection's next request.
 pub fn run_rust_server() {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     println!("PORT {}", l.local_addr().expect("addr").port());
@@ -351,6 +362,7 @@ pub fn serve_conn(s: TcpStream) {
         if w.write_all(resp.as_bytes()).is_err() {
             return;
         }
+        std::thread::sleep(Duration::from_millis(q("pause_ms").unwrap_or(0)));
     }
 }
 

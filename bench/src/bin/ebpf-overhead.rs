@@ -6,14 +6,15 @@
 //! cost of the kernel programs on traffic they filter out). The throughput loss is the median
 //! over cycles of each cycle's observed-vs-baseline loss (rounds of a cycle run back to back, so
 //! a pair shares the machine's load), held to the target (under 5%, no ring-buffer drops) and
-//! printed last; the ratio of the per-mode medians is reported beside it, with nginx's CPU per
-//! request in each mode (its `/proc` utime + stime over the run: the kernel programs run in
-//! nginx's socket calls, so their cost lands there), Hearth's own CPU, ring-buffer drops and the
-//! load average of every round. nginx and wrk are pinned to different CPUs (`taskset -c`; by
-//! default nginx to the last CPU, wrk to CPU 0; `--no-pin` leaves them to the scheduler) so
-//! that nginx, one process, is the bottleneck and the throughput loss reflects its CPU per
-//! request; Hearth is not pinned (its drain competes for either CPU, as it would in
-//! production). The modes alternate within each cycle, in an order rotated per cycle. Each observed
+//! printed last; the ratio of the per-mode medians is reported beside it, with nginx's and wrk's
+//! CPU per request in each mode (nginx's `/proc` utime + stime, wrk's `getrusage` once reaped:
+//! the kernel programs run in both sides' socket calls and the softirq work they carry; on
+//! loopback a packet is received in its sender's context, so the ingress program on nginx's
+//! requests runs in wrk's), Hearth's own CPU, ring-buffer drops and the load average of every
+//! round. nginx and wrk are pinned to different CPUs (`taskset -c`; by default nginx to the last
+//! CPU, wrk to CPU 0; `--no-pin` leaves them to the scheduler), each of which they keep close to
+//! busy, so the throughput follows both sides' cost per request; Hearth is not pinned (its
+//! drain competes for either CPU, as it would in production). The modes alternate within each cycle, in an order rotated per cycle. Each observed
 //! round checks the counting: ring-buffer events and the PromQL request count must equal
 //! wrk's requests within the requests in flight when wrk stops. The result goes to stdout
 //! and to bench/results/ebpf.md.
@@ -300,13 +301,14 @@ impl Runner {
 
 fn print_round(r: &Round, connections: u32) {
     let mut line = format!(
-        "cycle {} {:<30} {:>9.0} req/s  p50 {:.3} ms  p99 {:.3} ms  nginx {:.2} µs/req  load {}",
+        "cycle {} {:<30} {:>9.0} req/s  p50 {:.3} ms  p99 {:.3} ms  nginx {:.2} µs/req  wrk {:.2} µs/req  load {}",
         r.cycle,
         r.mode.name(),
         r.wrk.requests_per_second,
         r.wrk.p50_ms,
         r.wrk.p99_ms,
         r.nginx_us_per_request(),
+        r.wrk_us_per_request(),
         r.loadavg
     );
     if let Some(h) = &r.hearth {

@@ -90,13 +90,22 @@ impl Round {
         (h.counters.events_read > 0).then(|| h.cpu_seconds * 1e6 / h.counters.events_read as f64)
     }
 
-    /// nginx CPU per request, microseconds (the in-kernel eBPF program runs in nginx's
-    /// syscalls, so its cost shows here, not in Hearth's CPU).
+    /// nginx CPU per request, microseconds (the in-kernel eBPF programs that run in nginx's
+    /// syscalls and in the softirq work they carry show here, not in Hearth's CPU).
     pub fn nginx_us_per_request(&self) -> f64 {
         if self.wrk.requests == 0 {
             return 0.0;
         }
         self.nginx_cpu_seconds * 1e6 / self.wrk.requests as f64
+    }
+
+    /// wrk's CPU per request, microseconds (on loopback the receive path of what wrk sends,
+    /// the ingress program on nginx's requests included, runs in wrk's sends).
+    pub fn wrk_us_per_request(&self) -> f64 {
+        if self.wrk.requests == 0 {
+            return 0.0;
+        }
+        self.wrk.cpu_seconds * 1e6 / self.wrk.requests as f64
     }
 
     /// Problems with this round's counters: drops, and events or PromQL counts that do not
@@ -166,6 +175,8 @@ pub struct Summary {
     pub p99_ms: f64,
     /// Median nginx CPU per request, µs.
     pub nginx_us_per_request: f64,
+    /// Median wrk CPU per request, µs.
+    pub wrk_us_per_request: f64,
     /// Median kernel program µs per request.
     pub program_us_per_request: Option<f64>,
     /// Median kernel program ns per run.
@@ -195,6 +206,7 @@ pub fn summarize(rounds: &[Round], mode: Mode) -> Summary {
         p50_ms: med(&|r| r.wrk.p50_ms),
         p99_ms: med(&|r| r.wrk.p99_ms),
         nginx_us_per_request: med(&|r| r.nginx_us_per_request()),
+        wrk_us_per_request: med(&|r| r.wrk_us_per_request()),
         program_us_per_request: opt_median(rs.iter().filter_map(|r| r.program_us_per_request()).collect()),
         program_ns_per_run: opt_median(rs.iter().filter_map(|r| r.program_ns_per_run()).collect()),
         hearth_core: (!hs.is_empty()).then(|| median(hs.iter().map(|h| h.cpu_core_fraction).collect())),
@@ -317,18 +329,28 @@ pub fn markdown(info: &RunInfo, rounds: &[Round]) -> String {
         obs.hearth_us_per_request.map_or_else(|| "-".into(), |u| format!("{u:.2}")),
     );
     let cpu_growth = |m: &Summary| (m.nginx_us_per_request / base.nginx_us_per_request - 1.0) * 100.0;
+    let wrk_growth = |m: &Summary| {
+        if base.wrk_us_per_request > 0.0 { (m.wrk_us_per_request / base.wrk_us_per_request - 1.0) * 100.0 } else { 0.0 }
+    };
     if base.nginx_us_per_request > 0.0 && obs.nginx_us_per_request > 0.0 {
         let _ = writeln!(
             s,
-            "nginx's CPU per request includes the kernel programs (they run in nginx's socket calls): {:.2} µs without Hearth, \
-             {:.2} µs observed ({:+.0}%), {:.2} µs with another port observed ({:+.0}%). Were nginx alone the \
-             bottleneck, the observed throughput loss would be about {:.0}%.{}\n",
+            "nginx's CPU per request includes the kernel programs that run in its socket calls and the softirq work they \
+             carry (the response side): {:.2} µs without Hearth, {:.2} µs observed ({:+.0}%), {:.2} µs with another port \
+             observed ({:+.0}%). Were nginx alone the bottleneck, the observed throughput loss would be about {:.0}%. \
+             wrk's CPU per request, which on loopback carries the receive path of the requests it sends (the ingress \
+             program included): {:.2} µs without Hearth, {:.2} µs observed ({:+.0}%), {:.2} µs with another port ({:+.0}%).{}\n",
             base.nginx_us_per_request,
             obs.nginx_us_per_request,
             cpu_growth(&obs),
             other.nginx_us_per_request,
             cpu_growth(&other),
             (1.0 - base.nginx_us_per_request / obs.nginx_us_per_request) * 100.0,
+            base.wrk_us_per_request,
+            obs.wrk_us_per_request,
+            wrk_growth(&obs),
+            other.wrk_us_per_request,
+            wrk_growth(&other),
             match (obs.program_us_per_request, obs.program_ns_per_run, other.program_ns_per_run) {
                 (Some(us), Some(ns), Some(other_ns)) => format!(
                     " The kernel programs themselves (kernel.bpf_stats_enabled) ran {us:.2} µs per request observed \
@@ -356,21 +378,22 @@ pub fn markdown(info: &RunInfo, rounds: &[Round]) -> String {
     }
     let _ = writeln!(
         s,
-        "| mode | runs | median req/s | vs baseline | p50 ms | p99 ms | nginx CPU µs/req | eBPF program µs/req | hearth CPU % of a core | hearth CPU µs/req | hearth peak RSS MiB | events read | events dropped | wrk requests |"
+        "| mode | runs | median req/s | vs baseline | p50 ms | p99 ms | nginx CPU µs/req | wrk CPU µs/req | eBPF program µs/req | hearth CPU % of a core | hearth CPU µs/req | hearth peak RSS MiB | events read | events dropped | wrk requests |"
     );
-    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (mode, m) in [(Mode::Baseline, &base), (Mode::Observed, &obs), (Mode::OtherPort, &other)] {
         let vs = if mode == Mode::Baseline { "-".to_string() } else { format!("{:+.1}%", -loss_percent(base.rps, m.rps)) };
         let opt = |x: Option<String>| x.unwrap_or_else(|| "-".into());
         let _ = writeln!(
             s,
-            "| {} | {} | {:.0} | {vs} | {:.3} | {:.3} | {:.2} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {:.0} | {vs} | {:.3} | {:.3} | {:.2} | {:.2} | {} | {} | {} | {} | {} | {} | {} |",
             mode.name(),
             m.runs,
             m.rps,
             m.p50_ms,
             m.p99_ms,
             m.nginx_us_per_request,
+            m.wrk_us_per_request,
             opt(m.program_us_per_request.map(|u| format!("{u:.2}"))),
             opt(m.hearth_core.map(|c| format!("{:.1}", c * 100.0))),
             opt(m.hearth_us_per_request.map(|u| format!("{u:.2}"))),
@@ -390,10 +413,13 @@ pub fn markdown(info: &RunInfo, rounds: &[Round]) -> String {
          and attached before wrk connects, and with a fresh Hearth observing another, idle port. Hearth's CPU is \
          utime+stime of /proc/PID/stat over the wrk run; its counters are read from /metrics once the ring buffer is \
          drained, and the PromQL count once a flush has written it. \"nginx CPU µs/req\" includes the in-kernel eBPF \
-         programs, which run in nginx's socket calls. The throughput loss is the median over cycles of \
+         programs that run in nginx's socket calls and the softirq work they carry; \"wrk CPU µs/req\" (getrusage of the \
+         reaped wrk) those that run in wrk's, the ingress program on nginx's requests among them (loopback delivers a \
+         packet in its sender's context). The throughput loss is the median over cycles of \
          1 - observed/baseline req/s of the same cycle; the ratio of the per-mode medians is given beside it. \
-         CPUs: {}. Pinning nginx and wrk to different CPUs makes nginx (one process) the bottleneck, so that its \
-         throughput follows its CPU per request, which is where the kernel programs' cost lands.\n",
+         CPUs: {}. Pinned to different CPUs, nginx and wrk each keep theirs close to busy (a profile of such a run: wrk \
+         ~100% of its CPU, nginx ~92%), so the throughput follows the sum of both sides' costs per request, not \
+         nginx's alone.\n",
         info.threads, info.connections, info.seconds, info.path, info.pinning
     );
     let _ = writeln!(s, "- Run: {} to {} UTC", info.started, info.finished);
@@ -414,15 +440,15 @@ pub fn markdown(info: &RunInfo, rounds: &[Round]) -> String {
     let _ = writeln!(s, "## Every round\n");
     let _ = writeln!(
         s,
-        "| cycle | mode | req/s | requests | p50 ms | p99 ms | loadavg | machine busy % | nginx µs/req | hearth CPU s | hearth % core | hearth µs/req | peak RSS MiB | events read | dropped | unparsable | PromQL count | prog µs/req | prog ns/run |"
+        "| cycle | mode | req/s | requests | p50 ms | p99 ms | loadavg | machine busy % | nginx µs/req | wrk µs/req | hearth CPU s | hearth % core | hearth µs/req | peak RSS MiB | events read | dropped | unparsable | PromQL count | prog µs/req | prog ns/run |"
     );
-    let _ = writeln!(s, "|---:|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(s, "|---:|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in rounds {
         let h = r.hearth.as_ref();
         let hs = |f: &dyn Fn(&HearthFigures) -> String| h.map_or_else(|| "-".to_string(), f);
         let _ = writeln!(
             s,
-            "| {} | {} | {:.0} | {} | {:.3} | {:.3} | {} | {:.0} | {:.2} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {:.0} | {} | {:.3} | {:.3} | {} | {:.0} | {:.2} | {:.2} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.cycle,
             r.mode.name(),
             r.wrk.requests_per_second,
@@ -432,6 +458,7 @@ pub fn markdown(info: &RunInfo, rounds: &[Round]) -> String {
             r.loadavg,
             r.machine_busy * 100.0,
             r.nginx_us_per_request(),
+            r.wrk_us_per_request(),
             hs(&|h| format!("{:.2}", h.cpu_seconds)),
             hs(&|h| format!("{:.1}", h.cpu_core_fraction * 100.0)),
             r.hearth_us_per_request().map_or_else(|| "-".into(), |u| format!("{u:.2}")),

@@ -17,8 +17,8 @@ use storage::Labels;
 /// The child half of `ebpf_support::rust_server` (does nothing in a normal run).
 #[test]
 fn rust_server_child() {
-    if std::env::var_os("EBPF_TEST_RUST_SERVER").is_some() {
-        ebpf_support::run_rust_server();
+    if let Ok(bind) = std::env::var("EBPF_TEST_RUST_SERVER") {
+        ebpf_support::run_rust_server(&bind);
     }
 }
 
@@ -306,6 +306,53 @@ async fn waiting_in_the_socket_counts_on_the_packet_hooks() {
         }
         h.shutdown().await.expect("shutdown");
     }
+}
+
+/// IPv6 on the packet hooks: both parse IPv6 headers, the egress one for every response and the
+/// ingress one for the requests (a request queued behind a pausing server counts its wait, which
+/// only the ingress hook sees), with exact counts and body sizes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv6_requests_and_responses_on_the_packet_hooks() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        println!("skipped: no IPv6 loopback on this machine");
+        return;
+    }
+    let server = ebpf_support::rust_server_on("[::1]:0");
+    let port = server.port;
+    let rec = Recorder::default();
+    let Some(h) = start(&[port], &rec) else { return };
+    let queued = tokio::task::spawn_blocking(move || {
+        let mut c = Client::connect_to(("::1", port));
+        for _ in 0..3 {
+            assert_eq!(c.request("GET", "/status/200?size=5", b"", &[]).expect("get").status, 200);
+        }
+        assert_eq!(c.request("POST", "/status/404?size=7", b"0123456789", &[]).expect("post").status, 404);
+        assert_eq!(c.request("GET", "/status/200?pause_ms=330&size=5", b"", &[]).expect("pause").status, 200);
+        c.request("GET", "/status/201", b"", &[]).expect("queued")
+    })
+    .await
+    .expect("client");
+    assert_eq!(queued.status, 201);
+    let latest = flush_until(&h, &rec, |l| total(l, port) >= 6.0).await;
+    assert_eq!(count(&latest, port, "GET", "200"), 4.0);
+    assert_eq!(count(&latest, port, "POST", "404"), 1.0);
+    assert_eq!(count(&latest, port, "GET", "201"), 1.0);
+    let ps = port.to_string();
+    let sum = |metric: &str, status: &str| {
+        sum_where(&latest, &format!("{metric}_sum"), &[("server_port", &ps), ("http_response_status_code", status)])
+    };
+    assert_eq!(sum(ebpf::RESPONSE_BODY_METRIC, "200"), 20.0);
+    assert_eq!(sum(ebpf::RESPONSE_BODY_METRIC, "404"), 7.0);
+    assert_eq!(sum(ebpf::REQUEST_BODY_METRIC, "404"), 10.0);
+    let bucket = |le: &str| {
+        sum_where(
+            &latest,
+            &format!("{DURATION_METRIC}_bucket"),
+            &[("server_port", &ps), ("http_response_status_code", "201"), ("le", le)],
+        )
+    };
+    assert_eq!((bucket("0.25"), bucket("0.5")), (0.0, 1.0), "from the request's arrival");
+    h.shutdown().await.expect("shutdown");
 }
 
 /// With TCP_DEFER_ACCEPT the connection is established by the client's first data packet, which

@@ -290,13 +290,18 @@ pub fn go_server() -> Option<Server> {
     Some(Server { child, port, name: "go", _dir: Some(dir), _stdout: Some(out) })
 }
 
-/// The Rust server: this test binary re-run as a child (`EBPF_TEST_RUST_SERVER=1`), running
+/// The Rust server: this test binary re-run as a child (`EBPF_TEST_RUST_SERVER=<bind address>`), running
 /// [`run_rust_server`] from the `rust_server_child` test.
 pub fn rust_server() -> Server {
+    rust_server_on("127.0.0.1:0")
+}
+
+/// [`rust_server`] listening on `bind` (`[::1]:0`: IPv6 loopback).
+pub fn rust_server_on(bind: &str) -> Server {
     let exe = std::env::current_exe().expect("test exe");
     let mut child = Command::new(exe)
         .args(["--exact", "rust_server_child", "--nocapture", "--test-threads=1"])
-        .env("EBPF_TEST_RUST_SERVER", "1")
+        .env("EBPF_TEST_RUST_SERVER", bind)
         .stdout(Stdio::piped())
         .stdin(Stdio::piped())
         .spawn()
@@ -308,8 +313,8 @@ pub fn rust_server() -> Server {
 /// Serves like the Python handler (same routes) with std::net, a thread per connection,
 /// keep-alive; exits when stdin closes. One more parameter: `pause_ms=N` waits N ms after the
 /// response before reading the connection's next request.
-pub fn run_rust_server() {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+pub fn run_rust_server(bind: &str) {
+    let l = std::net::TcpListener::bind(bind).expect("bind");
     println!("PORT {}", l.local_addr().expect("addr").port());
     std::io::stdout().flush().expect("flush");
     std::thread::spawn(|| {
@@ -382,7 +387,12 @@ pub struct Response {
 
 impl Client {
     pub fn connect(port: u16) -> Client {
-        let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        Client::connect_to(("127.0.0.1", port))
+    }
+
+    /// A client of the server at `addr` (`("::1", port)`: IPv6 loopback).
+    pub fn connect_to(addr: (&str, u16)) -> Client {
+        let s = TcpStream::connect(addr).expect("connect");
         s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
         s.set_nodelay(true).expect("nodelay");
         Client { s: BufReader::new(s) }

@@ -224,6 +224,39 @@ impl HttpEvent {
         Some(unsafe { &*bytes.as_ptr().cast::<HttpEvent>() })
     }
 
+    /// An event of the current layout version with `req` in `head` and `resp` in `resp_head`
+    /// (each cut to its capacity, `head_len`/`resp_head_len` to match), `req_bytes`/`resp_bytes`
+    /// their whole lengths, both Content-Lengths -1 (unseen) and every other field zero: the
+    /// common part of the records tests, benches and the fuzz target build, which set the rest
+    /// with struct update syntax.
+    pub fn with_heads(req: &[u8], resp: &[u8]) -> HttpEvent {
+        let (hl, rl) = (req.len().min(HTTP_HEAD_CAP), resp.len().min(HTTP_RESP_HEAD_CAP));
+        let mut ev = HttpEvent {
+            start_ns: 0,
+            end_ns: 0,
+            req_bytes: req.len() as u64,
+            resp_bytes: resp.len() as u64,
+            req_content_length: -1,
+            resp_content_length: -1,
+            conn_id: 0,
+            pid: 0,
+            req_header_bytes: 0,
+            resp_header_bytes: 0,
+            status: 0,
+            port: 0,
+            head_len: hl as u16,
+            resp_head_len: rl as u16,
+            end_reason: 0,
+            version: HTTP_EVENT_VERSION,
+            _pad: [0; 2],
+            head: [0; HTTP_HEAD_CAP],
+            resp_head: [0; HTTP_RESP_HEAD_CAP],
+        };
+        ev.head[..hl].copy_from_slice(&req[..hl]);
+        ev.resp_head[..rl].copy_from_slice(&resp[..rl]);
+        ev
+    }
+
     /// The event's bytes as the kernel writes them into the ring buffer (the inverse of
     /// [`HttpEvent::from_bytes`]); for building records in tests and benches.
     pub fn as_bytes(&self) -> &[u8] {
@@ -362,6 +395,17 @@ mod tests {
         assert_eq!(ev.version, HTTP_EVENT_VERSION);
         assert!((ev.duration_seconds() - 2.5e-6).abs() < 1e-12);
         assert_eq!(HttpEvent::from_bytes(&b[..527]), None);
+    }
+
+    #[test]
+    fn with_heads_fills_and_cuts_the_heads() {
+        let long = [b'x'; HTTP_HEAD_CAP + 10];
+        let ev = HttpEvent::with_heads(&long, b"HTTP/1.1 200 OK\r\n\r\n");
+        assert_eq!((ev.head_len as usize, ev.req_bytes), (HTTP_HEAD_CAP, HTTP_HEAD_CAP as u64 + 10));
+        assert_eq!(ev.head(), &long[..HTTP_HEAD_CAP]);
+        assert_eq!((ev.resp_head(), ev.resp_bytes), (&b"HTTP/1.1 200 OK\r\n\r\n"[..], 19));
+        assert_eq!((ev.req_content_length, ev.resp_content_length, ev.version), (-1, -1, HTTP_EVENT_VERSION));
+        assert_eq!(HttpEvent::from_bytes(ev.as_bytes()), Some(ev));
     }
 
     #[test]

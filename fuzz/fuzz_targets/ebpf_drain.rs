@@ -14,8 +14,8 @@ use ebpf::{HttpEvent, HTTP_EVENT_VERSION};
 use ingest::ebpf::{Aggregator, EventDrain};
 use libfuzzer_sys::fuzz_target;
 
-/// Offset of `version` in the record (`bpf/http_event.h`).
-const VERSION_OFFSET: usize = 77;
+/// Offset of `version` in the record.
+const VERSION_OFFSET: usize = std::mem::offset_of!(HttpEvent, version);
 
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else { return };

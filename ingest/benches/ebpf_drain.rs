@@ -18,7 +18,7 @@
 //!   request computes its route (high-cardinality paths, e.g. a crawler or ids in URLs).
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use ebpf::{HttpEvent, HTTP_EVENT_VERSION, HTTP_HEAD_CAP, HTTP_RESP_HEAD_CAP};
+use ebpf::{HttpEvent, HTTP_RESP_HEAD_CAP};
 use ingest::ebpf::{Aggregator, EventDrain};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -32,32 +32,16 @@ const EV_CONTINUED: u8 = 6;
 
 /// An event with `req` in `head` and `resp` in `resp_head`.
 fn event(conn_id: u64, pid: u32, req: &[u8], resp: &[u8], reason: u8) -> HttpEvent {
-    let mut ev = HttpEvent {
+    HttpEvent {
         start_ns: 1_000_000_000,
         end_ns: 1_000_180_000,
-        req_bytes: req.len() as u64,
-        resp_bytes: resp.len() as u64,
-        req_content_length: -1,
-        resp_content_length: -1,
         conn_id,
         pid,
-        req_header_bytes: 0,
-        resp_header_bytes: 0,
         status: std::str::from_utf8(resp.get(9..12).unwrap_or(b"200")).ok().and_then(|s| s.parse().ok()).unwrap_or(200),
         port: 8080,
-        head_len: req.len().min(HTTP_HEAD_CAP) as u16,
-        resp_head_len: resp.len().min(HTTP_RESP_HEAD_CAP) as u16,
         end_reason: reason,
-        version: HTTP_EVENT_VERSION,
-        _pad: [0; 2],
-        head: [0; HTTP_HEAD_CAP],
-        resp_head: [0; HTTP_RESP_HEAD_CAP],
-    };
-    let n = usize::from(ev.head_len);
-    ev.head[..n].copy_from_slice(&req[..n]);
-    let n = usize::from(ev.resp_head_len);
-    ev.resp_head[..n].copy_from_slice(&resp[..n]);
-    ev
+        ..HttpEvent::with_heads(req, resp)
+    }
 }
 
 /// Events back to back, as the ring buffer holds them.

@@ -405,29 +405,16 @@ mod tests {
     fn record(pid: u32, conn: u64, path: &str) -> Vec<u8> {
         let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
         let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
-        let mut ev = HttpEvent {
+        let ev = HttpEvent {
             start_ns: 1_000,
             end_ns: 2_001_000,
-            req_bytes: req.len() as u64,
-            resp_bytes: resp.len() as u64,
-            req_content_length: -1,
-            resp_content_length: -1,
             conn_id: conn,
             pid,
-            req_header_bytes: 0,
-            resp_header_bytes: 0,
             status: 200,
             port: 8080,
-            head_len: req.len() as u16,
-            resp_head_len: resp.len() as u16,
             end_reason: 5,
-            version: ebpf::HTTP_EVENT_VERSION,
-            _pad: [0; 2],
-            head: [0; ebpf::HTTP_HEAD_CAP],
-            resp_head: [0; ebpf::HTTP_RESP_HEAD_CAP],
+            ..HttpEvent::with_heads(req.as_bytes(), resp)
         };
-        ev.head[..req.len()].copy_from_slice(req.as_bytes());
-        ev.resp_head[..resp.len()].copy_from_slice(resp);
         ev.as_bytes().to_vec()
     }
 

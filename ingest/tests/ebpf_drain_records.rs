@@ -58,34 +58,35 @@ fn well_formed() -> impl Strategy<Value = Vec<u8>> {
         })
 }
 
-/// The record's bytes, in `bpf/http_event.h`'s layout.
+/// The record's bytes: `h` and `r` as its heads, the given fields over
+/// [`HttpEvent::with_heads`]'s (head lengths included, which may exceed the heads' capacities).
 fn encode(
-    (start, end, reqb, respb, reqcl, respcl): (u64, u64, u64, u64, i64, i64),
-    (conn, pid, reqhb, resphb, status): (u64, u32, u32, u32, u16),
-    (port, hl, rl, reason, version): (u16, u16, u16, u8, u8),
+    (start_ns, end_ns, req_bytes, resp_bytes, req_content_length, resp_content_length): (u64, u64, u64, u64, i64, i64),
+    (conn_id, pid, req_header_bytes, resp_header_bytes, status): (u64, u32, u32, u32, u16),
+    (port, head_len, resp_head_len, end_reason, version): (u16, u16, u16, u8, u8),
     h: &[u8],
     r: &[u8],
 ) -> Vec<u8> {
-    let mut b = Vec::with_capacity(HttpEvent::SIZE);
-    for v in [start, end, reqb, respb] {
-        b.extend_from_slice(&v.to_le_bytes());
-    }
-    b.extend_from_slice(&reqcl.to_le_bytes());
-    b.extend_from_slice(&respcl.to_le_bytes());
-    b.extend_from_slice(&conn.to_le_bytes());
-    for v in [pid, reqhb, resphb] {
-        b.extend_from_slice(&v.to_le_bytes());
-    }
-    for v in [status, port, hl, rl] {
-        b.extend_from_slice(&v.to_le_bytes());
-    }
-    b.extend_from_slice(&[reason, version, 0, 0]);
-    let mut heads = [0u8; 192 + 256];
-    heads[..h.len()].copy_from_slice(h);
-    heads[192..192 + r.len()].copy_from_slice(r);
-    b.extend_from_slice(&heads);
-    assert_eq!(b.len(), HttpEvent::SIZE);
-    b
+    let ev = HttpEvent {
+        start_ns,
+        end_ns,
+        req_bytes,
+        resp_bytes,
+        req_content_length,
+        resp_content_length,
+        conn_id,
+        pid,
+        req_header_bytes,
+        resp_header_bytes,
+        status,
+        port,
+        head_len,
+        resp_head_len,
+        end_reason,
+        version,
+        ..HttpEvent::with_heads(h, r)
+    };
+    ev.as_bytes().to_vec()
 }
 
 /// One record of random fields and HTTP-shaped heads (version byte mostly current).

@@ -30,28 +30,20 @@ fn routes_collapse_identifiers() {
 }
 
 fn event(head: &[u8], status: u16, reason: u8) -> Vec<u8> {
-    let mut ev = HttpEvent {
+    let ev = HttpEvent {
         start_ns: 1_000_000,
         end_ns: 11_000_000,
         req_bytes: 100,
         resp_bytes: 300,
-        req_content_length: -1,
-        resp_content_length: -1,
         conn_id: 1,
         pid: 7,
         req_header_bytes: 90,
         resp_header_bytes: 100,
         status,
         port: 8080,
-        head_len: head.len() as u16,
-        resp_head_len: 0,
         end_reason: reason,
-        version: HTTP_EVENT_VERSION,
-        _pad: [0; 2],
-        head: [0; ebpf::HTTP_HEAD_CAP],
-        resp_head: [0; ebpf::HTTP_RESP_HEAD_CAP],
+        ..HttpEvent::with_heads(head, b"")
     };
-    ev.head[..head.len()].copy_from_slice(head);
     ev.as_bytes().to_vec()
 }
 
